@@ -1,0 +1,107 @@
+#pragma once
+
+#include <aether/actors/actor.hpp>
+#include <aether/actors/actor_id.hpp>
+#include <aether/actors/message.hpp>
+#include <aether/actors/metrics.hpp>
+#include <aether/actors/reply.hpp>
+#include <aether/actors/supervision.hpp>
+#include <aether/runtime/executor.hpp>
+#include <aether/runtime/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace aether {
+
+namespace detail {
+class system_core;
+}
+
+/// Settings of an actor system.
+struct system_config {
+  /// Actors hash to this many shards; each shard has one mailbox.
+  std::uint32_t shard_count = 64;
+  /// Messages a shard's mailbox holds before sends fail with `mailbox_full`.
+  std::size_t mailbox_capacity = 1u << 16;
+  /// Messages a shard handles per turn before it yields its thread.
+  std::size_t drain_batch = 64;
+  /// An actor idle this long is passivated; zero never passivates.
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes{5}};
+  /// Called (on a runtime thread) for every dead letter; optional.
+  std::function<void(const dead_letter&)> on_dead_letter;
+
+  /// `invalid_argument` when a value is out of range.
+  [[nodiscard]] expected<void> validate() const;
+};
+
+/// Makes a fresh instance of an actor type for an id.
+using actor_factory = std::function<std::unique_ptr<actor>(const actor_id&)>;
+
+/// Virtual actors on an executor: sharded mailboxes, activation on first
+/// message, idle passivation, supervision, tell and ask.
+///
+/// Thread-safety: `tell`, `ask`, `metrics` and `register_actor` from any
+/// thread. The executor must not run the system's tasks after it is
+/// destroyed: `close` it and wait, or stop the executor first.
+class actor_system {
+public:
+  actor_system(system_config config, executor& exec);
+  ~actor_system();
+  actor_system(const actor_system&) = delete;
+  actor_system& operator=(const actor_system&) = delete;
+
+  /// Registers actor type `type` made by `factory`. Throws
+  /// `bad_expected_access` for an invalid type name.
+  void register_actor(std::string_view type, actor_factory factory, actor_options options = {});
+
+  /// Registers `T`, default-constructed.
+  template <class T>
+  void register_actor(std::string_view type, actor_options options = {}) {
+    register_actor(type, [](const actor_id&) { return std::make_unique<T>(); }, options);
+  }
+
+  /// Sends `m` to `to` from outside any actor.
+  template <class M>
+  expected<void> tell(const actor_id& to, M&& m) {
+    return tell_message(to, message{std::forward<M>(m)});
+  }
+
+  /// Asks `to` from outside any actor; the answer or error arrives by the
+  /// returned `pending<R>`.
+  template <class R, class M>
+  [[nodiscard]] pending<R> ask(const actor_id& to, M&& m, executor::duration timeout) {
+    auto slot = make_intrusive<detail::external_reply_slot<R>>(exec(), to.shard(shard_count()));
+    ask_message(to, message{std::forward<M>(m)}, timeout, slot);
+    return pending<R>{std::move(slot)};
+  }
+
+  /// Stops accepting messages from outside; actors may still message each other.
+  void stop_accepting() noexcept;
+  /// True when every mailbox is empty and no shard is running.
+  [[nodiscard]] bool idle() const noexcept;
+  /// Handles what is queued, passivates every actor and closes the
+  /// mailboxes (later messages become dead letters); then calls `done` on a
+  /// runtime thread.
+  void close(unique_function<void()> done);
+
+  [[nodiscard]] metrics_snapshot metrics() const noexcept;
+  [[nodiscard]] std::uint32_t shard_count() const noexcept;
+  [[nodiscard]] executor& exec() const noexcept;
+  /// Actors currently active in all shards (reads each shard on its turn is
+  /// not needed: a relaxed count).
+  [[nodiscard]] std::size_t active_actors() const noexcept;
+
+private:
+  expected<void> tell_message(const actor_id& to, message&& m);
+  void ask_message(const actor_id& to, message&& m, executor::duration timeout,
+                   intrusive_ptr<detail::reply_slot> slot);
+  void start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot);
+
+  std::unique_ptr<detail::system_core> core_;
+};
+
+} // namespace aether

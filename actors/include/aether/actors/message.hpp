@@ -1,0 +1,162 @@
+#pragma once
+
+#include <cstddef>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace aether {
+
+/// What Aether knows of a C++ message type: its name and how to move and
+/// destroy a value of it. One constant per type; its address is the type's
+/// identity for handler lookup.
+///
+/// A type names itself with a `static constexpr std::string_view type_name`
+/// member (the name later used on the wire); otherwise the compiler's
+/// spelling of the type is used.
+struct message_type {
+  std::string_view name;
+  bool stored_inline;
+  void (*relocate)(void* dst, void* src) noexcept;
+  void (*destroy)(void* storage) noexcept;
+};
+
+namespace detail {
+
+template <class T>
+constexpr std::string_view compiler_type_name() noexcept {
+  std::string_view p = __PRETTY_FUNCTION__;
+  const auto start = p.find("T = ") + 4;
+  const auto end = p.find_first_of(";]", start);
+  return p.substr(start, end - start);
+}
+
+template <class T>
+concept self_named = requires {
+  { T::type_name } -> std::convertible_to<std::string_view>;
+};
+
+inline constexpr std::size_t message_inline_size = 3 * sizeof(void*);
+
+template <class T>
+inline constexpr bool message_inline = sizeof(T) <= message_inline_size && alignof(T) <= alignof(void*) &&
+                                       std::is_nothrow_move_constructible_v<T>;
+
+template <class T>
+constexpr std::string_view message_name() noexcept {
+  if constexpr (self_named<T>) {
+    return T::type_name;
+  } else {
+    return compiler_type_name<T>();
+  }
+}
+
+template <class T>
+inline constexpr message_type message_type_v{
+    message_name<T>(), message_inline<T>,
+    [](void* dst, void* src) noexcept {
+      if constexpr (message_inline<T>) {
+        ::new (dst) T(std::move(*static_cast<T*>(src)));
+        static_cast<T*>(src)->~T();
+      } else {
+        *static_cast<T**>(dst) = *static_cast<T**>(src);
+      }
+    },
+    [](void* s) noexcept {
+      if constexpr (message_inline<T>) {
+        static_cast<T*>(s)->~T();
+      } else {
+        delete *static_cast<T**>(s);
+      }
+    }};
+
+} // namespace detail
+
+/// The descriptor of message type `T`.
+template <class T>
+[[nodiscard]] constexpr const message_type* message_type_of() noexcept {
+  return &detail::message_type_v<std::remove_cvref_t<T>>;
+}
+
+/// A type-erased message value: small values (up to three pointers) inline,
+/// larger ones on the heap. Move-only.
+///
+/// Thread-safety: a value type; may be moved to another thread.
+class message {
+public:
+  message() noexcept = default;
+
+  template <class T>
+    requires(!std::is_same_v<std::remove_cvref_t<T>, message>)
+  explicit message(T&& value) : type_{message_type_of<T>()} {
+    using U = std::remove_cvref_t<T>;
+    if constexpr (detail::message_inline<U>) {
+      ::new (static_cast<void*>(&storage_)) U(std::forward<T>(value));
+    } else {
+      *reinterpret_cast<U**>(&storage_) = new U(std::forward<T>(value));
+    }
+  }
+
+  message(message&& other) noexcept : type_{other.type_} {
+    if (type_) {
+      type_->relocate(&storage_, &other.storage_);
+      other.type_ = nullptr;
+    }
+  }
+
+  message& operator=(message&& other) noexcept {
+    if (this != &other) {
+      reset();
+      if (other.type_) {
+        other.type_->relocate(&storage_, &other.storage_);
+        type_ = std::exchange(other.type_, nullptr);
+      }
+    }
+    return *this;
+  }
+
+  message(const message&) = delete;
+  message& operator=(const message&) = delete;
+  ~message() { reset(); }
+
+  /// The type of the value, or nullptr when empty.
+  [[nodiscard]] const message_type* type() const noexcept { return type_; }
+  [[nodiscard]] std::string_view type_name() const noexcept { return type_ ? type_->name : "<empty>"; }
+  [[nodiscard]] bool empty() const noexcept { return type_ == nullptr; }
+
+  template <class T>
+  [[nodiscard]] bool is() const noexcept {
+    return type_ == message_type_of<T>();
+  }
+
+  /// The value as a `T`, or nullptr when it holds another type.
+  template <class T>
+  [[nodiscard]] T* get_if() noexcept {
+    if (!is<T>()) return nullptr;
+    return static_cast<T*>(data());
+  }
+  template <class T>
+  [[nodiscard]] const T* get_if() const noexcept {
+    return const_cast<message*>(this)->get_if<T>();
+  }
+
+  /// Untyped access for dispatch code that checked `type()` already.
+  [[nodiscard]] void* data() noexcept {
+    if (type_ == nullptr) return nullptr;
+    return type_->stored_inline ? static_cast<void*>(&storage_) : *reinterpret_cast<void**>(&storage_);
+  }
+
+private:
+  void reset() noexcept {
+    if (type_) {
+      type_->destroy(&storage_);
+      type_ = nullptr;
+    }
+  }
+
+  const message_type* type_ = nullptr;
+  std::aligned_storage_t<detail::message_inline_size, alignof(void*)> storage_;
+};
+
+} // namespace aether

@@ -1,0 +1,161 @@
+#include "shard.hpp"
+#include "system_core.hpp"
+
+#include <aether/runtime/log.hpp>
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+namespace aether {
+
+expected<void> system_config::validate() const {
+  if (shard_count == 0) return error{errc::invalid_argument, "shard_count must be at least 1"};
+  if (mailbox_capacity == 0) return error{errc::invalid_argument, "mailbox_capacity must be at least 1"};
+  if (drain_batch == 0) return error{errc::invalid_argument, "drain_batch must be at least 1"};
+  if (idle_timeout.count() < 0) return error{errc::invalid_argument, "idle_timeout must not be negative"};
+  return {};
+}
+
+namespace detail {
+
+system_core::system_core(system_config cfg, executor& ex) : config{std::move(cfg)}, exec{ex} {
+  config.validate().value();
+  shards.reserve(config.shard_count);
+  for (std::uint32_t i = 0; i < config.shard_count; ++i) shards.push_back(std::make_unique<shard>(*this, i));
+  for (auto& s : shards) exec.post(s->lane(), [p = s.get()] { p->start(); });
+}
+
+system_core::~system_core() = default;
+
+std::size_t system_core::lane_of(const actor_id& id) const noexcept {
+  return shards[id.shard(config.shard_count)]->lane();
+}
+
+expected<void> system_core::send(envelope&& env, bool bounded) {
+  if (env.target.empty()) return error{errc::invalid_id, "the target id is empty"};
+  return shards[env.target.shard(config.shard_count)]->enqueue(std::move(env), bounded);
+}
+
+void system_core::fail(envelope& env, const error& e) {
+  if (env.kind == envelope_kind::deliver && env.reply) {
+    env.reply->complete(message{e});
+    env.reply = {};
+    return;
+  }
+  dead_letter(env.target, env.payload.type_name(), e.code());
+}
+
+void system_core::dead_letter(const actor_id& target, std::string_view type, errc reason) {
+  counters::bump(stats.dead_letters);
+  log(log_level::debug, "dead letter to {}: {} ({})", target.to_string(), type, to_string(reason));
+  if (config.on_dead_letter) {
+    try {
+      config.on_dead_letter(aether::dead_letter{target, type, reason});
+    } catch (const std::exception& e) {
+      log(log_level::warn, "the dead letter callback threw: {}", e.what());
+    }
+  }
+}
+
+const type_entry* system_core::find_type(std::string_view name) const {
+  std::shared_lock lock{types_mutex};
+  auto it = types.find(std::string{name});
+  return it == types.end() ? nullptr : it->second.get();
+}
+
+void actor_reply_slot::deliver(message&& answer) {
+  envelope env{asker_, {}, intrusive_ptr<reply_slot>{this}, std::move(answer), envelope_kind::answer};
+  if (!core_.send(std::move(env), false)) core_.dead_letter(asker_, "answer", errc::mailbox_full);
+}
+
+} // namespace detail
+
+actor_system::actor_system(system_config config, executor& exec)
+    : core_{std::make_unique<detail::system_core>(std::move(config), exec)} {}
+
+actor_system::~actor_system() = default;
+
+void actor_system::register_actor(std::string_view type, actor_factory factory, actor_options options) {
+  actor_id::validate_part(type, "actor type").value();
+  auto entry = std::make_unique<detail::type_entry>();
+  entry->name = std::string{type};
+  entry->factory = std::move(factory);
+  entry->options = options;
+  entry->idle_timeout = options.idle_timeout.count() >= 0 ? options.idle_timeout : core_->config.idle_timeout;
+  std::unique_lock lock{core_->types_mutex};
+  // Replacing a type keeps the old entry alive: active cells point at it.
+  auto& slot = core_->types[entry->name];
+  if (slot) {
+    log(log_level::warn, "actor type {} registered twice; the first registration stays", type);
+    return;
+  }
+  slot = std::move(entry);
+}
+
+expected<void> actor_system::tell_message(const actor_id& to, message&& m) {
+  if (!core_->accepting.load(std::memory_order_acquire)) return error{errc::shutting_down};
+  return core_->send(detail::envelope{to, {}, {}, std::move(m)}, true);
+}
+
+void actor_system::ask_message(const actor_id& to, message&& m, executor::duration timeout,
+                               intrusive_ptr<detail::reply_slot> slot) {
+  if (!core_->accepting.load(std::memory_order_acquire)) {
+    slot->complete(message{error{errc::shutting_down}});
+    return;
+  }
+  if (to.empty()) {
+    slot->complete(message{error{errc::invalid_id, "the target id is empty"}});
+    return;
+  }
+  start_external_timeout(core_->lane_of(to), timeout, *slot);
+  detail::envelope env{to, {}, slot, std::move(m)};
+  if (auto sent = core_->send(std::move(env), true); !sent) slot->complete(message{sent.error()});
+}
+
+void actor_system::start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot) {
+  core_->exec.post(lane, [core = core_.get(), lane, timeout, s = intrusive_ptr<detail::reply_slot>{&slot}] {
+    if (s->done()) return;
+    s->timer = core->exec.start_timer(lane, timeout, executor::duration::zero(), [core, s] {
+      s->timer = 0;
+      if (s->complete(message{error{errc::timeout}})) detail::counters::bump(core->stats.ask_timeouts);
+    });
+  });
+}
+
+void actor_system::stop_accepting() noexcept { core_->accepting.store(false, std::memory_order_release); }
+
+bool actor_system::idle() const noexcept {
+  for (const auto& s : core_->shards) {
+    if (!s->idle()) return false;
+  }
+  return true;
+}
+
+void actor_system::close(unique_function<void()> done) {
+  stop_accepting();
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(core_->shards.size());
+  auto finish = std::make_shared<unique_function<void()>>(std::move(done));
+  for (auto& s : core_->shards) {
+    core_->exec.post(s->lane(), [p = s.get(), remaining, finish] {
+      p->close();
+      if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1 && *finish) (*finish)();
+    });
+  }
+}
+
+metrics_snapshot actor_system::metrics() const noexcept {
+  const auto& c = core_->stats;
+  auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  return metrics_snapshot{get(c.messages),         get(c.activations), get(c.passivations),
+                          get(c.handler_failures), get(c.restarts),    get(c.dead_letters),
+                          get(c.late_replies),     get(c.mailbox_full), get(c.ask_timeouts)};
+}
+
+std::uint32_t actor_system::shard_count() const noexcept { return core_->config.shard_count; }
+executor& actor_system::exec() const noexcept { return core_->exec; }
+std::size_t actor_system::active_actors() const noexcept {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, core_->stats.active_actors.load(std::memory_order_relaxed)));
+}
+
+} // namespace aether

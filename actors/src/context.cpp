@@ -1,0 +1,109 @@
+#include "shard.hpp"
+#include "system_core.hpp"
+
+#include <aether/actors/context.hpp>
+
+#include <memory>
+
+namespace aether {
+
+using detail::envelope;
+using detail::envelope_kind;
+
+namespace {
+const actor_id none;
+}
+
+const actor_id& context::self() const noexcept { return self_ ? *self_ : none; }
+const actor_id& context::sender() const noexcept { return current_ ? current_->sender : none; }
+executor::time_point context::now() const noexcept { return shard_->now(); }
+
+void context::reply_message(message&& m) {
+  auto& core = shard_->core();
+  replied_ = true;
+  if (current_ && current_->reply) {
+    auto slot = std::move(current_->reply);
+    if (!slot->complete(std::move(m))) detail::counters::bump(core.stats.late_replies);
+    return;
+  }
+  if (current_ && !current_->sender.empty()) {
+    envelope env{current_->sender, self(), {}, std::move(m)};
+    const auto type = env.payload.type_name();
+    if (!core.send(std::move(env), true)) core.dead_letter(current_->sender, type, errc::mailbox_full);
+    return;
+  }
+  core.dead_letter(self(), m.type_name(), errc::no_reply);
+}
+
+response_promise context::promise() {
+  replied_ = true;
+  if (current_ == nullptr) return response_promise{shard_->core(), {}, self(), {}};
+  return response_promise{shard_->core(), std::move(current_->reply), self(), current_->sender};
+}
+
+expected<void> context::tell_message(const actor_id& to, message&& m) {
+  return shard_->core().send(envelope{to, self(), {}, std::move(m)}, true);
+}
+
+intrusive_ptr<detail::actor_reply_slot> context::ask_message(const actor_id& to, message&& m, duration timeout) {
+  auto& core = shard_->core();
+  auto slot = make_intrusive<detail::actor_reply_slot>(core, self(), cell_->incarnation);
+  ++cell_->pending_asks;
+  slot->timer = core.exec.start_timer(shard_->lane(), timeout, duration::zero(), [slot, &core] {
+    slot->timer = 0;
+    if (slot->complete(message{error{errc::timeout}})) detail::counters::bump(core.stats.ask_timeouts);
+  });
+  // A failed send answers through the asker's mailbox, like any answer.
+  if (auto sent = core.send(envelope{to, self(), slot, std::move(m)}, true); !sent) {
+    slot->complete(message{sent.error()});
+  }
+  return slot;
+}
+
+executor::timer_id context::schedule(duration delay, duration period, unique_function<message()> make) {
+  auto& core = shard_->core();
+  const bool once = period == duration::zero();
+  auto id_holder = std::make_shared<timer_id>(0);
+  const auto id = core.exec.start_timer(
+      shard_->lane(), delay, period,
+      [s = shard_, target = self(), inc = cell_->incarnation, once, id_holder, make = std::move(make)]() mutable {
+        s->fire_timer(target, inc, *id_holder, once, make());
+      });
+  *id_holder = id;
+  cell_->ext().timers.push_back(id);
+  return id;
+}
+
+void context::cancel_timer(timer_id id) {
+  shard_->core().exec.cancel_timer(shard_->lane(), id);
+  if (cell_ && cell_->extras) std::erase(cell_->extras->timers, id);
+}
+
+void response_promise::deliver_message(message&& m) {
+  if (core_ == nullptr) return;
+  auto* core = std::exchange(core_, nullptr);
+  if (slot_) {
+    if (!slot_->complete(std::move(m))) detail::counters::bump(core->stats.late_replies);
+    slot_ = {};
+    return;
+  }
+  if (!sender_.empty()) {
+    const auto type = m.type_name();
+    if (!core->send(envelope{sender_, self_, {}, std::move(m)}, true)) {
+      core->dead_letter(sender_, type, errc::mailbox_full);
+    }
+    return;
+  }
+  core->dead_letter(self_, m.type_name(), errc::no_reply);
+}
+
+void response_promise::abandon() noexcept {
+  if (core_ == nullptr) return;
+  core_ = nullptr;
+  if (slot_) {
+    slot_->complete(message{error{errc::no_reply, "the response promise was dropped"}});
+    slot_ = {};
+  }
+}
+
+} // namespace aether

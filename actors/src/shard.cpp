@@ -1,0 +1,374 @@
+#include "shard.hpp"
+
+#include <aether/runtime/log.hpp>
+
+#include <algorithm>
+#include <array>
+#include <exception>
+
+namespace aether::detail {
+
+namespace {
+thread_local shard* running_shard = nullptr;
+
+/// Sets the running shard for the duration of a turn.
+class turn_scope {
+public:
+  explicit turn_scope(shard* s) noexcept : previous_{std::exchange(running_shard, s)} {}
+  ~turn_scope() { running_shard = previous_; }
+  turn_scope(const turn_scope&) = delete;
+  turn_scope& operator=(const turn_scope&) = delete;
+
+private:
+  shard* previous_;
+};
+
+constexpr std::size_t max_batch = 256;
+
+executor::duration sweep_interval(const system_config& cfg) {
+  using namespace std::chrono;
+  const executor::duration idle = cfg.idle_timeout;
+  if (idle <= executor::duration::zero()) return seconds{1}; // only per-type timeouts
+  return std::clamp<executor::duration>(idle / 4, milliseconds{1}, seconds{1});
+}
+} // namespace
+
+shard* shard::current() noexcept { return running_shard; }
+
+shard::shard(system_core& core, std::uint32_t index)
+    : core_{core}, index_{index}, lane_{index % core.exec.lane_count()}, consumer_{queue_}, ctx_{*this} {
+  producers_.resize(core.config.shard_count);
+}
+
+shard::~shard() = default;
+
+void shard::start() {
+  sweep_timer_ = core_.exec.start_timer(lane_, sweep_interval(core_.config), sweep_interval(core_.config),
+                                        [this] { sweep(); });
+}
+
+expected<void> shard::enqueue(envelope&& env, bool bounded) {
+  if (bounded && count_.load(std::memory_order_relaxed) >= core_.config.mailbox_capacity) {
+    counters::bump(core_.stats.mailbox_full);
+    return error{errc::mailbox_full, env.target.to_string()};
+  }
+  shard* from = running_shard;
+  const bool queued = from != nullptr ? queue_.enqueue(from->producer_for(*this), std::move(env))
+                                      : queue_.enqueue(std::move(env));
+  if (!queued) {
+    counters::bump(core_.stats.mailbox_full);
+    return error{errc::mailbox_full, "out of memory"};
+  }
+  // The enqueue happens before the count moves, so a drain that sees the
+  // count also finds the message.
+  if (count_.fetch_add(1, std::memory_order_acq_rel) == 0) schedule();
+  return {};
+}
+
+moodycamel::ProducerToken& shard::producer_for(shard& target) {
+  auto& token = producers_[target.index_];
+  if (!token) token = std::make_unique<moodycamel::ProducerToken>(target.queue_);
+  return *token;
+}
+
+void shard::schedule() {
+  core_.exec.post(lane_, [this] { drain(); });
+}
+
+void shard::drain() {
+  turn_scope turn{this};
+  std::array<envelope, max_batch> batch;
+  const auto limit = std::min(core_.config.drain_batch, max_batch);
+  const auto n = queue_.try_dequeue_bulk(consumer_, batch.begin(), limit);
+  now_ = core_.exec.now();
+  for (std::size_t i = 0; i < n; ++i) {
+    handle(batch[i]);
+    batch[i] = envelope{}; // release the message and ids before the next one runs
+  }
+  counters::bump(core_.stats.messages, n);
+  if (count_.fetch_sub(n, std::memory_order_acq_rel) != n) schedule();
+}
+
+void shard::handle(envelope& env) {
+  if (closed_) {
+    core_.fail(env, error{errc::shutting_down, env.target.to_string()});
+    return;
+  }
+  if (env.kind == envelope_kind::answer) {
+    answer(env);
+  } else {
+    deliver(env);
+  }
+}
+
+void shard::deliver(envelope& env) {
+  cell* c = nullptr;
+  if (auto it = directory_.find(env.target); it != directory_.end()) {
+    c = &it->second;
+  } else {
+    auto activated = activate(env.target);
+    if (!activated) {
+      core_.fail(env, activated.error());
+      return;
+    }
+    c = *activated;
+  }
+  if (c->restarting) {
+    auto& stash = c->ext().stash;
+    if (stash.size() >= core_.config.mailbox_capacity) {
+      counters::bump(core_.stats.mailbox_full);
+      core_.fail(env, error{errc::mailbox_full, env.target.to_string()});
+      return;
+    }
+    stash.push_back(std::move(env));
+    return;
+  }
+  invoke(*c, env, true);
+}
+
+expected<cell*> shard::activate(const actor_id& id) {
+  const type_entry* type = core_.find_type(id.type());
+  if (type == nullptr) return error{errc::unknown_actor_type, std::string{id.type()}};
+  std::unique_ptr<actor> instance;
+  try {
+    instance = type->factory(id);
+  } catch (const std::exception& e) {
+    return error{errc::handler_failed, fmt::format("activating {}: {}", id.to_string(), e.what())};
+  }
+  if (!instance) return error{errc::handler_failed, fmt::format("the factory of {} made nothing", id.type())};
+  auto [it, inserted] = directory_.try_emplace(id);
+  cell& c = it->second;
+  c.instance = std::move(instance);
+  c.type = type;
+  c.incarnation = next_incarnation_++;
+  c.last_active = now_;
+  counters::bump(core_.stats.activations);
+  core_.stats.active_actors.fetch_add(1, std::memory_order_relaxed);
+  if (!run_hook(it->first, c, true)) {
+    directory_.erase(it);
+    core_.stats.active_actors.fetch_sub(1, std::memory_order_relaxed);
+    return error{errc::handler_failed, fmt::format("on_activate of {} threw", id.to_string())};
+  }
+  return &c;
+}
+
+void shard::enter(const actor_id* self, cell* c, envelope* env) noexcept {
+  ctx_.self_ = self;
+  ctx_.cell_ = c;
+  ctx_.current_ = env;
+  ctx_.replied_ = false;
+  ctx_.stop_requested_ = false;
+}
+
+bool shard::run_hook(const actor_id& id, cell& c, bool activate) {
+  enter(&id, &c, nullptr);
+  try {
+    if (activate) {
+      c.instance->on_activate(ctx_);
+    } else {
+      c.instance->on_passivate(ctx_);
+    }
+  } catch (const std::exception& e) {
+    log(log_level::warn, "{} of a {} threw: {}", activate ? "on_activate" : "on_passivate", c.type->name, e.what());
+    enter(nullptr, nullptr, nullptr);
+    return false;
+  } catch (...) {
+    enter(nullptr, nullptr, nullptr);
+    return false;
+  }
+  enter(nullptr, nullptr, nullptr);
+  return true;
+}
+
+void shard::invoke(cell& c, envelope& env, bool touch) {
+  if (touch) c.last_active = now_;
+  enter(&env.target, &c, &env);
+  bool handled = false;
+  try {
+    handled = dispatcher::dispatch(*c.instance, env.payload, ctx_);
+  } catch (const std::exception& e) {
+    on_failure(env.target, c, &env, e.what());
+    return;
+  } catch (...) {
+    on_failure(env.target, c, &env, "a non-standard exception");
+    return;
+  }
+  const bool stop = ctx_.stop_requested_;
+  enter(nullptr, nullptr, nullptr);
+  if (!handled) {
+    core_.fail(env, error{errc::unknown_message_type,
+                          fmt::format("{} has no handler for {}", env.target.to_string(), env.payload.type_name())});
+  } else if (env.reply) {
+    // An ask the handler neither answered nor promised to answer.
+    env.reply->complete(message{error{errc::no_reply, std::string{env.payload.type_name()}}});
+    env.reply = {};
+  }
+  if (stop) passivate(env.target, errc::actor_stopped);
+}
+
+void shard::answer(envelope& env) {
+  auto* slot = static_cast<actor_reply_slot*>(env.reply.get());
+  if (slot->timer != 0) core_.exec.cancel_timer(lane_, std::exchange(slot->timer, 0));
+  auto it = directory_.find(env.target);
+  if (it == directory_.end() || it->second.incarnation != slot->incarnation()) {
+    // The asker stopped or restarted: its callbacks died with it.
+    core_.dead_letter(env.target, env.payload.type_name(), errc::actor_stopped);
+    return;
+  }
+  cell& c = it->second;
+  if (c.pending_asks > 0) --c.pending_asks;
+  if (!slot->on_answer) return;
+  enter(&it->first, &c, nullptr);
+  try {
+    slot->on_answer(env.payload, ctx_);
+  } catch (const std::exception& e) {
+    on_failure(env.target, c, nullptr, e.what());
+    return;
+  } catch (...) {
+    on_failure(env.target, c, nullptr, "a non-standard exception");
+    return;
+  }
+  const bool stop = ctx_.stop_requested_;
+  enter(nullptr, nullptr, nullptr);
+  if (stop) passivate(env.target, errc::actor_stopped);
+}
+
+void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_view what) {
+  enter(nullptr, nullptr, nullptr);
+  counters::bump(core_.stats.handler_failures);
+  const std::string detail =
+      fmt::format("{} failed on {}: {}", id.to_string(),
+                  env ? env->payload.type_name() : std::string_view{"an ask callback"}, what);
+  log(log_level::warn, "{}", detail);
+  if (env && env->reply) {
+    env->reply->complete(message{error{errc::handler_failed, detail}});
+    env->reply = {};
+  }
+  auto it = directory_.find(id);
+  if (it == directory_.end()) return;
+
+  const auto& opts = c.type->options;
+  switch (opts.on_failure) {
+  case supervision::resume:
+    return;
+  case supervision::stop:
+    passivate(it, errc::actor_stopped);
+    return;
+  case supervision::restart:
+    break;
+  }
+  auto& x = c.ext();
+  const auto now = core_.exec.now();
+  while (!x.failures.empty() && now - x.failures.front() > opts.restart.window) x.failures.pop_front();
+  x.failures.push_back(now);
+  if (x.failures.size() > opts.restart.max_restarts) {
+    log(log_level::warn, "{} failed {} times within {} ms: stopped", it->first.to_string(), x.failures.size(),
+        opts.restart.window.count());
+    passivate(it, errc::handler_failed);
+    return;
+  }
+  // Backoff doubles per failure in the window, capped.
+  auto backoff = std::chrono::duration_cast<executor::duration>(opts.restart.min_backoff);
+  for (std::size_t i = 1; i < x.failures.size() && backoff < opts.restart.max_backoff; ++i) backoff *= 2;
+  backoff = std::min<executor::duration>(backoff, opts.restart.max_backoff);
+
+  run_hook(it->first, c, false);
+  c.instance.reset();
+  for (auto t : x.timers) core_.exec.cancel_timer(lane_, t);
+  x.timers.clear();
+  c.restarting = true;
+  c.pending_asks = 0;
+  c.incarnation = next_incarnation_++; // answers to the old instance are dropped
+  counters::bump(core_.stats.restarts);
+  x.restart_timer = core_.exec.start_timer(lane_, backoff, executor::duration::zero(),
+                                           [this, id = it->first, inc = c.incarnation] { restart(id, inc); });
+}
+
+void shard::restart(const actor_id& id, std::uint32_t incarnation) {
+  turn_scope turn{this};
+  now_ = core_.exec.now();
+  auto it = directory_.find(id);
+  if (it == directory_.end() || it->second.incarnation != incarnation || !it->second.restarting) return;
+  cell& c = it->second;
+  c.ext().restart_timer = 0;
+  try {
+    c.instance = c.type->factory(id);
+  } catch (const std::exception& e) {
+    log(log_level::warn, "restarting {}: {}", id.to_string(), e.what());
+  }
+  if (!c.instance || !run_hook(it->first, c, true)) {
+    passivate(it, errc::handler_failed);
+    return;
+  }
+  c.restarting = false;
+  c.last_active = now_;
+  // Hand over what waited, in order, until the new instance fails or stops.
+  for (;;) {
+    it = directory_.find(id);
+    if (it == directory_.end() || it->second.restarting || !it->second.extras || it->second.extras->stash.empty()) {
+      return;
+    }
+    auto env = std::move(it->second.extras->stash.front());
+    it->second.extras->stash.pop_front();
+    invoke(it->second, env, true);
+  }
+}
+
+void shard::passivate(const actor_id& id, errc stash_reason) {
+  if (auto it = directory_.find(id); it != directory_.end()) passivate(it, stash_reason);
+}
+
+shard::directory::iterator shard::passivate(directory::iterator it, errc stash_reason) {
+  cell& c = it->second;
+  if (c.extras) {
+    for (auto t : c.extras->timers) core_.exec.cancel_timer(lane_, t);
+    if (c.extras->restart_timer != 0) core_.exec.cancel_timer(lane_, c.extras->restart_timer);
+    for (auto& env : c.extras->stash) core_.fail(env, error{stash_reason, env.target.to_string()});
+  }
+  if (c.instance) run_hook(it->first, c, false);
+  counters::bump(core_.stats.passivations);
+  core_.stats.active_actors.fetch_sub(1, std::memory_order_relaxed);
+  return directory_.erase(it);
+}
+
+void shard::sweep() {
+  turn_scope turn{this};
+  now_ = core_.exec.now();
+  for (auto it = directory_.begin(); it != directory_.end();) {
+    const cell& c = it->second;
+    const auto idle = c.type->idle_timeout;
+    if (idle > executor::duration::zero() && !c.restarting && c.pending_asks == 0 && now_ - c.last_active >= idle) {
+      it = passivate(it, errc::actor_stopped);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void shard::fire_timer(const actor_id& target, std::uint32_t incarnation, executor::timer_id id, bool once,
+                       message&& m) {
+  turn_scope turn{this};
+  now_ = core_.exec.now();
+  auto it = directory_.find(target);
+  if (it == directory_.end() || it->second.incarnation != incarnation || it->second.restarting) return;
+  if (once && it->second.extras) std::erase(it->second.extras->timers, id);
+  envelope env{target, {}, {}, std::move(m), envelope_kind::deliver};
+  counters::bump(core_.stats.messages);
+  // Timer ticks do not count as activity: an actor kept busy only by its own
+  // timers still passivates when idle.
+  invoke(it->second, env, false);
+}
+
+void shard::close() {
+  turn_scope turn{this};
+  if (closed_) return;
+  // What is queued now still gets handled; a bounded number of rounds, since
+  // actors may keep messaging each other.
+  const auto limit = std::max<std::size_t>(1, std::min(core_.config.drain_batch, max_batch));
+  for (auto rounds = count_.load(std::memory_order_acquire) / limit + 1; rounds > 0 && !idle(); --rounds) drain();
+  closed_ = true;
+  if (sweep_timer_ != 0) core_.exec.cancel_timer(lane_, std::exchange(sweep_timer_, 0));
+  for (auto it = directory_.begin(); it != directory_.end();) it = passivate(it, errc::shutting_down);
+}
+
+} // namespace aether::detail

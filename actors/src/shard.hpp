@@ -1,0 +1,91 @@
+#pragma once
+
+#include "system_core.hpp"
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include <atomic>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace aether::detail {
+
+/// One shard: a mailbox (a lock-free MPMC queue used as MPSC), the directory
+/// of its active actors, and the turn that drains them on one lane.
+///
+/// The atomic `count_` both bounds the mailbox and schedules the turn: the
+/// send that moves it from zero posts a drain; a drain subtracts what it
+/// handled and posts itself again while anything is left. So a shard is
+/// scheduled at most once, with one atomic operation per send.
+///
+/// FIFO per sender: the queue keeps order per producer. A sender outside the
+/// runtime is one thread (an implicit producer); a sending shard may run on
+/// any thread, so it enqueues through its own producer token per target.
+///
+/// Thread-safety: `enqueue` and `idle` from any thread; everything else on
+/// the shard's lane.
+class shard {
+public:
+  shard(system_core& core, std::uint32_t index);
+  ~shard();
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  expected<void> enqueue(envelope&& env, bool bounded);
+  [[nodiscard]] bool idle() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+  [[nodiscard]] std::size_t lane() const noexcept { return lane_; }
+  [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
+
+  /// Starts the passivation sweep. On the lane.
+  void start();
+  /// Handles what is queued, passivates all actors and refuses later
+  /// messages. On the lane.
+  void close();
+
+  // Used by `context` on the shard's turn.
+  [[nodiscard]] system_core& core() noexcept { return core_; }
+  [[nodiscard]] executor::time_point now() const noexcept { return now_; }
+  void fire_timer(const actor_id& target, std::uint32_t incarnation, executor::timer_id id, bool once,
+                  message&& m);
+
+  /// The shard running on this thread, if any.
+  static shard* current() noexcept;
+
+private:
+  using directory = std::unordered_map<actor_id, cell>;
+
+  void schedule();
+  void drain();
+  void handle(envelope& env);
+  void deliver(envelope& env);
+  void answer(envelope& env);
+  expected<cell*> activate(const actor_id& id);
+  void invoke(cell& c, envelope& env, bool touch);
+  bool run_hook(const actor_id& id, cell& c, bool activate);
+  void on_failure(const actor_id& id, cell& c, envelope* env, std::string_view what);
+  void restart(const actor_id& id, std::uint32_t incarnation);
+  directory::iterator passivate(directory::iterator it, errc stash_reason);
+  void passivate(const actor_id& id, errc stash_reason);
+  void sweep();
+  void enter(const actor_id* self, cell* c, envelope* env) noexcept;
+  moodycamel::ProducerToken& producer_for(shard& target);
+
+  system_core& core_;
+  std::uint32_t index_;
+  std::size_t lane_;
+  moodycamel::ConcurrentQueue<envelope> queue_;
+  std::atomic<std::size_t> count_{0};
+
+  // On the lane only.
+  moodycamel::ConsumerToken consumer_;
+  directory directory_;
+  std::vector<std::unique_ptr<moodycamel::ProducerToken>> producers_;
+  context ctx_;
+  executor::time_point now_{};
+  std::uint32_t next_incarnation_ = 1;
+  executor::timer_id sweep_timer_ = 0;
+  bool closed_ = false;
+};
+
+} // namespace aether::detail

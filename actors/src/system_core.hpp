@@ -1,0 +1,105 @@
+#pragma once
+
+#include <aether/actors/actor.hpp>
+#include <aether/actors/actor_system.hpp>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace aether::detail {
+
+class shard;
+
+enum class envelope_kind : std::uint8_t {
+  deliver, ///< a message for `target`; `reply` is set for an ask
+  answer,  ///< the answer to an ask `target` made; `reply` is its slot
+};
+
+/// A message in a mailbox, with where it goes and where its answer goes.
+struct envelope {
+  actor_id target;
+  actor_id sender;
+  intrusive_ptr<reply_slot> reply;
+  message payload;
+  envelope_kind kind = envelope_kind::deliver;
+};
+
+struct type_entry {
+  std::string name;
+  actor_factory factory;
+  actor_options options;
+  executor::duration idle_timeout; // resolved against the system default
+};
+
+/// What only actors that used timers, failed or are restarting need.
+struct cell_extras {
+  std::vector<executor::timer_id> timers;
+  std::deque<envelope> stash;                 // messages waiting for a restart
+  std::deque<executor::time_point> failures;  // inside the restart window
+  executor::timer_id restart_timer = 0;
+};
+
+/// An active actor in its shard's directory.
+struct cell {
+  std::unique_ptr<actor> instance;
+  const type_entry* type = nullptr;
+  executor::time_point last_active{};
+  std::uint32_t incarnation = 0; // changes with every new instance
+  std::uint32_t pending_asks = 0;
+  bool restarting = false;
+  std::unique_ptr<cell_extras> extras;
+
+  cell_extras& ext() {
+    if (!extras) extras = std::make_unique<cell_extras>();
+    return *extras;
+  }
+};
+
+struct counters {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> activations{0};
+  std::atomic<std::uint64_t> passivations{0};
+  std::atomic<std::uint64_t> handler_failures{0};
+  std::atomic<std::uint64_t> restarts{0};
+  std::atomic<std::uint64_t> dead_letters{0};
+  std::atomic<std::uint64_t> late_replies{0};
+  std::atomic<std::uint64_t> mailbox_full{0};
+  std::atomic<std::uint64_t> ask_timeouts{0};
+  std::atomic<std::int64_t> active_actors{0};
+
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.fetch_add(n, std::memory_order_relaxed);
+  }
+};
+
+/// The state an actor system shares with its shards, contexts and slots.
+class system_core {
+public:
+  system_core(system_config cfg, executor& ex);
+  ~system_core();
+
+  /// Routes `env` to its target's shard. `bounded` sends respect the mailbox
+  /// capacity; answers and other runtime traffic do not.
+  expected<void> send(envelope&& env, bool bounded);
+  /// Fails `env`: its asker gets `e`, a tell becomes a dead letter.
+  void fail(envelope& env, const error& e);
+  void dead_letter(const actor_id& target, std::string_view type, errc reason);
+  [[nodiscard]] const type_entry* find_type(std::string_view name) const;
+  [[nodiscard]] std::size_t lane_of(const actor_id& id) const noexcept;
+
+  system_config config;
+  executor& exec;
+  counters stats;
+  std::atomic<bool> accepting{true};
+  std::vector<std::unique_ptr<shard>> shards;
+
+  mutable std::shared_mutex types_mutex;
+  std::unordered_map<std::string, std::unique_ptr<type_entry>> types;
+};
+
+} // namespace aether::detail

@@ -1,0 +1,10 @@
+#pragma once
+
+/// Everything a user program needs, in one include.
+#include <aether/actors/actor.hpp>
+#include <aether/actors/actor_id.hpp>
+#include <aether/actors/actor_system.hpp>
+#include <aether/actors/context.hpp>
+#include <aether/actors/task.hpp>
+#include <aether/cluster/node.hpp>
+#include <aether/runtime/expected.hpp>

@@ -1,0 +1,138 @@
+#include <aether/cluster/node.hpp>
+#include <aether/runtime/log.hpp>
+#include <aether/runtime/thread_pool_executor.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <future>
+#include <mutex>
+#include <thread>
+
+namespace aether {
+
+namespace {
+
+/// Reads an unsigned integer variable into `out` when it is set.
+template <class T>
+expected<void> read_env(const char* name, T& out, T min, T max) {
+  const char* raw = std::getenv(name);
+  if (raw == nullptr) return {};
+  const std::string_view text{raw};
+  unsigned long long value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
+    return error{errc::invalid_argument, fmt::format("{}={} is not a number from {} to {}", name, text, min, max)};
+  }
+  out = static_cast<T>(value);
+  return {};
+}
+
+expected<void> read_ms(const char* name, std::chrono::milliseconds& out) {
+  auto ms = static_cast<std::uint64_t>(out.count());
+  if (auto r = read_env<std::uint64_t>(name, ms, 0, 1'000'000'000); !r) return r;
+  out = std::chrono::milliseconds{ms};
+  return {};
+}
+
+} // namespace
+
+expected<node_config> node_config::from_env() {
+  node_config c;
+  for (auto r : {read_env<std::size_t>("AETHER_THREADS", c.threads, 0, 1024),
+                 read_env<std::uint32_t>("AETHER_SHARDS", c.system.shard_count, 1, 1u << 16),
+                 read_env<std::size_t>("AETHER_MAILBOX_CAPACITY", c.system.mailbox_capacity, 1, 1u << 30),
+                 read_env<std::size_t>("AETHER_DRAIN_BATCH", c.system.drain_batch, 1, 256),
+                 read_ms("AETHER_IDLE_TIMEOUT_MS", c.system.idle_timeout),
+                 read_ms("AETHER_DRAIN_TIMEOUT_MS", c.drain_timeout)}) {
+    if (!r) return r.error();
+  }
+  return c;
+}
+
+struct node::impl {
+  explicit impl(node_config cfg)
+      : config{std::move(cfg)},
+        threads{config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency())},
+        pool{threads, config.system.shard_count},
+        system{config.system, pool} {}
+
+  node_config config;
+  std::size_t threads;
+  thread_pool_executor pool;
+  actor_system system;
+
+  std::mutex mutex;
+  std::condition_variable stopped_cv;
+  bool stopping = false;
+  bool stopped = false;
+  asio::io_context signals_context; // run() waits here for signals or stop()
+
+  void shutdown() {
+    {
+      std::unique_lock lock{mutex};
+      if (stopping) {
+        stopped_cv.wait(lock, [this] { return stopped; });
+        return;
+      }
+      stopping = true;
+    }
+    system.stop_accepting();
+    // Let actors finish what is queued (they may still message each other).
+    const auto deadline = std::chrono::steady_clock::now() + config.drain_timeout;
+    while (!system.idle() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+    std::promise<void> closed;
+    auto done = closed.get_future();
+    system.close([&closed] { closed.set_value(); });
+    if (done.wait_for(config.drain_timeout) != std::future_status::ready) {
+      log(log_level::warn, "shutdown: actors did not passivate within {} ms", config.drain_timeout.count());
+    }
+    pool.stop();
+    pool.join();
+    signals_context.stop();
+    std::lock_guard lock{mutex};
+    stopped = true;
+    stopped_cv.notify_all();
+  }
+};
+
+node::node(node_config config) {
+  config.system.validate().value();
+  impl_ = std::make_unique<impl>(std::move(config));
+}
+
+node::~node() { stop(); }
+
+actor_system& node::system() const noexcept { return impl_->system; }
+const node_config& node::config() const noexcept { return impl_->config; }
+
+int node::run() {
+  {
+    std::lock_guard lock{impl_->mutex};
+    if (impl_->stopping) return 0;
+  }
+  asio::signal_set signals{impl_->signals_context, SIGINT, SIGTERM};
+  signals.async_wait([this](const std::error_code& ec, int signal) {
+    if (ec) return;
+    log(log_level::info, "signal {}: shutting down", signal);
+    impl_->signals_context.stop();
+  });
+  auto guard = asio::make_work_guard(impl_->signals_context);
+  impl_->signals_context.run();
+  // A signal or stop() ended the wait; shutdown() is idempotent.
+  impl_->shutdown();
+  return 0;
+}
+
+void node::stop() { impl_->shutdown(); }
+
+} // namespace aether

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace aether {
+
+/// Expected failures of Aether operations. Values, never exceptions.
+enum class errc {
+  invalid_id = 1,        ///< an actor id part breaks the token rules
+  invalid_argument,      ///< a configuration value or argument is out of range
+  mailbox_full,          ///< the target shard's mailbox is at capacity
+  timeout,               ///< an ask got no answer in time
+  unknown_actor_type,    ///< no factory is registered for the actor type
+  unknown_message_type,  ///< the actor has no handler for the message type
+  handler_failed,        ///< the handler threw while processing the message
+  no_reply,              ///< the handler returned without replying to an ask
+  unexpected_reply,      ///< the reply has another type than the asker expects
+  shutting_down,         ///< the runtime no longer accepts messages
+  actor_stopped,         ///< the actor stopped before it could answer
+};
+
+/// The `std::error_category` of `errc`.
+[[nodiscard]] const std::error_category& aether_category() noexcept;
+
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), aether_category()};
+}
+
+/// A failure: an `errc` plus a human-readable detail.
+///
+/// Thread-safety: a value type; distinct objects may be used from any thread.
+class error {
+public:
+  error(errc code, std::string detail = {}) : code_{code}, detail_{std::move(detail)} {}
+
+  [[nodiscard]] errc code() const noexcept { return code_; }
+  [[nodiscard]] const std::string& detail() const noexcept { return detail_; }
+  [[nodiscard]] std::error_code error_code() const noexcept { return make_error_code(code_); }
+  /// "category message: detail".
+  [[nodiscard]] std::string to_string() const;
+
+  friend bool operator==(const error& e, errc c) noexcept { return e.code_ == c; }
+
+private:
+  errc code_;
+  std::string detail_;
+};
+
+/// Short name of a code, e.g. "mailbox_full".
+[[nodiscard]] std::string_view to_string(errc e) noexcept;
+
+} // namespace aether
+
+template <>
+struct std::is_error_code_enum<aether::errc> : std::true_type {};
