@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace aether {
@@ -74,6 +75,7 @@ struct node::impl {
   bool stopping = false;
   bool stopped = false;
   asio::io_context signals_context; // run() waits here for signals or stop()
+  std::optional<asio::signal_set> signals;
 
   void shutdown() {
     {
@@ -108,6 +110,15 @@ struct node::impl {
 node::node(node_config config) {
   config.system.validate().value();
   impl_ = std::make_unique<impl>(std::move(config));
+  if (impl_->config.handle_signals) {
+    // Caught from now on; handled when run() runs the context.
+    impl_->signals.emplace(impl_->signals_context, SIGINT, SIGTERM);
+    impl_->signals->async_wait([this](const std::error_code& ec, int signal) {
+      if (ec) return;
+      log(log_level::info, "signal {}: shutting down", signal);
+      impl_->signals_context.stop();
+    });
+  }
 }
 
 node::~node() { stop(); }
@@ -120,12 +131,6 @@ int node::run() {
     std::lock_guard lock{impl_->mutex};
     if (impl_->stopping) return 0;
   }
-  asio::signal_set signals{impl_->signals_context, SIGINT, SIGTERM};
-  signals.async_wait([this](const std::error_code& ec, int signal) {
-    if (ec) return;
-    log(log_level::info, "signal {}: shutting down", signal);
-    impl_->signals_context.stop();
-  });
   auto guard = asio::make_work_guard(impl_->signals_context);
   impl_->signals_context.run();
   // A signal or stop() ended the wait; shutdown() is idempotent.

@@ -22,6 +22,9 @@ struct node_config {
   system_config system{};
   /// How long shutdown waits for mailboxes to empty (`AETHER_DRAIN_TIMEOUT_MS`).
   std::chrono::milliseconds drain_timeout{5'000};
+  /// Whether the node catches SIGINT and SIGTERM (from construction on, so
+  /// none is missed before `run()`).
+  bool handle_signals = true;
 
   /// The defaults overridden by the `AETHER_*` variables that are set;
   /// `invalid_argument` naming the variable for a value that is not a number

@@ -1,0 +1,65 @@
+#include <aether/actors/actor_id.hpp>
+
+#include <doctest/doctest.h>
+
+#include <set>
+#include <string>
+
+using aether::actor_id;
+
+TEST_CASE("an actor id has a namespace, a type and a key") {
+  const actor_id id{"account", "acc-42"};
+  CHECK(id.ns() == "default");
+  CHECK(id.type() == "account");
+  CHECK(id.key() == "acc-42");
+  CHECK(id.to_string() == "default/account/acc-42");
+  const actor_id scoped{"account", "acc-42", "tenant-a"};
+  CHECK(scoped.ns() == "tenant-a");
+  CHECK(scoped != id);
+  CHECK(actor_id{"account", "acc-42"} == id);
+}
+
+TEST_CASE("invalid id parts get a typed error naming the part") {
+  const char* bad_keys[] = {"", "a.b", "a*", "a>", "has space", "tab\t", "line\r\n", "$sys", "a/b", "\x7f"};
+  for (const char* key : bad_keys) {
+    CAPTURE(std::string{key});
+    auto id = actor_id::make("account", key);
+    REQUIRE_FALSE(id);
+    CHECK(id.error().code() == aether::errc::invalid_id);
+    CHECK(id.error().detail().find("actor key") != std::string::npos);
+  }
+  CHECK(actor_id::make("bad.type", "k").error().detail().find("actor type") != std::string::npos);
+  CHECK(actor_id::make("t", "k", "").error().detail().find("namespace") != std::string::npos);
+  CHECK_FALSE(actor_id::make("t", std::string(actor_id::max_part_size + 1, 'k')));
+  CHECK(actor_id::make("t", std::string(actor_id::max_part_size, 'k')));
+  CHECK_THROWS_AS(actor_id("t", "bad key"), aether::bad_expected_access);
+}
+
+TEST_CASE("utf-8 keys are allowed") {
+  auto id = actor_id::make("user", "zoë-日本");
+  REQUIRE(id);
+  CHECK(id->key() == "zoë-日本");
+}
+
+TEST_CASE("an id round-trips through its text form") {
+  const actor_id id{"order", "o-1", "shop"};
+  auto parsed = actor_id::parse(id.to_string());
+  REQUIRE(parsed);
+  CHECK(*parsed == id);
+  auto short_form = actor_id::parse("order/o-1");
+  REQUIRE(short_form);
+  CHECK(short_form->ns() == "default");
+  CHECK_FALSE(actor_id::parse("no-slash"));
+  CHECK_FALSE(actor_id::parse("a/b/c/d"));
+}
+
+TEST_CASE("the id hash is stable and spreads ids over shards") {
+  // FNV-1a of "default.counter.c1": fixed forever, other processes and
+  // machines route by it.
+  CHECK(actor_id{"counter", "c1"}.hash() == aether::fnv1a_64("default.counter.c1"));
+  CHECK(aether::fnv1a_64("") == 0xcbf29ce484222325ULL);
+  CHECK(aether::fnv1a_64("a") == 0xaf63dc4c8601ec8cULL);
+  std::set<std::uint32_t> shards;
+  for (int i = 0; i < 1000; ++i) shards.insert(actor_id{"counter", "c" + std::to_string(i)}.shard(64));
+  CHECK(shards.size() == 64);
+}

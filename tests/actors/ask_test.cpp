@@ -1,0 +1,185 @@
+#include "test_actors.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+
+namespace {
+
+struct query {
+  actor_id target;
+  int timeout_ms = 1000;
+};
+struct outcome {
+  bool ok;
+  int value;
+  aether::errc code;
+};
+struct slow_get {};
+struct answer_now {};
+struct silent {};
+struct sum_of {
+  std::vector<actor_id> targets;
+};
+
+/// Asks another actor and reports what came back, on its own turn.
+class asker : public aether::actor {
+public:
+  asker() {
+    on([this](const query& q, aether::context& ctx) {
+      auto promise = std::make_shared<aether::response_promise>(ctx.promise());
+      const auto me = ctx.self();
+      ctx.ask<int>(q.target, test::get{}, std::chrono::milliseconds{q.timeout_ms})
+          .then(
+              [this, promise, me](const int& v, aether::context& inner) {
+                CHECK(inner.self() == me); // on the asker's turn
+                ++answers_;
+                promise->deliver(outcome{true, v, {}});
+              },
+              [this, promise](const aether::error& e) {
+                ++answers_;
+                promise->deliver(outcome{false, 0, e.code()});
+              });
+    });
+    on([this](const sum_of& s, aether::context& ctx) {
+      auto state = std::make_shared<std::pair<int, int>>(0, static_cast<int>(s.targets.size()));
+      auto promise = std::make_shared<aether::response_promise>(ctx.promise());
+      for (const auto& t : s.targets) {
+        ctx.ask<int>(t, test::get{}, 1s).then(
+            [state, promise](const int& v) {
+              state->first += v;
+              if (--state->second == 0) promise->deliver(state->first);
+            },
+            [promise](const aether::error& e) { promise->deliver(e); });
+      }
+    });
+    on([this](const test::history&) { return answers_; });
+  }
+  int answers_ = 0;
+};
+
+/// Answers `get` only when told to, so asks can time out first.
+class procrastinator : public aether::actor {
+public:
+  procrastinator() {
+    on([this](const test::get&, aether::context& ctx) { waiting_.push_back(ctx.promise()); });
+    on([this](const answer_now&) {
+      for (auto& p : waiting_) p.deliver(42);
+      waiting_.clear();
+    });
+    on([](const silent&) {});
+  }
+  std::vector<aether::response_promise> waiting_;
+};
+
+void register_all(aether::actor_system& s) {
+  s.register_actor<asker>("asker");
+  s.register_actor<test::counter>("counter");
+  s.register_actor<procrastinator>("slow");
+}
+
+} // namespace
+
+TEST_CASE("an actor asks another and gets the reply on its own turn") {
+  test::manual_fixture f;
+  register_all(f.system);
+  const actor_id c{"counter", "c1"};
+  REQUIRE(f.system.tell(c, test::add{5}));
+  auto r = f.ask<outcome>(actor_id{"asker", "a"}, query{c});
+  REQUIRE(r);
+  CHECK(r->ok);
+  CHECK(r->value == 5);
+}
+
+TEST_CASE("an actor gathers answers from several actors before replying") {
+  test::manual_fixture f;
+  register_all(f.system);
+  std::vector<actor_id> targets;
+  for (int i = 0; i < 10; ++i) {
+    targets.emplace_back("counter", "c" + std::to_string(i));
+    REQUIRE(f.system.tell(targets.back(), test::add{i}));
+  }
+  f.exec.run(); // no order between different senders: let the adds land first
+  CHECK(*f.ask<int>(actor_id{"asker", "a"}, sum_of{targets}) == 45);
+}
+
+TEST_CASE("an ask times out, and the reply that comes later is dropped and counted") {
+  test::manual_fixture f;
+  register_all(f.system);
+  const actor_id slow{"slow", "s"};
+  auto p = f.system.ask<outcome>(actor_id{"asker", "a"}, query{slow, 100}, 10s);
+  std::optional<aether::expected<outcome>> got;
+  p.then([&](aether::expected<outcome> r) { got.emplace(std::move(r)); });
+  f.exec.run();
+  CHECK_FALSE(got);
+  f.exec.advance(99ms);
+  CHECK_FALSE(got);
+  f.exec.advance(1ms);
+  REQUIRE(got);
+  REQUIRE(*got);
+  CHECK_FALSE((*got)->ok);
+  CHECK((*got)->code == aether::errc::timeout);
+  CHECK(f.system.metrics().ask_timeouts == 1);
+
+  REQUIRE(f.system.tell(slow, answer_now{}));
+  f.exec.run();
+  CHECK(f.system.metrics().late_replies == 1);
+  CHECK(*f.ask<int>(actor_id{"asker", "a"}, test::history{}) == 1); // the callback ran once
+}
+
+TEST_CASE("an external ask times out with errc::timeout") {
+  test::manual_fixture f;
+  register_all(f.system);
+  auto r = f.ask<int>(actor_id{"slow", "s"}, test::get{}, 50ms);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == aether::errc::timeout);
+}
+
+TEST_CASE("an ask the handler does not answer fails with no_reply at once") {
+  test::manual_fixture f;
+  register_all(f.system);
+  auto p = f.system.ask<int>(actor_id{"slow", "s"}, silent{}, 10s);
+  std::optional<aether::expected<int>> got;
+  p.then([&](aether::expected<int> r) { got.emplace(std::move(r)); });
+  f.exec.run();
+  REQUIRE(got);
+  CHECK(got->error().code() == aether::errc::no_reply);
+}
+
+TEST_CASE("ask errors reach the asking actor as continuations") {
+  test::manual_fixture f;
+  register_all(f.system);
+  SUBCASE("unknown actor type") {
+    auto r = f.ask<outcome>(actor_id{"asker", "a"}, query{actor_id{"nobody", "x"}});
+    REQUIRE(r);
+    CHECK(r->code == aether::errc::unknown_actor_type);
+  }
+  SUBCASE("handler failed") {
+    // An asker whose target throws on `get`.
+    f.system.register_actor("thrower", [](const actor_id&) {
+      struct thrower : aether::actor {
+        thrower() {
+          on([](const test::get&) -> int { throw std::runtime_error{"no"}; });
+        }
+      };
+      return std::make_unique<thrower>();
+    });
+    auto r = f.ask<outcome>(actor_id{"asker", "a"}, query{actor_id{"thrower", "x"}});
+    REQUIRE(r);
+    CHECK(r->code == aether::errc::handler_failed);
+  }
+}
+
+TEST_CASE("the future, callback and blocking forms of an external ask") {
+  test::manual_fixture f;
+  register_all(f.system);
+  const actor_id c{"counter", "c"};
+  REQUIRE(f.system.tell(c, test::add{3}));
+  auto fut = f.system.ask<int>(c, test::get{}, 1s).to_future();
+  f.exec.run();
+  REQUIRE(fut.wait_for(0s) == std::future_status::ready);
+  CHECK(*fut.get() == 3);
+}

@@ -1,0 +1,143 @@
+#include <aether/aether.hpp>
+
+#include "test_actors.hpp"
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+
+namespace {
+
+aether::node_config small() {
+  aether::node_config c;
+  c.threads = 2;
+  c.system.shard_count = 8;
+  c.handle_signals = false;
+  return c;
+}
+
+aether::task<int> sum_two(aether::node& n, actor_id a, actor_id b) {
+  auto x = co_await n.ask<int>(a, test::get{}, 5s);
+  auto y = co_await n.ask<int>(b, test::get{}, 5s);
+  co_return (x ? *x : -1000) + (y ? *y : -1000);
+}
+
+aether::task<aether::errc> ask_nobody(aether::node& n) {
+  auto r = co_await n.ask<int>(actor_id{"nobody", "x"}, test::get{}, 5s);
+  co_return r ? aether::errc{} : r.error().code();
+}
+
+struct env_var {
+  env_var(const char* name, const char* value) : name_{name} { ::setenv(name, value, 1); }
+  ~env_var() { ::unsetenv(name_); }
+  env_var(const env_var&) = delete;
+  env_var& operator=(const env_var&) = delete;
+  const char* name_;
+};
+
+} // namespace
+
+TEST_CASE("node_config reads the AETHER_ variables and rejects bad values") {
+  {
+    env_var t{"AETHER_THREADS", "3"};
+    env_var s{"AETHER_SHARDS", "32"};
+    env_var m{"AETHER_MAILBOX_CAPACITY", "1000"};
+    env_var i{"AETHER_IDLE_TIMEOUT_MS", "2500"};
+    auto c = aether::node_config::from_env();
+    REQUIRE(c);
+    CHECK(c->threads == 3);
+    CHECK(c->system.shard_count == 32);
+    CHECK(c->system.mailbox_capacity == 1000);
+    CHECK(c->system.idle_timeout == 2500ms);
+  }
+  for (const char* bad : {"", "-1", "12x", "0"}) {
+    env_var s{"AETHER_SHARDS", bad};
+    auto c = aether::node_config::from_env();
+    REQUIRE_FALSE(c);
+    CHECK(c.error().code() == aether::errc::invalid_argument);
+    CHECK(c.error().detail().find("AETHER_SHARDS") != std::string::npos);
+  }
+}
+
+TEST_CASE("a node answers tells and asks from outside: blocking, future, callback and coroutine") {
+  aether::node node{small()};
+  node.register_actor<test::counter>("counter");
+  const actor_id a{"counter", "a"};
+  const actor_id b{"counter", "b"};
+  REQUIRE(node.tell(a, test::add{2}));
+  REQUIRE(node.tell(b, test::add{3}));
+
+  CHECK(*node.ask<int>(a, test::get{}, 5s).get() == 2);
+
+  auto fut = node.ask<int>(b, test::get{}, 5s).to_future();
+  CHECK(*fut.get() == 3);
+
+  std::promise<int> via_callback;
+  node.ask<int>(a, test::get{}, 5s).then([&](aether::expected<int> r) { via_callback.set_value(r ? *r : -1); });
+  CHECK(via_callback.get_future().get() == 2);
+
+  CHECK(sum_two(node, a, b).get() == 5);
+  CHECK(ask_nobody(node).get() == aether::errc::unknown_actor_type);
+}
+
+TEST_CASE("stop drains queued messages, passivates every actor and refuses new ones") {
+  std::atomic<int> passivated{0};
+  struct tracked : test::counter {
+    explicit tracked(std::atomic<int>& n) : n_{n} {}
+    void on_passivate(aether::context&) override { n_.fetch_add(1); }
+    std::atomic<int>& n_;
+  };
+  aether::node node{small()};
+  node.register_actor("tracked", [&](const actor_id&) { return std::make_unique<tracked>(passivated); });
+  for (int i = 0; i < 50; ++i) REQUIRE(node.tell(actor_id{"tracked", std::to_string(i)}, test::add{1}));
+  node.stop();
+  CHECK(node.metrics().messages == 50);
+  CHECK(passivated.load() == 50);
+  CHECK(node.tell(actor_id{"tracked", "0"}, test::add{1}).error().code() == aether::errc::shutting_down);
+  auto late = node.ask<int>(actor_id{"tracked", "0"}, test::get{}, 1s).get();
+  CHECK(late.error().code() == aether::errc::shutting_down);
+  node.stop(); // idempotent
+  CHECK(node.run() == 0); // returns at once once stopped
+}
+
+TEST_CASE("run() returns 0 after SIGTERM, with every actor passivated") {
+  int ready[2];
+  int report[2];
+  REQUIRE(::pipe(ready) == 0);
+  REQUIRE(::pipe(report) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    auto cfg = small();
+    cfg.handle_signals = true;
+    int code = 1;
+    {
+      aether::node node{cfg};
+      node.register_actor<test::counter>("counter");
+      for (int i = 0; i < 20; ++i) (void)node.tell(actor_id{"counter", std::to_string(i)}, test::add{1});
+      (void)node.ask<int>(actor_id{"counter", "0"}, test::get{}, 5s).get();
+      (void)!::write(ready[1], "r", 1);
+      code = node.run();
+      const auto passivations = node.metrics().passivations;
+      (void)!::write(report[1], &passivations, sizeof passivations);
+    }
+    ::_exit(code);
+  }
+  char byte = 0;
+  REQUIRE(::read(ready[0], &byte, 1) == 1);
+  REQUIRE(::kill(child, SIGTERM) == 0);
+  std::uint64_t passivations = 0;
+  REQUIRE(::read(report[0], &passivations, sizeof passivations) == sizeof passivations);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(passivations == 20);
+}
