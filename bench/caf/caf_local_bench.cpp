@@ -180,16 +180,23 @@ struct activator_state {
 
 // Spawns n idle actors from inside the worker pool, sends each one message
 // and reports to `done_to` once all have answered; holds the handles until
-// it is told to exit.
+// it is told to exit. At most `window` actors are in flight at a time: CAF
+// 0.17's work stealing walks the victim's whole job queue on every steal, so
+// queuing all n start-ups at once turns quadratic.
 behavior activator_actor(stateful_actor<activator_state>* self, int64_t n,
                          actor done_to) {
-  auto& actors = self->state.actors;
-  actors.reserve(n);
-  for (int64_t i = 0; i < n; ++i)
-    actors.push_back(self->spawn(idle_actor));
-  for (auto& a : actors)
+  constexpr int64_t window = 1024;
+  auto spawn_one = [self] {
+    auto a = self->spawn(idle_actor);
     self->send(a, 1);
+    self->state.actors.push_back(std::move(a));
+  };
+  self->state.actors.reserve(n);
+  for (int64_t i = 0; i < std::min(n, window); ++i)
+    spawn_one();
   return {[=](int) {
+    if (static_cast<int64_t>(self->state.actors.size()) < n)
+      spawn_one();
     if (++self->state.acked == n)
       self->send(done_to, done_atom::value);
   }};
