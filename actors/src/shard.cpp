@@ -3,7 +3,6 @@
 #include <aether/runtime/log.hpp>
 
 #include <algorithm>
-#include <array>
 #include <exception>
 
 namespace aether::detail {
@@ -22,8 +21,6 @@ public:
 private:
   shard* previous_;
 };
-
-constexpr std::size_t max_batch = 256;
 
 executor::duration sweep_interval(const system_config& cfg) {
   using namespace std::chrono;
@@ -77,13 +74,14 @@ void shard::schedule() {
 
 void shard::drain() {
   turn_scope turn{this};
-  std::array<envelope, max_batch> batch;
-  const auto limit = std::min(core_.config.drain_batch, max_batch);
-  const auto n = queue_.try_dequeue_bulk(consumer_, batch.begin(), limit);
+  const auto limit = core_.config.drain_batch;
   now_ = core_.exec.now();
-  for (std::size_t i = 0; i < n; ++i) {
-    handle(batch[i]);
-    batch[i] = envelope{}; // release the message and ids before the next one runs
+  std::size_t n = 0;
+  envelope env;
+  while (n < limit && queue_.try_dequeue(consumer_, env)) {
+    ++n;
+    handle(env);
+    env = envelope{}; // release the message and ids before the next one runs
   }
   counters::bump(core_.stats.messages, n);
   if (count_.fetch_sub(n, std::memory_order_acq_rel) != n) schedule();
@@ -364,7 +362,7 @@ void shard::close() {
   if (closed_) return;
   // What is queued now still gets handled; a bounded number of rounds, since
   // actors may keep messaging each other.
-  const auto limit = std::max<std::size_t>(1, std::min(core_.config.drain_batch, max_batch));
+  const auto limit = core_.config.drain_batch;
   for (auto rounds = count_.load(std::memory_order_acquire) / limit + 1; rounds > 0 && !idle(); --rounds) drain();
   closed_ = true;
   if (sweep_timer_ != 0) core_.exec.cancel_timer(lane_, std::exchange(sweep_timer_, 0));
