@@ -294,8 +294,8 @@ bool run_skynet(double scale) {
   runtime rt{cfg};
   rt.system.register_actor<skynet>("skynet");
   const auto start = bench_clock::now();
-  auto sum = rt.system.ask<std::int64_t>(actor_id{"skynet", fmt::format("{}-0", leaves)}, skynet_req{0, leaves}, 600s)
-                 .get();
+  auto sum =
+      rt.system.ask<std::int64_t>(actor_id{"skynet", fmt::format("{}-0", leaves)}, skynet_req{0, leaves}, 600s).get();
   const double secs = seconds_since(start);
   if (!sum || *sum != expected) {
     std::fprintf(stderr, "skynet: wrong result %s, expected %lld\n",

@@ -3,7 +3,7 @@
 # is missing. Extra package names may be passed (e.g. libcaf-dev for bench/).
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config libasio-dev libnats-dev libsimdjson-dev libfmt-dev doctest-dev
+packages=(cmake ninja-build g++ pkg-config clang-format libasio-dev libnats-dev libsimdjson-dev libfmt-dev doctest-dev
           libconcurrentqueue-dev nats-server "$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -10,12 +10,17 @@ quick=0
 "$root/tools/install_deps.sh"
 
 jobs="$(nproc)"
+
+echo "== format" >&2
+(cd "$root" && git ls-files '*.cpp' '*.hpp' | grep -v '^bench/caf/' | xargs clang-format --dry-run --Werror)
+
 run_suite() { # name, build dir, ctest exclude regex, extra cmake arguments...
   local name="$1" dir="$2" exclude="$3"
   shift 3
   echo "== $name" >&2
   cmake -S "$root" -B "$dir" -G Ninja -DAETHER_ENABLE_WERROR=ON -DAETHER_ENABLE_SAMPLES=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
+  cmake --build "$dir" -j "$jobs" --target aether_check_headers # every public header on its own
   (cd "$dir" && ctest -j "$jobs" --output-on-failure --timeout 300 ${exclude:+-E "$exclude"})
 }
 

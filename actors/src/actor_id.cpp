@@ -74,8 +74,7 @@ std::string_view actor_id::type() const noexcept {
   return rep_ ? std::string_view{rep_->bytes() + rep_->ns_size, rep_->type_size} : std::string_view{};
 }
 std::string_view actor_id::key() const noexcept {
-  return rep_ ? std::string_view{rep_->bytes() + rep_->ns_size + rep_->type_size, rep_->key_size}
-              : std::string_view{};
+  return rep_ ? std::string_view{rep_->bytes() + rep_->ns_size + rep_->type_size, rep_->key_size} : std::string_view{};
 }
 
 std::string actor_id::to_string() const {

@@ -40,8 +40,8 @@ shard::shard(system_core& core, std::uint32_t index)
 shard::~shard() = default;
 
 void shard::start() {
-  sweep_timer_ = core_.exec.start_timer(lane_, sweep_interval(core_.config), sweep_interval(core_.config),
-                                        [this] { sweep(); });
+  sweep_timer_ =
+      core_.exec.start_timer(lane_, sweep_interval(core_.config), sweep_interval(core_.config), [this] { sweep(); });
 }
 
 expected<void> shard::enqueue(envelope&& env, bool bounded) {
@@ -50,8 +50,8 @@ expected<void> shard::enqueue(envelope&& env, bool bounded) {
     return error{errc::mailbox_full, env.target.to_string()};
   }
   shard* from = running_shard;
-  const bool queued = from != nullptr ? queue_.enqueue(from->producer_for(*this), std::move(env))
-                                      : queue_.enqueue(std::move(env));
+  const bool queued =
+      from != nullptr ? queue_.enqueue(from->producer_for(*this), std::move(env)) : queue_.enqueue(std::move(env));
   if (!queued) {
     counters::bump(core_.stats.mailbox_full);
     return error{errc::mailbox_full, "out of memory"};
@@ -234,9 +234,8 @@ void shard::answer(envelope& env) {
 void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_view what) {
   enter(nullptr, nullptr, nullptr);
   counters::bump(core_.stats.handler_failures);
-  const std::string detail =
-      fmt::format("{} failed on {}: {}", id.to_string(),
-                  env ? env->payload.type_name() : std::string_view{"an ask callback"}, what);
+  const std::string detail = fmt::format("{} failed on {}: {}", id.to_string(),
+                                         env ? env->payload.type_name() : std::string_view{"an ask callback"}, what);
   log(log_level::warn, "{}", detail);
   if (env && env->reply) {
     env->reply->complete(message{error{errc::handler_failed, detail}});

@@ -46,8 +46,7 @@ public:
   // Used by `context` on the shard's turn.
   [[nodiscard]] system_core& core() noexcept { return core_; }
   [[nodiscard]] executor::time_point now() const noexcept { return now_; }
-  void fire_timer(const actor_id& target, std::uint32_t incarnation, executor::timer_id id, bool once,
-                  message&& m);
+  void fire_timer(const actor_id& target, std::uint32_t incarnation, executor::timer_id id, bool once, message&& m);
 
   /// The shard running on this thread, if any.
   static shard* current() noexcept;

@@ -6,17 +6,28 @@ namespace aether {
 
 std::string_view to_string(errc e) noexcept {
   switch (e) {
-  case errc::invalid_id: return "invalid_id";
-  case errc::invalid_argument: return "invalid_argument";
-  case errc::mailbox_full: return "mailbox_full";
-  case errc::timeout: return "timeout";
-  case errc::unknown_actor_type: return "unknown_actor_type";
-  case errc::unknown_message_type: return "unknown_message_type";
-  case errc::handler_failed: return "handler_failed";
-  case errc::no_reply: return "no_reply";
-  case errc::unexpected_reply: return "unexpected_reply";
-  case errc::shutting_down: return "shutting_down";
-  case errc::actor_stopped: return "actor_stopped";
+  case errc::invalid_id:
+    return "invalid_id";
+  case errc::invalid_argument:
+    return "invalid_argument";
+  case errc::mailbox_full:
+    return "mailbox_full";
+  case errc::timeout:
+    return "timeout";
+  case errc::unknown_actor_type:
+    return "unknown_actor_type";
+  case errc::unknown_message_type:
+    return "unknown_message_type";
+  case errc::handler_failed:
+    return "handler_failed";
+  case errc::no_reply:
+    return "no_reply";
+  case errc::unexpected_reply:
+    return "unexpected_reply";
+  case errc::shutting_down:
+    return "shutting_down";
+  case errc::actor_stopped:
+    return "actor_stopped";
   }
   return "unknown";
 }
@@ -25,9 +36,7 @@ namespace {
 class category final : public std::error_category {
 public:
   [[nodiscard]] const char* name() const noexcept override { return "aether"; }
-  [[nodiscard]] std::string message(int code) const override {
-    return std::string{to_string(static_cast<errc>(code))};
-  }
+  [[nodiscard]] std::string message(int code) const override { return std::string{to_string(static_cast<errc>(code))}; }
 };
 } // namespace
 

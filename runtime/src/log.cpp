@@ -38,8 +38,8 @@ bool log_enabled(log_level level) noexcept { return level >= current().load(std:
 void write_log(log_level level, std::string_view text) noexcept {
   const auto name = names[static_cast<int>(level)];
   // One fprintf per line keeps lines from different threads whole.
-  std::fprintf(stderr, "aether %.*s: %.*s\n", static_cast<int>(name.size()), name.data(),
-               static_cast<int>(text.size()), text.data());
+  std::fprintf(stderr, "aether %.*s: %.*s\n", static_cast<int>(name.size()), name.data(), static_cast<int>(text.size()),
+               text.data());
 }
 
 } // namespace detail

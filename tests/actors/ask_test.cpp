@@ -48,12 +48,13 @@ public:
       auto state = std::make_shared<std::pair<int, int>>(0, static_cast<int>(s.targets.size()));
       auto promise = std::make_shared<aether::response_promise>(ctx.promise());
       for (const auto& t : s.targets) {
-        ctx.ask<int>(t, test::get{}, 1s).then(
-            [state, promise](const int& v) {
-              state->first += v;
-              if (--state->second == 0) promise->deliver(state->first);
-            },
-            [promise](const aether::error& e) { promise->deliver(e); });
+        ctx.ask<int>(t, test::get{}, 1s)
+            .then(
+                [state, promise](const int& v) {
+                  state->first += v;
+                  if (--state->second == 0) promise->deliver(state->first);
+                },
+                [promise](const aether::error& e) { promise->deliver(e); });
       }
     });
     on([this](const test::history&) { return answers_; });

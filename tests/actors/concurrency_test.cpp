@@ -146,7 +146,8 @@ TEST_CASE("actors activated and passivated concurrently stay consistent") {
   std::vector<std::thread> senders;
   for (int t = 0; t < 4; ++t) {
     senders.emplace_back([&, t] {
-      for (int i = 0; i < 2'000; ++i) (void)p.system.tell(actor_id{"counter", "k" + std::to_string((i * 7 + t) % 300)}, test::add{1});
+      for (int i = 0; i < 2'000; ++i)
+        (void)p.system.tell(actor_id{"counter", "k" + std::to_string((i * 7 + t) % 300)}, test::add{1});
     });
   }
   for (auto& s : senders) s.join();

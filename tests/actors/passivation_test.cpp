@@ -28,7 +28,9 @@ public:
     on([this](const ticks&) { return ticks_; });
     on([](const stop_now&, aether::context& ctx) { ctx.stop(); });
   }
-  void on_activate(aether::context& ctx) override { log_.events.push_back("activate " + std::string{ctx.self().key()}); }
+  void on_activate(aether::context& ctx) override {
+    log_.events.push_back("activate " + std::string{ctx.self().key()});
+  }
   void on_passivate(aether::context& ctx) override {
     log_.events.push_back("passivate " + std::string{ctx.self().key()});
   }

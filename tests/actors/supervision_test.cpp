@@ -19,10 +19,13 @@ aether::actor_options policy(aether::supervision s) {
 
 struct fixture : test::manual_fixture {
   explicit fixture(aether::supervision s) {
-    system.register_actor("counter", [this](const actor_id&) {
-      ++instances;
-      return std::make_unique<test::counter>();
-    }, policy(s));
+    system.register_actor(
+        "counter",
+        [this](const actor_id&) {
+          ++instances;
+          return std::make_unique<test::counter>();
+        },
+        policy(s));
   }
   int instances = 0;
   const actor_id c{"counter", "c"};
@@ -121,9 +124,8 @@ TEST_CASE("stop drops the instance and the next message activates a fresh one") 
 
 TEST_CASE("a factory that throws fails the message, not the runtime") {
   test::manual_fixture f;
-  f.system.register_actor("broken", [](const actor_id&) -> std::unique_ptr<aether::actor> {
-    throw std::runtime_error{"no database"};
-  });
+  f.system.register_actor(
+      "broken", [](const actor_id&) -> std::unique_ptr<aether::actor> { throw std::runtime_error{"no database"}; });
   auto r = f.ask<int>(actor_id{"broken", "b"}, test::get{});
   REQUIRE_FALSE(r);
   CHECK(r.error().code() == aether::errc::handler_failed);

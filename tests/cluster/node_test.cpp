@@ -103,7 +103,7 @@ TEST_CASE("stop drains queued messages, passivates every actor and refuses new o
   CHECK(node.tell(actor_id{"tracked", "0"}, test::add{1}).error().code() == aether::errc::shutting_down);
   auto late = node.ask<int>(actor_id{"tracked", "0"}, test::get{}, 1s).get();
   CHECK(late.error().code() == aether::errc::shutting_down);
-  node.stop(); // idempotent
+  node.stop();            // idempotent
   CHECK(node.run() == 0); // returns at once once stopped
 }
 

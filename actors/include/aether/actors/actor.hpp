@@ -139,8 +139,7 @@ protected:
   void on(F&& f) {
     using D = std::decay_t<F>;
     using traits = detail::callable_traits<std::conditional_t<std::is_member_function_pointer_v<D>, D, D>>;
-    static_assert(traits::arity == 1 || traits::arity == 2,
-                  "a handler takes (const M&) or (const M&, context&)");
+    static_assert(traits::arity == 1 || traits::arity == 2, "a handler takes (const M&) or (const M&, context&)");
     using msg = std::remove_cvref_t<std::tuple_element_t<0, typename traits::args>>;
     constexpr bool takes_context = traits::arity == 2;
     if constexpr (takes_context) {

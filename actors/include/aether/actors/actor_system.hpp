@@ -61,7 +61,8 @@ public:
   /// Registers `T`, default-constructed.
   template <class T>
   void register_actor(std::string_view type, actor_options options = {}) {
-    register_actor(type, [](const actor_id&) { return std::make_unique<T>(); }, options);
+    register_actor(
+        type, [](const actor_id&) { return std::make_unique<T>(); }, options);
   }
 
   /// Sends `m` to `to` from outside any actor.
@@ -97,8 +98,7 @@ public:
 
 private:
   expected<void> tell_message(const actor_id& to, message&& m);
-  void ask_message(const actor_id& to, message&& m, executor::duration timeout,
-                   intrusive_ptr<detail::reply_slot> slot);
+  void ask_message(const actor_id& to, message&& m, executor::duration timeout, intrusive_ptr<detail::reply_slot> slot);
   void start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot);
 
   std::unique_ptr<detail::system_core> core_;

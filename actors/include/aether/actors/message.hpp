@@ -40,8 +40,8 @@ concept self_named = requires {
 inline constexpr std::size_t message_inline_size = 3 * sizeof(void*);
 
 template <class T>
-inline constexpr bool message_inline = sizeof(T) <= message_inline_size && alignof(T) <= alignof(void*) &&
-                                       std::is_nothrow_move_constructible_v<T>;
+inline constexpr bool message_inline = sizeof(T) <= message_inline_size &&
+                                       alignof(T) <= alignof(void*) && std::is_nothrow_move_constructible_v<T>;
 
 template <class T>
 constexpr std::string_view message_name() noexcept {
@@ -53,25 +53,35 @@ constexpr std::string_view message_name() noexcept {
 }
 
 template <class T>
-inline constexpr message_type message_type_v{
-    message_name<T>(), message_inline<T>,
-    [](void* dst, void* src) noexcept {
-      if constexpr (message_inline<T>) {
-        ::new (dst) T(std::move(*static_cast<T*>(src)));
-        static_cast<T*>(src)->~T();
-      } else {
-        *static_cast<T**>(dst) = *static_cast<T**>(src);
-      }
-    },
-    [](void* s) noexcept {
-      if constexpr (message_inline<T>) {
-        static_cast<T*>(s)->~T();
-      } else {
-        delete *static_cast<T**>(s);
-      }
-    }};
+void relocate_message(void* dst, void* src) noexcept {
+  if constexpr (message_inline<T>) {
+    ::new (dst) T(std::move(*static_cast<T*>(src)));
+    static_cast<T*>(src)->~T();
+  } else {
+    *static_cast<T**>(dst) = *static_cast<T**>(src);
+  }
+}
+
+template <class T>
+void destroy_message(void* storage) noexcept {
+  if constexpr (message_inline<T>) {
+    static_cast<T*>(storage)->~T();
+  } else {
+    delete *static_cast<T**>(storage);
+  }
+}
+
+template <class T>
+inline constexpr message_type message_type_v{message_name<T>(), message_inline<T>, &relocate_message<T>,
+                                             &destroy_message<T>};
 
 } // namespace detail
+
+class message;
+
+/// Any value a `message` can hold: anything but a `message`.
+template <class T>
+concept message_value = !std::is_same_v<std::remove_cvref_t<T>, message>;
 
 /// The descriptor of message type `T`.
 template <class T>
@@ -87,8 +97,7 @@ class message {
 public:
   message() noexcept = default;
 
-  template <class T>
-    requires(!std::is_same_v<std::remove_cvref_t<T>, message>)
+  template <message_value T>
   explicit message(T&& value) : type_{message_type_of<T>()} {
     using U = std::remove_cvref_t<T>;
     if constexpr (detail::message_inline<U>) {

@@ -10,14 +10,14 @@ namespace aether {
 
 /// Counters of an actor system since it started.
 struct metrics_snapshot {
-  std::uint64_t messages = 0;         ///< messages handled by actors
+  std::uint64_t messages = 0; ///< messages handled by actors
   std::uint64_t activations = 0;
   std::uint64_t passivations = 0;
   std::uint64_t handler_failures = 0; ///< handlers that threw
   std::uint64_t restarts = 0;
-  std::uint64_t dead_letters = 0;     ///< messages nobody could take
-  std::uint64_t late_replies = 0;     ///< replies after the ask had timed out or failed
-  std::uint64_t mailbox_full = 0;     ///< sends refused by a full mailbox
+  std::uint64_t dead_letters = 0; ///< messages nobody could take
+  std::uint64_t late_replies = 0; ///< replies after the ask had timed out or failed
+  std::uint64_t mailbox_full = 0; ///< sends refused by a full mailbox
   std::uint64_t ask_timeouts = 0;
 };
 

@@ -146,9 +146,8 @@ protected:
 
 private:
   void post(continuation fn) {
-    exec_.post(lane_, [self = intrusive_ptr<external_reply_slot>{this}, fn = std::move(fn)]() mutable {
-      fn(self->take());
-    });
+    exec_.post(lane_,
+               [self = intrusive_ptr<external_reply_slot>{this}, fn = std::move(fn)]() mutable { fn(self->take()); });
   }
   void post(continuation fn, expected<R> r) {
     exec_.post(lane_, [fn = std::move(fn), r = std::move(r)]() mutable { fn(std::move(r)); });

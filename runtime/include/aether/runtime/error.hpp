@@ -8,17 +8,17 @@ namespace aether {
 
 /// Expected failures of Aether operations. Values, never exceptions.
 enum class errc {
-  invalid_id = 1,        ///< an actor id part breaks the token rules
-  invalid_argument,      ///< a configuration value or argument is out of range
-  mailbox_full,          ///< the target shard's mailbox is at capacity
-  timeout,               ///< an ask got no answer in time
-  unknown_actor_type,    ///< no factory is registered for the actor type
-  unknown_message_type,  ///< the actor has no handler for the message type
-  handler_failed,        ///< the handler threw while processing the message
-  no_reply,              ///< the handler returned without replying to an ask
-  unexpected_reply,      ///< the reply has another type than the asker expects
-  shutting_down,         ///< the runtime no longer accepts messages
-  actor_stopped,         ///< the actor stopped before it could answer
+  invalid_id = 1,       ///< an actor id part breaks the token rules
+  invalid_argument,     ///< a configuration value or argument is out of range
+  mailbox_full,         ///< the target shard's mailbox is at capacity
+  timeout,              ///< an ask got no answer in time
+  unknown_actor_type,   ///< no factory is registered for the actor type
+  unknown_message_type, ///< the actor has no handler for the message type
+  handler_failed,       ///< the handler threw while processing the message
+  no_reply,             ///< the handler returned without replying to an ask
+  unexpected_reply,     ///< the reply has another type than the asker expects
+  shutting_down,        ///< the runtime no longer accepts messages
+  actor_stopped,        ///< the actor stopped before it could answer
 };
 
 /// The `std::error_category` of `errc`.

@@ -2,10 +2,10 @@
 
 #include <aether/runtime/error.hpp>
 
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
-#include <optional>
 #include <variant>
 
 namespace aether {
@@ -21,15 +21,21 @@ private:
   aether::error error_;
 };
 
+template <class T>
+class expected;
+
+/// What converts into the value of an `expected<T>`.
+template <class U, class T>
+concept expected_value_for = std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, expected<T>> &&
+                             !std::is_same_v<std::remove_cvref_t<U>, error>;
+
 /// A value of type `T` or an `aether::error`.
 template <class T>
 class [[nodiscard]] expected {
 public:
   using value_type = T;
 
-  template <class U = T>
-    requires std::is_constructible_v<T, U&&> && (!std::is_same_v<std::decay_t<U>, expected>) &&
-             (!std::is_same_v<std::decay_t<U>, aether::error>)
+  template <expected_value_for<T> U = T>
   expected(U&& v) : state_{std::in_place_index<0>, std::forward<U>(v)} {}
   expected(aether::error e) : state_{std::in_place_index<1>, std::move(e)} {}
   expected(errc c) : expected{aether::error{c}} {}
@@ -37,9 +43,18 @@ public:
   [[nodiscard]] bool has_value() const noexcept { return state_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
 
-  [[nodiscard]] T& value() & { check(); return std::get<0>(state_); }
-  [[nodiscard]] const T& value() const& { check(); return std::get<0>(state_); }
-  [[nodiscard]] T&& value() && { check(); return std::get<0>(std::move(state_)); }
+  [[nodiscard]] T& value() & {
+    check();
+    return std::get<0>(state_);
+  }
+  [[nodiscard]] const T& value() const& {
+    check();
+    return std::get<0>(state_);
+  }
+  [[nodiscard]] T&& value() && {
+    check();
+    return std::get<0>(std::move(state_));
+  }
   [[nodiscard]] const aether::error& error() const { return std::get<1>(state_); }
 
   T& operator*() & { return value(); }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <concepts>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -41,9 +42,8 @@ public:
   }
   intrusive_ptr(const intrusive_ptr& o) noexcept : intrusive_ptr{o.p_} {}
   intrusive_ptr(intrusive_ptr&& o) noexcept : p_{std::exchange(o.p_, nullptr)} {}
-  template <class U>
-    requires std::is_convertible_v<U*, T*>
-  intrusive_ptr(intrusive_ptr<U> o) noexcept : p_{o.detach()} {} // NOLINT: converting like shared_ptr
+  template <std::derived_from<T> U>
+  intrusive_ptr(intrusive_ptr<U> o) noexcept : p_{o.detach()} {} // NOLINT: converts like shared_ptr
   intrusive_ptr& operator=(intrusive_ptr o) noexcept {
     std::swap(p_, o.p_);
     return *this;

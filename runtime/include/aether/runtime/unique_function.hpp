@@ -10,6 +10,11 @@ namespace aether {
 template <class Signature>
 class unique_function;
 
+/// A callable a `unique_function` of type `Self` can hold.
+template <class F, class Self, class R, class... Args>
+concept function_object_for =
+    !std::is_same_v<std::decay_t<F>, Self> && std::is_invocable_r_v<R, std::decay_t<F>&, Args...>;
+
 /// A move-only `std::function`: holds callables that capture move-only state
 /// (envelopes, promises). Callables of up to `inline_size` bytes are stored
 /// inline, larger ones on the heap.
@@ -23,8 +28,7 @@ public:
   unique_function() noexcept = default;
   unique_function(std::nullptr_t) noexcept {}
 
-  template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, unique_function> && std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
+  template <function_object_for<unique_function, R, Args...> F>
   unique_function(F&& f) { // NOLINT(google-explicit-constructor): a function wrapper converts implicitly
     using fn = std::decay_t<F>;
     if constexpr (fits_inline<fn>) {
@@ -70,8 +74,8 @@ private:
   };
 
   template <class F>
-  static constexpr bool fits_inline = sizeof(F) <= inline_size && alignof(F) <= alignof(void*) &&
-                                      std::is_nothrow_move_constructible_v<F>;
+  static constexpr bool fits_inline = sizeof(F) <= inline_size &&
+                                      alignof(F) <= alignof(void*) && std::is_nothrow_move_constructible_v<F>;
 
   template <class F>
   static constexpr ops inline_ops{
