@@ -185,7 +185,7 @@ struct activator_state {
 // queuing all n start-ups at once turns quadratic.
 behavior activator_actor(stateful_actor<activator_state>* self, int64_t n,
                          actor done_to) {
-  constexpr int64_t window = 1024;
+  constexpr int64_t window = 256;
   auto spawn_one = [self] {
     auto a = self->spawn(idle_actor);
     self->send(a, 1);

@@ -28,6 +28,20 @@ std::string_view to_string(errc e) noexcept {
     return "shutting_down";
   case errc::actor_stopped:
     return "actor_stopped";
+  case errc::malformed_payload:
+    return "malformed_payload";
+  case errc::payload_too_large:
+    return "payload_too_large";
+  case errc::version_conflict:
+    return "version_conflict";
+  case errc::replay_failed:
+    return "replay_failed";
+  case errc::unavailable:
+    return "unavailable";
+  case errc::not_found:
+    return "not_found";
+  case errc::io_error:
+    return "io_error";
   }
   return "unknown";
 }

@@ -19,6 +19,13 @@ enum class errc {
   unexpected_reply,     ///< the reply has another type than the asker expects
   shutting_down,        ///< the runtime no longer accepts messages
   actor_stopped,        ///< the actor stopped before it could answer
+  malformed_payload,    ///< bytes that do not decode: bad JSON, a missing or mistyped field
+  payload_too_large,    ///< a payload over the configured or server limit
+  version_conflict,     ///< another writer stored that actor version first
+  replay_failed,        ///< a stored event could not be replayed
+  unavailable,          ///< the server cannot be reached or did not answer in time
+  not_found,            ///< no such stream, key or event
+  io_error,             ///< the server refused an operation for another reason
 };
 
 /// The `std::error_category` of `errc`.
