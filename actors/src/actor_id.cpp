@@ -47,8 +47,23 @@ expected<void> actor_id::validate_part(std::string_view part, std::string_view w
   return {};
 }
 
+expected<void> actor_id::validate_namespace(std::string_view ns) {
+  if (ns.empty()) return error{errc::invalid_id, "namespace is empty"};
+  if (ns.size() > max_namespace_size) {
+    return error{errc::invalid_id, fmt::format("namespace is {} bytes, more than {}", ns.size(), max_namespace_size)};
+  }
+  for (const char c : ns) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) {
+      return error{errc::invalid_id, fmt::format("namespace contains {:#04x}; it may hold letters, digits, - and _",
+                                                 static_cast<unsigned char>(c))};
+    }
+  }
+  return {};
+}
+
 expected<actor_id> actor_id::make(std::string_view type, std::string_view key, std::string_view ns) {
-  if (auto r = validate_part(ns, "namespace"); !r) return r.error();
+  if (auto r = validate_namespace(ns); !r) return r.error();
   if (auto r = validate_part(type, "actor type"); !r) return r.error();
   if (auto r = validate_part(key, "actor key"); !r) return r.error();
   return actor_id{make_rep(ns, type, key)};

@@ -30,6 +30,14 @@ TEST_CASE("invalid id parts get a typed error naming the part") {
   }
   CHECK(actor_id::make("bad.type", "k").error().detail().find("actor type") != std::string::npos);
   CHECK(actor_id::make("t", "k", "").error().detail().find("namespace") != std::string::npos);
+  for (const char* ns : {"a:b", "tenant.a", "zoë", "a b", "$x"}) {
+    CAPTURE(std::string{ns});
+    auto id = actor_id::make("t", "k", ns);
+    REQUIRE_FALSE(id);
+    CHECK(id.error().detail().find("namespace") != std::string::npos);
+  }
+  CHECK(actor_id::make("t", "k", "tenant-a_2"));
+  CHECK_FALSE(actor_id::make("t", "k", std::string(actor_id::max_namespace_size + 1, 'n')));
   CHECK_FALSE(actor_id::make("t", std::string(actor_id::max_part_size + 1, 'k')));
   CHECK(actor_id::make("t", std::string(actor_id::max_part_size, 'k')));
   CHECK_THROWS_AS(actor_id("t", "bad key"), aether::bad_expected_access);

@@ -28,10 +28,12 @@ protected:
 
 /// The identity of a virtual actor: namespace, actor type and key.
 ///
-/// Every part is a NATS subject token: 1 to `max_part_size` bytes, none of
+/// Type and key are NATS subject tokens: 1 to `max_part_size` bytes, none of
 /// `.`, `*`, `>`, `/`, whitespace or control characters, and no leading `$`.
-/// So an id maps onto subjects (`ns.type.key`) and onto its text form
-/// (`ns/type/key`) without escaping, and nothing invalid reaches the wire.
+/// The namespace also names JetStream streams and key-value buckets, so it
+/// is 1 to `max_namespace_size` ASCII letters, digits, `-` or `_`. So an id
+/// maps onto subjects (`ns.type.key`) and onto its text form (`ns/type/key`)
+/// without escaping, and nothing invalid reaches the wire.
 ///
 /// An id is immutable and shared: copying it bumps one atomic count. Its hash
 /// is stable across processes and machines (FNV-1a, 64 bit) and decides the
@@ -41,6 +43,7 @@ protected:
 class actor_id {
 public:
   static constexpr std::size_t max_part_size = 128;
+  static constexpr std::size_t max_namespace_size = 64;
   static constexpr std::string_view default_namespace = "default";
 
   /// The null id (names no actor).
@@ -56,6 +59,8 @@ public:
   [[nodiscard]] static expected<actor_id> parse(std::string_view text);
   /// Checks one part against the token rules; `what` names it in the error.
   [[nodiscard]] static expected<void> validate_part(std::string_view part, std::string_view what);
+  /// Checks a namespace: letters, digits, `-` and `_`.
+  [[nodiscard]] static expected<void> validate_namespace(std::string_view ns);
 
   [[nodiscard]] std::string_view ns() const noexcept;
   [[nodiscard]] std::string_view type() const noexcept;
