@@ -32,7 +32,7 @@ void context::reply_message(message&& m) {
     if (!core.send(std::move(env), true)) core.dead_letter(current_->sender, type, errc::mailbox_full);
     return;
   }
-  core.dead_letter(self(), m.type_name(), errc::no_reply);
+  // Nobody asked and no actor sent it: there is no one to answer.
 }
 
 response_promise context::promise() {
@@ -57,6 +57,18 @@ intrusive_ptr<detail::actor_reply_slot> context::ask_message(const actor_id& to,
   if (auto sent = core.send(envelope{to, self(), slot, std::move(m)}, true); !sent) {
     slot->complete(message{sent.error()});
   }
+  return slot;
+}
+
+intrusive_ptr<detail::actor_reply_slot> context::await_slot(duration timeout, bool exclusive) {
+  auto& core = shard_->core();
+  auto slot = make_intrusive<detail::actor_reply_slot>(core, self(), cell_->incarnation, exclusive);
+  ++cell_->pending_asks;
+  if (exclusive) ++cell_->suspended;
+  slot->timer = core.exec.start_timer(shard_->lane(), timeout, duration::zero(), [slot] {
+    slot->timer = 0;
+    slot->complete(message{error{errc::timeout, "the awaited work did not complete in time"}});
+  });
   return slot;
 }
 
@@ -94,7 +106,7 @@ void response_promise::deliver_message(message&& m) {
     }
     return;
   }
-  core->dead_letter(self_, m.type_name(), errc::no_reply);
+  // Nobody asked and no actor sent it: there is no one to answer.
 }
 
 void response_promise::abandon() noexcept {

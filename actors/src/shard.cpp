@@ -111,7 +111,7 @@ void shard::deliver(envelope& env) {
     }
     c = *activated;
   }
-  if (c->restarting) {
+  if (c->restarting || c->suspended > 0) {
     auto& stash = c->ext().stash;
     if (stash.size() >= core_.config.mailbox_capacity) {
       counters::bump(core_.stats.mailbox_full);
@@ -156,6 +156,7 @@ void shard::enter(const actor_id* self, cell* c, envelope* env) noexcept {
   ctx_.current_ = env;
   ctx_.replied_ = false;
   ctx_.stop_requested_ = false;
+  ctx_.stop_reason_.reset();
 }
 
 bool shard::run_hook(const actor_id& id, cell& c, bool activate) {
@@ -191,8 +192,6 @@ void shard::invoke(cell& c, envelope& env, bool touch) {
     on_failure(env.target, c, &env, "a non-standard exception");
     return;
   }
-  const bool stop = ctx_.stop_requested_;
-  enter(nullptr, nullptr, nullptr);
   if (!handled) {
     core_.fail(env, error{errc::unknown_message_type,
                           fmt::format("{} has no handler for {}", env.target.to_string(), env.payload.type_name())});
@@ -201,7 +200,14 @@ void shard::invoke(cell& c, envelope& env, bool touch) {
     env.reply->complete(message{error{errc::no_reply, std::string{env.payload.type_name()}}});
     env.reply = {};
   }
-  if (stop) passivate(env.target, errc::actor_stopped);
+  finish_turn(env.target);
+}
+
+void shard::finish_turn(const actor_id& id) {
+  const bool stop = ctx_.stop_requested_;
+  auto reason = std::move(ctx_.stop_reason_);
+  enter(nullptr, nullptr, nullptr);
+  if (stop) passivate(id, reason ? *reason : error{errc::actor_stopped, id.to_string()});
 }
 
 void shard::answer(envelope& env) {
@@ -215,20 +221,35 @@ void shard::answer(envelope& env) {
   }
   cell& c = it->second;
   if (c.pending_asks > 0) --c.pending_asks;
-  if (!slot->on_answer) return;
-  enter(&it->first, &c, nullptr);
-  try {
-    slot->on_answer(env.payload, ctx_);
-  } catch (const std::exception& e) {
-    on_failure(env.target, c, nullptr, e.what());
-    return;
-  } catch (...) {
-    on_failure(env.target, c, nullptr, "a non-standard exception");
-    return;
+  if (slot->exclusive() && c.suspended > 0) --c.suspended;
+  if (slot->on_answer) {
+    enter(&it->first, &c, nullptr);
+    try {
+      slot->on_answer(env.payload, ctx_);
+    } catch (const std::exception& e) {
+      on_failure(env.target, c, nullptr, e.what());
+      return;
+    } catch (...) {
+      on_failure(env.target, c, nullptr, "a non-standard exception");
+      return;
+    }
+    finish_turn(env.target);
   }
-  const bool stop = ctx_.stop_requested_;
-  enter(nullptr, nullptr, nullptr);
-  if (stop) passivate(env.target, errc::actor_stopped);
+  resume(env.target);
+}
+
+void shard::resume(const actor_id& id) {
+  // Hand over what waited, in order, until the actor waits, fails or stops again.
+  for (;;) {
+    auto it = directory_.find(id);
+    if (it == directory_.end() || it->second.restarting || it->second.suspended > 0 || !it->second.extras ||
+        it->second.extras->stash.empty()) {
+      return;
+    }
+    auto env = std::move(it->second.extras->stash.front());
+    it->second.extras->stash.pop_front();
+    invoke(it->second, env, true);
+  }
 }
 
 void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_view what) {
@@ -249,7 +270,7 @@ void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_v
   case supervision::resume:
     return;
   case supervision::stop:
-    passivate(it, errc::actor_stopped);
+    passivate(it, error{errc::actor_stopped, detail});
     return;
   case supervision::restart:
     break;
@@ -261,7 +282,7 @@ void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_v
   if (x.failures.size() > opts.restart.max_restarts) {
     log(log_level::warn, "{} failed {} times within {} ms: stopped", it->first.to_string(), x.failures.size(),
         opts.restart.window.count());
-    passivate(it, errc::handler_failed);
+    passivate(it, error{errc::handler_failed, detail});
     return;
   }
   // Backoff doubles per failure in the window, capped.
@@ -275,6 +296,7 @@ void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_v
   x.timers.clear();
   c.restarting = true;
   c.pending_asks = 0;
+  c.suspended = 0;
   c.incarnation = next_incarnation_++; // answers to the old instance are dropped
   counters::bump(core_.stats.restarts);
   x.restart_timer = core_.exec.start_timer(lane_, backoff, executor::duration::zero(),
@@ -293,34 +315,25 @@ void shard::restart(const actor_id& id, std::uint32_t incarnation) {
   } catch (const std::exception& e) {
     log(log_level::warn, "restarting {}: {}", id.to_string(), e.what());
   }
-  if (!c.instance || !run_hook(it->first, c, true)) {
-    passivate(it, errc::handler_failed);
-    return;
-  }
   c.restarting = false;
   c.last_active = now_;
-  // Hand over what waited, in order, until the new instance fails or stops.
-  for (;;) {
-    it = directory_.find(id);
-    if (it == directory_.end() || it->second.restarting || !it->second.extras || it->second.extras->stash.empty()) {
-      return;
-    }
-    auto env = std::move(it->second.extras->stash.front());
-    it->second.extras->stash.pop_front();
-    invoke(it->second, env, true);
+  if (!c.instance || !run_hook(it->first, c, true)) {
+    passivate(it, error{errc::handler_failed, fmt::format("restarting {} failed", id.to_string())});
+    return;
   }
+  resume(id);
 }
 
-void shard::passivate(const actor_id& id, errc stash_reason) {
+void shard::passivate(const actor_id& id, const error& stash_reason) {
   if (auto it = directory_.find(id); it != directory_.end()) passivate(it, stash_reason);
 }
 
-shard::directory::iterator shard::passivate(directory::iterator it, errc stash_reason) {
+shard::directory::iterator shard::passivate(directory::iterator it, const error& stash_reason) {
   cell& c = it->second;
   if (c.extras) {
     for (auto t : c.extras->timers) core_.exec.cancel_timer(lane_, t);
     if (c.extras->restart_timer != 0) core_.exec.cancel_timer(lane_, c.extras->restart_timer);
-    for (auto& env : c.extras->stash) core_.fail(env, error{stash_reason, env.target.to_string()});
+    for (auto& env : c.extras->stash) core_.fail(env, stash_reason);
   }
   if (c.instance) run_hook(it->first, c, false);
   counters::bump(core_.stats.passivations);
@@ -335,7 +348,7 @@ void shard::sweep() {
     const cell& c = it->second;
     const auto idle = c.type->idle_timeout;
     if (idle > executor::duration::zero() && !c.restarting && c.pending_asks == 0 && now_ - c.last_active >= idle) {
-      it = passivate(it, errc::actor_stopped);
+      it = passivate(it, error{errc::actor_stopped, "idle"});
     } else {
       ++it;
     }
@@ -350,6 +363,10 @@ void shard::fire_timer(const actor_id& target, std::uint32_t incarnation, execut
   if (it == directory_.end() || it->second.incarnation != incarnation || it->second.restarting) return;
   if (once && it->second.extras) std::erase(it->second.extras->timers, id);
   envelope env{target, {}, {}, std::move(m), envelope_kind::deliver};
+  if (it->second.suspended > 0) {
+    it->second.ext().stash.push_back(std::move(env)); // delivered when the wait ends
+    return;
+  }
   counters::bump(core_.stats.messages);
   // Timer ticks do not count as activity: an actor kept busy only by its own
   // timers still passivates when idle.
@@ -365,7 +382,7 @@ void shard::close() {
   for (auto rounds = count_.load(std::memory_order_acquire) / limit + 1; rounds > 0 && !idle(); --rounds) drain();
   closed_ = true;
   if (sweep_timer_ != 0) core_.exec.cancel_timer(lane_, std::exchange(sweep_timer_, 0));
-  for (auto it = directory_.begin(); it != directory_.end();) it = passivate(it, errc::shutting_down);
+  for (auto it = directory_.begin(); it != directory_.end();) it = passivate(it, error{errc::shutting_down});
 }
 
 } // namespace aether::detail

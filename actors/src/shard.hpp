@@ -64,8 +64,10 @@ private:
   bool run_hook(const actor_id& id, cell& c, bool activate);
   void on_failure(const actor_id& id, cell& c, envelope* env, std::string_view what);
   void restart(const actor_id& id, std::uint32_t incarnation);
-  directory::iterator passivate(directory::iterator it, errc stash_reason);
-  void passivate(const actor_id& id, errc stash_reason);
+  directory::iterator passivate(directory::iterator it, const error& stash_reason);
+  void passivate(const actor_id& id, const error& stash_reason);
+  void resume(const actor_id& id);
+  void finish_turn(const actor_id& id);
   void sweep();
   void enter(const actor_id* self, cell* c, envelope* env) noexcept;
   moodycamel::ProducerToken& producer_for(shard& target);

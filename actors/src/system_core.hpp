@@ -39,7 +39,7 @@ struct type_entry {
 /// What only actors that used timers, failed or are restarting need.
 struct cell_extras {
   std::vector<executor::timer_id> timers;
-  std::deque<envelope> stash;                // messages waiting for a restart
+  std::deque<envelope> stash;                // messages waiting for a restart or an exclusive wait
   std::deque<executor::time_point> failures; // inside the restart window
   executor::timer_id restart_timer = 0;
 };
@@ -51,6 +51,7 @@ struct cell {
   executor::time_point last_active{};
   std::uint32_t incarnation = 0; // changes with every new instance
   std::uint32_t pending_asks = 0;
+  std::uint16_t suspended = 0; // exclusive waits pending: messages are stashed
   bool restarting = false;
   std::unique_ptr<cell_extras> extras;
 

@@ -7,6 +7,7 @@
 #include <aether/runtime/expected.hpp>
 
 #include <chrono>
+#include <optional>
 #include <utility>
 
 namespace aether {
@@ -69,8 +70,24 @@ public:
   /// Cancels a timer of this actor. All of them are cancelled when it stops.
   void cancel_timer(timer_id id);
 
+  /// Waits for work done outside the actors (I/O): `first` is completed
+  /// from any thread, `second.then(...)` runs on this actor's turn, or gets
+  /// `timeout`. While an `exclusive` wait is pending, the actor takes no
+  /// other message: they wait, in order, until its callbacks have run.
+  template <class R>
+  [[nodiscard]] std::pair<completion<R>, ask_handle<R>> await_completion(duration timeout, bool exclusive) {
+    auto slot = await_slot(timeout, exclusive);
+    return {completion<R>{slot}, ask_handle<R>{slot}};
+  }
+
   /// Passivates this actor once the current handler returns.
   void stop() noexcept { stop_requested_ = true; }
+  /// Passivates this actor once the current handler returns; messages
+  /// waiting for it fail with `reason`.
+  void stop(error reason) {
+    stop_requested_ = true;
+    stop_reason_.emplace(std::move(reason));
+  }
 
 private:
   friend class detail::shard;
@@ -80,6 +97,7 @@ private:
   expected<void> tell_message(const actor_id& to, message&& m);
   intrusive_ptr<detail::actor_reply_slot> ask_message(const actor_id& to, message&& m, duration timeout);
   timer_id schedule(duration delay, duration period, unique_function<message()> make);
+  intrusive_ptr<detail::actor_reply_slot> await_slot(duration timeout, bool exclusive);
 
   detail::shard* shard_;
   const actor_id* self_ = nullptr;
@@ -87,6 +105,7 @@ private:
   detail::envelope* current_ = nullptr; // nullptr inside timer and answer callbacks
   bool replied_ = false;
   bool stop_requested_ = false;
+  std::optional<error> stop_reason_;
 };
 
 } // namespace aether

@@ -53,11 +53,13 @@ class actor_reply_slot final : public reply_slot {
 public:
   using continuation = unique_function<void(message&, context&)>;
 
-  actor_reply_slot(system_core& core, actor_id asker, std::uint32_t incarnation) noexcept
-      : core_{core}, asker_{std::move(asker)}, incarnation_{incarnation} {}
+  actor_reply_slot(system_core& core, actor_id asker, std::uint32_t incarnation, bool exclusive = false) noexcept
+      : core_{core}, asker_{std::move(asker)}, incarnation_{incarnation}, exclusive_{exclusive} {}
 
   continuation on_answer; // set on the asker's turn, run there
   [[nodiscard]] std::uint32_t incarnation() const noexcept { return incarnation_; }
+  /// While an exclusive slot is pending, its actor takes no other message.
+  [[nodiscard]] bool exclusive() const noexcept { return exclusive_; }
 
 protected:
   void deliver(message&& answer) override;
@@ -66,6 +68,7 @@ private:
   system_core& core_;
   actor_id asker_;
   std::uint32_t incarnation_;
+  bool exclusive_;
 };
 
 /// Converts an answer into what `ask<R>` promises.
@@ -195,6 +198,21 @@ public:
       }
     };
   }
+
+private:
+  intrusive_ptr<detail::actor_reply_slot> slot_;
+};
+
+/// Completes work an actor waits for (`context::await_completion`), from any
+/// thread, once: with a value or an error. Later completions are ignored.
+template <class R>
+class completion {
+public:
+  explicit completion(intrusive_ptr<detail::actor_reply_slot> slot) noexcept : slot_{std::move(slot)} {}
+  /// Delivers the value; false when already completed (or timed out).
+  bool complete(R value) const { return slot_->complete(message{std::move(value)}); }
+  /// Delivers the error; false when already completed (or timed out).
+  bool fail(error e) const { return slot_->complete(message{std::move(e)}); }
 
 private:
   intrusive_ptr<detail::actor_reply_slot> slot_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -35,15 +36,19 @@ enum class errc {
   return {static_cast<int>(e), aether_category()};
 }
 
-/// A failure: an `errc` plus a human-readable detail.
+/// A failure: an `errc`, a human-readable detail and, where the code says so,
+/// a number (for `version_conflict`: the actor's current version).
 ///
 /// Thread-safety: a value type; distinct objects may be used from any thread.
 class error {
 public:
-  error(errc code, std::string detail = {}) : code_{code}, detail_{std::move(detail)} {}
+  error(errc code, std::string detail = {}, std::uint64_t value = 0)
+      : code_{code}, value_{value}, detail_{std::move(detail)} {}
 
   [[nodiscard]] errc code() const noexcept { return code_; }
   [[nodiscard]] const std::string& detail() const noexcept { return detail_; }
+  /// The number that goes with the code (0 when none does).
+  [[nodiscard]] std::uint64_t value() const noexcept { return value_; }
   [[nodiscard]] std::error_code error_code() const noexcept { return make_error_code(code_); }
   /// "category message: detail".
   [[nodiscard]] std::string to_string() const;
@@ -52,6 +57,7 @@ public:
 
 private:
   errc code_;
+  std::uint64_t value_;
   std::string detail_;
 };
 
