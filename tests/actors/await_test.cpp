@@ -1,0 +1,121 @@
+#include "test_actors.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+
+namespace {
+
+struct begin_work {
+  bool exclusive;
+};
+
+/// Starts outside work and records, in order, what it handles meanwhile.
+class worker : public aether::actor {
+public:
+  explicit worker(std::optional<aether::completion<int>>& slot) : slot_{slot} {
+    on([this](const begin_work& b, aether::context& ctx) {
+      auto [done, handle] = ctx.await_completion<int>(1s, b.exclusive);
+      slot_.emplace(done);
+      handle.then([this](const int& v) { log_.push_back(v); },
+                  [this](const aether::error& e) { log_.push_back(-static_cast<int>(e.code())); });
+    });
+    on([this](const test::add& a) { log_.push_back(a.amount); });
+    on([this](const test::history&) { return log_; });
+  }
+
+private:
+  std::optional<aether::completion<int>>& slot_;
+  std::vector<int> log_;
+};
+
+struct fixture : test::manual_fixture {
+  fixture() {
+    system.register_actor("worker", [this](const actor_id&) { return std::make_unique<worker>(slot); });
+  }
+  std::vector<int> log() {
+    auto r = ask<std::vector<int>>(w, test::history{});
+    REQUIRE(r);
+    return *r;
+  }
+  std::optional<aether::completion<int>> slot;
+  const actor_id w{"worker", "w"};
+};
+
+} // namespace
+
+TEST_CASE("during an exclusive wait later messages wait, in order, until the completion has run") {
+  fixture f;
+  REQUIRE(f.system.tell(f.w, begin_work{true}));
+  REQUIRE(f.system.tell(f.w, test::add{1}));
+  REQUIRE(f.system.tell(f.w, test::add{2}));
+  f.exec.run();
+  REQUIRE(f.slot);
+  CHECK(f.slot->complete(100));
+  CHECK_FALSE(f.slot->complete(200)); // once only
+  f.exec.run();
+  CHECK(f.log() == std::vector<int>{100, 1, 2});
+}
+
+TEST_CASE("a plain wait lets other messages through meanwhile") {
+  fixture f;
+  REQUIRE(f.system.tell(f.w, begin_work{false}));
+  REQUIRE(f.system.tell(f.w, test::add{1}));
+  f.exec.run();
+  REQUIRE(f.slot);
+  f.slot->complete(100);
+  f.exec.run();
+  CHECK(f.log() == std::vector<int>{1, 100});
+}
+
+TEST_CASE("a wait that is not completed in time gets timeout, and the actor goes on") {
+  fixture f;
+  REQUIRE(f.system.tell(f.w, begin_work{true}));
+  REQUIRE(f.system.tell(f.w, test::add{1}));
+  f.exec.run();
+  f.exec.advance(1s);
+  CHECK_FALSE(f.slot->complete(100)); // too late
+  CHECK(f.log() == std::vector<int>{-static_cast<int>(aether::errc::timeout), 1});
+}
+
+TEST_CASE("a completion from another thread runs on the actor's turn") {
+  fixture f;
+  REQUIRE(f.system.tell(f.w, begin_work{true}));
+  f.exec.run();
+  std::thread t{[&] { f.slot->fail(aether::error{aether::errc::unavailable}); }};
+  t.join();
+  f.exec.run();
+  CHECK(f.log() == std::vector<int>{-static_cast<int>(aether::errc::unavailable)});
+}
+
+TEST_CASE("messages stashed behind a wait fail with the stop reason") {
+  // The wait fails, and its callback stops the actor with a reason.
+  test::manual_fixture f;
+  f.system.register_actor("stopper", [](const actor_id&) {
+    struct stopper : aether::actor {
+      stopper() {
+        on([](const begin_work&, aether::context& ctx) {
+          auto [done, handle] = ctx.await_completion<int>(1s, true);
+          handle.then([](const int&) {},
+                      [](const aether::error& e, aether::context& c) {
+                        c.stop(aether::error{e.code(), "replay"});
+                      });
+          done.fail(aether::error{aether::errc::replay_failed, "bad event"});
+        });
+        on([](const test::get&) { return 1; });
+      }
+    };
+    return std::make_unique<stopper>();
+  });
+  const actor_id s{"stopper", "s"};
+  REQUIRE(f.system.tell(s, begin_work{true}));
+  auto behind = f.system.ask<int>(s, test::get{}, 5s);
+  std::optional<aether::expected<int>> answer;
+  behind.then([&](aether::expected<int> r) { answer.emplace(std::move(r)); });
+  f.exec.run();
+  REQUIRE(answer);
+  REQUIRE_FALSE(*answer);
+  CHECK(answer->error().code() == aether::errc::replay_failed);
+  CHECK(answer->error().detail() == "replay");
+}
