@@ -289,11 +289,12 @@ public:
   void deliver(T&& value) {
     deliver_message(message{std::forward<T>(value)});
   }
+  /// Sends an already wrapped answer.
+  void deliver_message(message&& m);
   /// True until delivered.
   [[nodiscard]] bool pending() const noexcept { return core_ != nullptr; }
 
 private:
-  void deliver_message(message&& m);
   void abandon() noexcept;
 
   detail::system_core* core_ = nullptr;

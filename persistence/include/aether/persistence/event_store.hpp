@@ -1,0 +1,70 @@
+#pragma once
+
+#include <aether/actors/actor_id.hpp>
+#include <aether/persistence/event.hpp>
+#include <aether/runtime/expected.hpp>
+#include <aether/runtime/unique_function.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace aether {
+
+/// What an append stored.
+struct append_result {
+  std::uint64_t first_version = 0;
+  std::uint64_t last_version = 0;
+  std::uint64_t sequence = 0; ///< the stream sequence of the write (0 in memory)
+};
+
+/// Where actors' events live. Versions per actor are 1, 2, 3, ... with no
+/// gaps; an append names the version it expects to follow, and of two
+/// appends after the same version exactly one succeeds: the other gets
+/// `version_conflict` with the current version as the error's `value()`.
+/// An append of several events is all or nothing.
+///
+/// Thread-safety: every member may be called from any thread. Callbacks may
+/// run inline or on a store thread; hop to a strand before touching state.
+class event_store {
+public:
+  using append_callback = unique_function<void(expected<append_result>)>;
+  using read_callback = unique_function<void(expected<std::vector<event>>)>;
+  using version_callback = unique_function<void(expected<std::uint64_t>)>;
+
+  virtual ~event_store() = default;
+
+  /// Stores `events` (their ids, types and data set) as versions
+  /// `expected_version + 1`, ... of `actor`.
+  virtual void append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
+                      append_callback done) = 0;
+  /// The actor's events with version >= `from_version`, in order. `hint` is
+  /// a stream sequence at or before the first wanted event (from a
+  /// snapshot), which lets a store skip older ones; 0 when unknown.
+  virtual void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) = 0;
+  /// The actor's last version; 0 when it has no events.
+  virtual void latest_version(const actor_id& actor, version_callback done) = 0;
+
+  // Blocking forms, for tools, tests and `main()`: never on a runtime thread.
+  expected<append_result> append_wait(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events);
+  expected<std::vector<event>> read_wait(const actor_id& actor, std::uint64_t from_version = 1);
+  expected<std::uint64_t> latest_version_wait(const actor_id& actor);
+};
+
+/// Events in memory, per namespace: the embedded default and the reference
+/// the JetStream store is tested against.
+class memory_event_store final : public event_store {
+public:
+  memory_event_store();
+  ~memory_event_store() override;
+  void append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
+              append_callback done) override;
+  void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) override;
+  void latest_version(const actor_id& actor, version_callback done) override;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace aether

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <aether/persistence/event_store.hpp>
+#include <aether/runtime/nats.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace aether {
+
+/// Settings of the JetStream event store.
+struct jetstream_store_options {
+  /// Replicas of each namespace's stream (1, or 3 on a three-server cluster).
+  int replicas = 1;
+  /// How long a write waits for its acknowledgement before it is sent again.
+  std::chrono::milliseconds ack_timeout{2'000};
+  /// Sends of one write (with the same `Nats-Msg-Id`) before its outcome is
+  /// read back from the stream.
+  int max_attempts = 3;
+  /// The stream's dedupe window: a resend inside it never stores twice.
+  std::chrono::milliseconds duplicate_window{std::chrono::minutes{2}};
+  /// How long a replay may wait for the next message.
+  std::chrono::milliseconds read_timeout{30'000};
+};
+
+/// Events in JetStream: one stream per namespace, `{ns}_events`, capturing
+/// `aether.{ns}.ev.>`. An append of events v+1..v+n of an actor is ONE
+/// message on the subject `aether.{ns}.ev.{type}.{key}.{v+1}`, published
+/// with `Nats-Expected-Last-Subject-Sequence: 0`: the server stores it only
+/// if that subject is empty, so of two writers of the same version exactly
+/// one wins, in any process, on any server of a cluster, R1 or R3 (see
+/// docs/ARCHITECTURE.md for why this holds on nats-server 2.9.10 where the
+/// per-subject sequence check does not). The write's `Nats-Msg-Id` makes a
+/// resend after a lost acknowledgement a no-op; after the last resend the
+/// outcome is read back from the stream leader, so a write is reported
+/// stored only if it is, and a conflict only if another write won.
+///
+/// Appends from many actors are pipelined: published asynchronously and
+/// matched to their acknowledgements through one inbox subscription.
+///
+/// Thread-safety: every member from any thread; callbacks run on nats.c or
+/// store threads.
+class jetstream_event_store final : public event_store {
+public:
+  [[nodiscard]] static expected<std::shared_ptr<jetstream_event_store>> open(std::shared_ptr<nats::connection> conn,
+                                                                             jetstream_store_options options = {});
+  ~jetstream_event_store() override;
+
+  /// Creates the namespace's stream now (appends also do it on first use).
+  expected<void> prepare(std::string_view ns);
+
+  void append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
+              append_callback done) override;
+  void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) override;
+  void latest_version(const actor_id& actor, version_callback done) override;
+
+  [[nodiscard]] static std::string stream_name(std::string_view ns);
+  /// The subject of the write whose first version is `first_version`.
+  [[nodiscard]] static std::string subject(const actor_id& actor, std::uint64_t first_version);
+  /// The subjects of all of an actor's writes.
+  [[nodiscard]] static std::string actor_filter(const actor_id& actor);
+
+  struct impl;
+
+private:
+  explicit jetstream_event_store(std::shared_ptr<impl> p) noexcept;
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace aether

@@ -1,0 +1,538 @@
+#include <aether/persistence/jetstream_event_store.hpp>
+
+#include "stored_event.hpp"
+
+#include <aether/runtime/json.hpp>
+#include <aether/runtime/log.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+namespace aether {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// A JetStream publish acknowledgement.
+struct pub_ack_error {
+  std::int64_t code = 0;
+  std::int64_t err_code = 0;
+  std::string description;
+};
+AETHER_JSON_FIELDS(pub_ack_error, code, err_code, description)
+
+struct pub_ack {
+  std::optional<std::string> stream;
+  std::optional<std::uint64_t> seq;
+  std::optional<bool> duplicate;
+  std::optional<pub_ack_error> error;
+};
+AETHER_JSON_FIELDS(pub_ack, stream, seq, duplicate, error)
+
+constexpr std::int64_t wrong_last_sequence = 10071;
+constexpr std::string_view last_version_header = "Aether-Last-Version";
+constexpr std::string_view msg_id_header = "Nats-Msg-Id";
+
+std::optional<std::uint64_t> to_number(std::string_view text) {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+/// The number in a subject's last token: the first version of a write, or
+/// the token of an acknowledgement.
+std::optional<std::uint64_t> last_number(std::string_view subject) {
+  const auto dot = subject.rfind('.');
+  return dot == std::string_view::npos ? std::nullopt : to_number(subject.substr(dot + 1));
+}
+
+} // namespace
+
+struct jetstream_event_store::impl {
+  struct write {
+    actor_id actor;
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    std::string stream;
+    std::string subject;
+    std::string msg_id;
+    std::string payload;
+    clock::time_point deadline;
+    int attempts = 0;
+    append_callback done;
+  };
+
+  struct reading {
+    actor_id actor;
+    std::uint64_t from = 1;
+    std::uint64_t next = 0; // the version the next write must start at; 0 until the first
+    std::vector<event> events;
+    std::optional<error> failure;
+    nats::subscription sub;
+    clock::time_point deadline;
+    std::atomic<bool> finished{false};
+    read_callback done;
+  };
+
+  std::shared_ptr<nats::connection> conn;
+  jetstream_store_options options;
+  std::string inbox;
+  nats::subscription acks;
+
+  std::mutex mutex; // guards everything below
+  std::unordered_map<std::uint64_t, write> writes;
+  std::uint64_t next_token = 1;
+  std::set<std::string, std::less<>> streams;
+  std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
+  std::uint64_t next_read = 1;
+  std::deque<unique_function<void()>> work;
+  bool stopping = false;
+  std::condition_variable wake;
+  std::thread worker;
+
+  ~impl() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard lock{mutex};
+      if (stopping) return;
+      stopping = true;
+    }
+    wake.notify_all();
+    if (worker.joinable()) worker.join();
+    acks.unsubscribe();
+    // What was queued for the thread still answers its callers.
+    for (;;) {
+      unique_function<void()> task;
+      {
+        std::lock_guard lock{mutex};
+        if (work.empty()) break;
+        task = std::move(work.front());
+        work.pop_front();
+      }
+      task();
+    }
+    std::unordered_map<std::uint64_t, write> left;
+    std::unordered_map<std::uint64_t, std::shared_ptr<reading>> unread;
+    {
+      std::lock_guard lock{mutex};
+      left.swap(writes);
+      unread.swap(reads);
+    }
+    for (auto& [token, w] : left) {
+      w.done(error{errc::unavailable, fmt::format("the store closed before {} version {} was acknowledged",
+                                                  w.actor.to_string(), w.first)});
+    }
+    for (auto& [token, r] : unread) {
+      r->sub.unsubscribe();
+      finish(*r, error{errc::shutting_down, "the store closed during a replay"});
+    }
+  }
+
+  /// Runs `fn` on the store's thread (stream creation, read-backs), or at
+  /// once on this one when the store is closing.
+  void post(unique_function<void()> fn) {
+    {
+      std::lock_guard lock{mutex};
+      if (!stopping) {
+        work.push_back(std::move(fn));
+        fn = nullptr;
+      }
+    }
+    if (fn) {
+      fn();
+    } else {
+      wake.notify_one();
+    }
+  }
+
+  void run() {
+    auto next_check = clock::now();
+    for (;;) {
+      unique_function<void()> task;
+      {
+        std::unique_lock lock{mutex};
+        wake.wait_until(lock, next_check, [this] { return stopping || !work.empty(); });
+        if (stopping) return;
+        if (!work.empty()) {
+          task = std::move(work.front());
+          work.pop_front();
+        }
+      }
+      if (task) task();
+      if (clock::now() >= next_check) {
+        check_deadlines();
+        next_check = clock::now() + std::chrono::milliseconds{20};
+      }
+    }
+  }
+
+  expected<void> ensure_stream(std::string_view ns) {
+    {
+      std::lock_guard lock{mutex};
+      if (streams.contains(ns)) return {};
+    }
+    nats::stream_config c;
+    c.name = stream_name(ns);
+    c.subjects = {fmt::format("aether.{}.ev.>", ns)};
+    c.replicas = options.replicas;
+    c.duplicate_window = options.duplicate_window;
+    if (auto r = conn->ensure_stream(c); !r) return r;
+    std::lock_guard lock{mutex};
+    streams.emplace(ns);
+    return {};
+  }
+
+  bool stream_known(std::string_view ns) {
+    std::lock_guard lock{mutex};
+    return streams.contains(ns);
+  }
+
+  void send(std::uint64_t token) {
+    std::string subject;
+    std::string payload;
+    std::string msg_id;
+    std::string last;
+    {
+      std::lock_guard lock{mutex};
+      auto it = writes.find(token);
+      if (it == writes.end()) return;
+      auto& w = it->second;
+      ++w.attempts;
+      w.deadline = clock::now() + options.ack_timeout;
+      subject = w.subject;
+      payload = w.payload;
+      msg_id = w.msg_id;
+      last = std::to_string(w.last);
+    }
+    const nats::header headers[] = {
+        {"Nats-Expected-Last-Subject-Sequence", "0"}, {msg_id_header, msg_id}, {last_version_header, last}};
+    // A failed send (disconnected) is retried at the deadline like a lost ack.
+    if (auto r = conn->publish(subject, payload, headers, fmt::format("{}.{}", inbox, token)); !r) {
+      log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
+    }
+  }
+
+  void on_ack(const nats::message_view& m) {
+    const auto token = last_number(m.subject());
+    if (!token) return;
+    if (m.data().empty()) return; // "no responders": no stream yet or a leader election; the deadline resends
+    write w;
+    {
+      std::lock_guard lock{mutex};
+      auto it = writes.find(*token);
+      if (it == writes.end()) return; // answered already
+      w = std::move(it->second);
+      writes.erase(it);
+    }
+    auto ack = json::decode<pub_ack>(m.data());
+    if (!ack) {
+      w.done(error{errc::io_error, fmt::format("an unreadable acknowledgement: {}", ack.error().detail())});
+    } else if (!ack->error && ack->seq && *ack->seq > 0) {
+      w.done(append_result{w.first, w.last, *ack->seq});
+    } else if (ack->error && ack->error->err_code == wrong_last_sequence) { // an error ack carries "seq":0 too
+      post([this, w = std::move(w)]() mutable { settle(std::move(w), true); });
+    } else {
+      const auto what = ack->error ? ack->error->description : std::string{"no sequence"};
+      const auto code = what.find("size") != std::string::npos ? errc::payload_too_large : errc::io_error;
+      w.done(error{code, fmt::format("storing {} version {}: {}", w.actor.to_string(), w.first, what)});
+    }
+  }
+
+  std::optional<std::uint64_t> latest(const actor_id& actor, error* failure) {
+    if (!stream_known(actor.ns())) {
+      // A direct get on a missing stream only times out: ask for the stream first.
+      auto count = conn->stream_message_count(stream_name(actor.ns()));
+      if (!count && count.error().code() == errc::not_found) return 0;
+      if (!count) {
+        if (failure) *failure = count.error();
+        return std::nullopt;
+      }
+      std::lock_guard lock{mutex};
+      streams.emplace(actor.ns());
+    }
+    auto m = conn->direct_get_last(stream_name(actor.ns()), actor_filter(actor));
+    if (!m) {
+      if (m.error().code() == errc::not_found) return 0;
+      if (failure) *failure = m.error();
+      return std::nullopt;
+    }
+    if (auto v = m->header(last_version_header)) return to_number(*v);
+    return last_number(m->subject);
+  }
+
+  /// Decides a write's outcome by reading its subject back from the stream
+  /// leader: ours (stored), someone else's (conflict), or nothing.
+  void settle(write w, bool server_said_taken) {
+    auto stored = conn->leader_get_last(w.stream, w.subject);
+    if (stored) {
+      if (stored->header(msg_id_header) == std::optional<std::string_view>{w.msg_id}) {
+        w.done(append_result{w.first, w.last, stored->sequence});
+        return;
+      }
+      error failure{errc::unavailable};
+      const auto current = latest(w.actor, &failure);
+      w.done(error{errc::version_conflict,
+                   fmt::format("{} version {} was written by another writer; the actor is at version {}",
+                               w.actor.to_string(), w.first, current.value_or(0)),
+                   current.value_or(w.first)});
+      return;
+    }
+    if (stored.error().code() != errc::not_found) {
+      w.done(error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
+                                                  w.actor.to_string(), w.first, stored.error().detail())});
+      return;
+    }
+    if (server_said_taken) {
+      // Taken, yet not there: the other write was removed since. Still a conflict.
+      w.done(
+          error{errc::version_conflict, fmt::format("{} version {} was taken", w.actor.to_string(), w.first), w.first});
+      return;
+    }
+    w.done(error{errc::unavailable, fmt::format("{} version {} was not acknowledged after {} sends and is not stored",
+                                                w.actor.to_string(), w.first, w.attempts)});
+  }
+
+  void check_deadlines() {
+    const auto now = clock::now();
+    std::vector<std::uint64_t> resend;
+    std::vector<write> expired;
+    std::vector<std::shared_ptr<reading>> stalled;
+    std::vector<nats::subscription> ended; // unsubscribed outside the lock
+    {
+      std::lock_guard lock{mutex};
+      for (auto it = writes.begin(); it != writes.end();) {
+        if (it->second.deadline > now) {
+          ++it;
+        } else if (it->second.attempts < options.max_attempts) {
+          resend.push_back(it->first);
+          ++it;
+        } else {
+          expired.push_back(std::move(it->second));
+          it = writes.erase(it);
+        }
+      }
+      for (auto it = reads.begin(); it != reads.end();) {
+        if (it->second->finished.load()) {
+          ended.push_back(std::move(it->second->sub));
+          it = reads.erase(it);
+        } else if (it->second->deadline <= now) {
+          ended.push_back(std::move(it->second->sub));
+          stalled.push_back(it->second);
+          it = reads.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto token : resend) send(token);
+    for (auto& w : expired) settle(std::move(w), false);
+    for (auto& r : stalled) {
+      finish(*r, error{errc::unavailable, fmt::format("replaying {} stalled", r->actor.to_string())});
+    }
+  }
+
+  static void finish(reading& r, expected<void> outcome) {
+    if (r.finished.exchange(true)) return;
+    if (!outcome) {
+      r.done(outcome.error());
+    } else if (r.failure) {
+      r.done(*r.failure);
+    } else {
+      r.done(std::move(r.events));
+    }
+  }
+
+  /// Takes one stored write during a replay; false to stop.
+  static bool take(reading& r, const nats::message_view& m, std::uint64_t sequence) {
+    const auto first = last_number(m.subject());
+    if (!first) {
+      r.failure = error{errc::replay_failed, fmt::format("{}: message {} has the subject {}, which names no version",
+                                                         r.actor.to_string(), sequence, m.subject())};
+      return false;
+    }
+    const auto last_header = m.header(last_version_header);
+    const auto last = last_header ? to_number(*last_header) : first;
+    if (!last || *last < *first) {
+      r.failure = error{errc::replay_failed,
+                        fmt::format("{} version {} (stream sequence {}) has no valid last version", r.actor.to_string(),
+                                    *first, sequence),
+                        *first};
+      return false;
+    }
+    if (r.next != 0 && *first != r.next) {
+      r.failure = error{errc::replay_failed,
+                        fmt::format("{}: version {} follows version {} (stream sequence {})", r.actor.to_string(),
+                                    *first, r.next - 1, sequence),
+                        *first};
+      return false;
+    }
+    r.next = *last + 1;
+    if (*last < r.from) return true; // before what was asked for: not even decoded
+    auto batch = detail::decode_batch(r.actor, *first, sequence, m.data());
+    if (!batch) {
+      r.failure = batch.error();
+      return false;
+    }
+    if (batch->back().version != *last) {
+      r.failure = error{errc::replay_failed,
+                        fmt::format("{} version {} (stream sequence {}) holds {} events, not {}", r.actor.to_string(),
+                                    *first, sequence, batch->size(), *last - *first + 1),
+                        *first};
+      return false;
+    }
+    for (auto& e : *batch) {
+      if (e.version >= r.from) r.events.push_back(std::move(e));
+    }
+    return true;
+  }
+};
+
+jetstream_event_store::jetstream_event_store(std::shared_ptr<impl> p) noexcept : impl_{std::move(p)} {}
+
+jetstream_event_store::~jetstream_event_store() { impl_->stop(); }
+
+expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std::shared_ptr<nats::connection> conn,
+                                                                             jetstream_store_options options) {
+  if (!conn) return error{errc::invalid_argument, "no connection"};
+  auto p = std::make_shared<impl>();
+  p->conn = std::move(conn);
+  p->options = options;
+  p->inbox = p->conn->new_inbox();
+  std::weak_ptr<impl> weak = p;
+  auto acks = p->conn->subscribe(p->inbox + ".*", [weak](const nats::message_view& m) {
+    if (auto self = weak.lock()) self->on_ack(m);
+  });
+  if (!acks) return acks.error();
+  p->acks = std::move(*acks);
+  p->worker = std::thread{[raw = p.get()] { raw->run(); }};
+  return std::shared_ptr<jetstream_event_store>{new jetstream_event_store{std::move(p)}};
+}
+
+std::string jetstream_event_store::stream_name(std::string_view ns) { return fmt::format("{}_events", ns); }
+
+std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t first_version) {
+  return fmt::format("aether.{}.ev.{}.{}.{}", actor.ns(), actor.type(), actor.key(), first_version);
+}
+
+std::string jetstream_event_store::actor_filter(const actor_id& actor) {
+  return fmt::format("aether.{}.ev.{}.{}.*", actor.ns(), actor.type(), actor.key());
+}
+
+expected<void> jetstream_event_store::prepare(std::string_view ns) {
+  if (auto ok = actor_id::validate_namespace(ns); !ok) return ok;
+  return impl_->ensure_stream(ns);
+}
+
+void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
+                                   append_callback done) {
+  if (auto ok = detail::prepare_append(actor, expected_version, events); !ok) {
+    done(ok.error());
+    return;
+  }
+  impl::write w;
+  w.actor = actor;
+  w.first = expected_version + 1;
+  w.last = expected_version + events.size();
+  w.stream = stream_name(actor.ns());
+  w.subject = subject(actor, w.first);
+  w.msg_id = events.front().id;
+  w.payload = detail::encode_batch(events);
+  w.done = std::move(done);
+  // Headers and subject ride along; keep well inside the server's limit.
+  const auto limit = impl_->conn->max_payload() - 512;
+  if (static_cast<std::int64_t>(w.payload.size()) > limit) {
+    w.done(error{errc::payload_too_large, fmt::format("{} events of {} take {} bytes; the server takes at most {}",
+                                                      events.size(), actor.to_string(), w.payload.size(), limit)});
+    return;
+  }
+  std::uint64_t token = 0;
+  {
+    std::lock_guard lock{impl_->mutex};
+    if (!impl_->stopping) {
+      token = impl_->next_token++;
+      w.deadline = clock::now() + impl_->options.ack_timeout;
+      impl_->writes.emplace(token, std::move(w));
+    }
+  }
+  if (token == 0) {
+    w.done(error{errc::shutting_down, "the store is closed"});
+    return;
+  }
+  if (impl_->stream_known(actor.ns())) {
+    impl_->send(token);
+    return;
+  }
+  // First write of the namespace: create its stream off the caller's thread.
+  impl_->post([p = impl_.get(), token, ns = std::string{actor.ns()}] {
+    if (auto r = p->ensure_stream(ns); !r) {
+      impl::write failed;
+      {
+        std::lock_guard lock{p->mutex};
+        auto it = p->writes.find(token);
+        if (it == p->writes.end()) return;
+        failed = std::move(it->second);
+        p->writes.erase(it);
+      }
+      failed.done(r.error());
+      return;
+    }
+    p->send(token);
+  });
+}
+
+void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,
+                                 read_callback done) {
+  if (actor.empty()) {
+    done(error{errc::invalid_id, "the actor id is empty"});
+    return;
+  }
+  auto r = std::make_shared<impl::reading>();
+  r->actor = actor;
+  r->from = std::max<std::uint64_t>(from_version, 1);
+  r->done = std::move(done);
+  r->deadline = clock::now() + impl_->options.read_timeout;
+  auto sub = impl_->conn->replay(
+      stream_name(actor.ns()), actor_filter(actor), hint,
+      [r, timeout = impl_->options.read_timeout](const nats::message_view& m) {
+        r->deadline = clock::now() + timeout;
+        auto seq = m.sequence_and_pending();
+        return seq && impl::take(*r, m, seq->first);
+      },
+      [r](expected<void> outcome) { impl::finish(*r, std::move(outcome)); });
+  if (!sub) {
+    // No stream yet: nothing was ever written in this namespace.
+    if (sub.error().code() == errc::not_found) {
+      impl::finish(*r, {});
+    } else {
+      impl::finish(*r, sub.error());
+    }
+    return;
+  }
+  std::lock_guard lock{impl_->mutex};
+  if (r->finished.load()) return; // the subscription ends with this scope
+  r->sub = std::move(*sub);
+  impl_->reads.emplace(impl_->next_read++, std::move(r));
+}
+
+void jetstream_event_store::latest_version(const actor_id& actor, version_callback done) {
+  impl_->post([p = impl_.get(), actor, done = std::move(done)]() mutable {
+    error failure{errc::unavailable};
+    if (auto v = p->latest(actor, &failure)) {
+      done(*v);
+    } else {
+      done(failure);
+    }
+  });
+}
+
+} // namespace aether

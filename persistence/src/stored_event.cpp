@@ -1,0 +1,82 @@
+#include "stored_event.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <random>
+
+namespace aether {
+
+std::string new_event_id() {
+  thread_local std::mt19937_64 engine{[] {
+    std::random_device device;
+    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+  }()};
+  return fmt::format("{:016x}{:016x}", engine(), engine());
+}
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace detail {
+
+expected<void> prepare_append(const actor_id& actor, std::uint64_t expected_version, std::vector<event>& events) {
+  if (actor.empty()) return error{errc::invalid_id, "the actor id is empty"};
+  if (events.empty()) return error{errc::invalid_argument, "an append needs at least one event"};
+  auto version = expected_version;
+  for (auto& e : events) {
+    if (e.type.empty()) return error{errc::invalid_argument, fmt::format("event {} has no type", version + 1)};
+    if (e.data.empty()) e.data = "null";
+    if (e.id.empty()) e.id = new_event_id();
+    if (e.timestamp_ns == 0) e.timestamp_ns = now_ns();
+    e.actor = actor;
+    e.version = ++version;
+    e.sequence = 0;
+  }
+  // Data is stored verbatim inside the batch: it must be one JSON value.
+  for (const auto& e : events) {
+    if (e.data.size() > json::default_max_size) {
+      return error{errc::payload_too_large, fmt::format("event {} of {} has {} bytes of data, more than {}", e.version,
+                                                        actor.to_string(), e.data.size(), json::default_max_size)};
+    }
+    const auto wrapped = fmt::format("{{\"d\":{}}}", e.data);
+    if (auto r = json::decode<std::map<std::string, json::raw>>(wrapped, wrapped.size()); !r) {
+      return error{errc::malformed_payload, fmt::format("event {} of {}: data is not JSON: {}", e.version,
+                                                        actor.to_string(), r.error().detail())};
+    }
+  }
+  return {};
+}
+
+std::string encode_batch(const std::vector<event>& events) {
+  std::vector<stored_event> out;
+  out.reserve(events.size());
+  for (const auto& e : events) {
+    out.push_back(stored_event{e.id, e.type, e.schema_version, e.timestamp_ns, json::raw{e.data}, e.metadata});
+  }
+  return json::encode(out);
+}
+
+expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,
+                                          std::string_view bytes) {
+  auto batch = json::decode<std::vector<stored_event>>(bytes);
+  if (!batch || batch->empty()) {
+    return error{errc::replay_failed,
+                 fmt::format("{} version {} (stream sequence {}) does not decode: {}", actor.to_string(), first_version,
+                             sequence, batch ? "an empty batch" : batch.error().detail()),
+                 first_version};
+  }
+  std::vector<event> out;
+  out.reserve(batch->size());
+  auto version = first_version;
+  for (auto& s : *batch) {
+    out.push_back(event{std::move(s.id), std::move(s.type), s.schema_version, actor, version++, s.timestamp_ns,
+                        std::move(s.data.text), std::move(s.metadata), sequence});
+  }
+  return out;
+}
+
+} // namespace detail
+} // namespace aether

@@ -1,0 +1,42 @@
+#pragma once
+
+// The stored form of events: what the JetStream store writes and reads, and
+// what every store validates an append against.
+
+#include <aether/persistence/event.hpp>
+#include <aether/runtime/expected.hpp>
+#include <aether/runtime/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace aether::detail {
+
+/// One event as stored: the actor and version live in the subject and the
+/// position in the batch.
+struct stored_event {
+  std::string id;
+  std::string type;
+  std::uint32_t schema_version = 1;
+  std::int64_t timestamp_ns = 0;
+  json::raw data;
+  std::map<std::string, std::string> metadata;
+};
+AETHER_JSON_FIELDS(stored_event, id, type, schema_version, timestamp_ns, data, metadata)
+
+/// Checks what an append carries before anything is written: ids, types and
+/// JSON data present. Fills in missing ids and timestamps, and sets the
+/// actor and versions.
+expected<void> prepare_append(const actor_id& actor, std::uint64_t expected_version, std::vector<event>& events);
+
+/// A batch of events as one JSON array.
+std::string encode_batch(const std::vector<event>& events);
+
+/// The events of a stored batch whose first version is `first_version`.
+/// `replay_failed` naming the actor, version and stream sequence when the
+/// bytes do not decode.
+expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,
+                                          std::string_view bytes);
+
+} // namespace aether::detail

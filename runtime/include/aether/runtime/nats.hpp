@@ -1,0 +1,189 @@
+#pragma once
+
+#include <aether/runtime/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace aether::nats {
+
+/// How to reach the servers.
+struct connect_options {
+  /// One URL or several, comma separated; the client fails over between them.
+  std::string url = "nats://127.0.0.1:4222";
+  std::string name = "aether";
+  std::chrono::milliseconds connect_timeout{2'000};
+  std::chrono::milliseconds reconnect_wait{100};
+  /// Reconnect attempts per server after a disconnect; negative: forever.
+  int max_reconnects = -1;
+  /// Keep trying in the background when the first connect fails.
+  bool retry_on_failed_connect = false;
+};
+
+/// A header of a message to publish.
+struct header {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// A message received from the server, valid only during the callback that
+/// gets it.
+class message_view {
+public:
+  explicit message_view(void* native) noexcept : msg_{native} {}
+  [[nodiscard]] std::string_view subject() const noexcept;
+  [[nodiscard]] std::string_view reply() const noexcept;
+  [[nodiscard]] std::string_view data() const noexcept;
+  /// The first value of a header, if present.
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;
+  /// For messages delivered by a JetStream consumer: the stream sequence and
+  /// how many messages the consumer still has after this one.
+  [[nodiscard]] expected<std::pair<std::uint64_t, std::uint64_t>> sequence_and_pending() const;
+
+private:
+  void* msg_;
+};
+
+/// An owned copy of a message, returned by requests and direct gets.
+struct message {
+  std::string subject;
+  std::string data;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::uint64_t sequence = 0; ///< stream sequence, when read from a stream
+
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;
+};
+
+/// A subscription; unsubscribes when destroyed.
+///
+/// Thread-safety: its handler runs on a nats.c thread, one message at a time.
+class subscription {
+public:
+  subscription() noexcept = default;
+  subscription(subscription&&) noexcept;
+  subscription& operator=(subscription&&) noexcept;
+  ~subscription();
+
+  /// Messages the client dropped because this subscriber fell behind.
+  [[nodiscard]] std::int64_t dropped() const noexcept;
+  [[nodiscard]] bool active() const noexcept { return state_ != nullptr; }
+  void unsubscribe() noexcept;
+
+  struct state;
+
+private:
+  friend class connection;
+  std::shared_ptr<state> state_;
+};
+
+/// A JetStream stream to create or update.
+struct stream_config {
+  std::string name;
+  std::vector<std::string> subjects;
+  int replicas = 1;
+  bool memory_storage = false;
+  /// The window in which a repeated `Nats-Msg-Id` is recognised as a duplicate.
+  std::chrono::milliseconds duplicate_window{std::chrono::minutes{2}};
+  std::int32_t max_message_size = -1;
+};
+
+/// A key-value bucket to create or open.
+struct bucket_config {
+  std::string name;
+  int replicas = 1;
+  int history = 1;
+};
+
+/// A value read from a bucket with the revision that wrote it.
+struct kv_entry {
+  std::string value;
+  std::uint64_t revision = 0;
+};
+
+/// A connection to NATS, with the JetStream and key-value operations Aether
+/// uses. The only place where nats.c statuses become `aether::error`s.
+///
+/// Thread-safety: every member may be called from any thread. Callbacks run
+/// on nats.c threads: hop to a strand before touching anything else.
+class connection {
+public:
+  using handler = std::function<void(const message_view&)>;
+  using status_listener = std::function<void(bool connected)>;
+
+  /// Connects; `unavailable` when no server answers.
+  [[nodiscard]] static expected<std::shared_ptr<connection>> connect(const connect_options& options);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  [[nodiscard]] bool connected() const noexcept;
+  /// Called (on a nats.c thread) when the connection is lost or comes back.
+  void on_status(status_listener listener);
+  /// Messages dropped by slow subscriptions, counted by the error handler.
+  [[nodiscard]] std::uint64_t slow_consumer_events() const noexcept;
+  /// The largest payload the server accepts.
+  [[nodiscard]] std::int64_t max_payload() const noexcept;
+  [[nodiscard]] std::string new_inbox() const;
+
+  expected<void> publish(std::string_view subject, std::string_view data, std::span<const header> headers = {},
+                         std::string_view reply = {});
+  [[nodiscard]] expected<message> request(std::string_view subject, std::string_view data,
+                                          std::chrono::milliseconds timeout, std::span<const header> headers = {});
+  /// Subscribes; at most `pending_messages` may wait for the handler before
+  /// the client drops (and counts) what comes next.
+  [[nodiscard]] expected<subscription> subscribe(std::string_view subject, handler h, int pending_messages = 65536);
+  expected<void> flush(std::chrono::milliseconds timeout);
+
+  // JetStream
+
+  /// Creates the stream, or updates it when it exists with another config.
+  expected<void> ensure_stream(const stream_config& config);
+  expected<void> delete_stream(std::string_view name);
+  /// Messages stored in a stream.
+  [[nodiscard]] expected<std::uint64_t> stream_message_count(std::string_view name);
+  /// The last message on `subject` (wildcards allowed); `not_found` if none.
+  [[nodiscard]] expected<message> direct_get_last(std::string_view stream, std::string_view subject);
+  /// The last message on `subject`, read through the stream leader (never
+  /// stale, slower than a direct get); `not_found` if none.
+  [[nodiscard]] expected<message> leader_get_last(std::string_view stream, std::string_view subject);
+  /// The message at `sequence`; `not_found` if none.
+  [[nodiscard]] expected<message> direct_get(std::string_view stream, std::uint64_t sequence);
+
+  /// Delivers every message of `stream` on `filter` from stream sequence
+  /// `start` on, in order, through an ordered consumer: `on_message` for each
+  /// (return false to stop), then `on_done` once with success or the error.
+  /// The returned subscription must be kept until `on_done`.
+  [[nodiscard]] expected<subscription> replay(std::string_view stream, std::string_view filter, std::uint64_t start,
+                                              std::function<bool(const message_view&)> on_message,
+                                              std::function<void(expected<void>)> on_done);
+
+  // Key-value
+
+  expected<void> ensure_bucket(const bucket_config& config);
+  expected<void> delete_bucket(std::string_view name);
+  /// `not_found` when the key has no value.
+  [[nodiscard]] expected<kv_entry> kv_get(std::string_view bucket, std::string_view key);
+  /// Writes unconditionally; returns the new revision.
+  expected<std::uint64_t> kv_put(std::string_view bucket, std::string_view key, std::string_view value);
+  /// Writes only if the key has no value (`version_conflict` otherwise).
+  expected<std::uint64_t> kv_create(std::string_view bucket, std::string_view key, std::string_view value);
+  /// Writes only if the key's revision is still `revision` (`version_conflict` otherwise).
+  expected<std::uint64_t> kv_update(std::string_view bucket, std::string_view key, std::string_view value,
+                                    std::uint64_t revision);
+
+  struct impl;
+
+private:
+  explicit connection(std::unique_ptr<impl> p) noexcept;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace aether::nats

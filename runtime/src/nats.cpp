@@ -1,0 +1,592 @@
+#include <aether/runtime/nats.hpp>
+
+#include <aether/runtime/log.hpp>
+
+#include <nats/nats.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstdlib>
+#include <mutex>
+
+namespace aether::nats {
+
+namespace {
+
+constexpr jsErrCode wrong_last_sequence = static_cast<jsErrCode>(10071);
+constexpr jsErrCode stream_not_found = static_cast<jsErrCode>(10059);
+constexpr jsErrCode no_message_found = static_cast<jsErrCode>(10037);
+constexpr jsErrCode stream_name_in_use = static_cast<jsErrCode>(10058);
+
+/// The one adapter from nats.c statuses to Aether errors.
+error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_cast<jsErrCode>(0)) {
+  const char* last = nats_GetLastError(nullptr);
+  std::string detail = fmt::format("{}: {}", what, natsStatus_GetText(s));
+  if (last != nullptr && *last != '\0') detail = fmt::format("{} ({})", detail, last);
+  if (js_code == wrong_last_sequence) return error{errc::version_conflict, std::move(detail)};
+  if (js_code == stream_not_found || js_code == no_message_found) return error{errc::not_found, std::move(detail)};
+  switch (s) {
+  case NATS_NOT_FOUND:
+    return error{errc::not_found, std::move(detail)};
+  case NATS_MAX_PAYLOAD:
+    return error{errc::payload_too_large, std::move(detail)};
+  case NATS_INVALID_ARG:
+  case NATS_INVALID_SUBJECT:
+    return error{errc::invalid_argument, std::move(detail)};
+  case NATS_TIMEOUT:
+  case NATS_NO_SERVER:
+  case NATS_CONNECTION_CLOSED:
+  case NATS_CONNECTION_DISCONNECTED:
+  case NATS_STALE_CONNECTION:
+  case NATS_NOT_YET_CONNECTED:
+  case NATS_NO_RESPONDERS:
+  case NATS_IO_ERROR:
+  case NATS_CONNECTION_AUTH_FAILED:
+  case NATS_DRAINING:
+    return error{errc::unavailable, std::move(detail)};
+  default:
+    return error{errc::io_error, std::move(detail)};
+  }
+}
+
+expected<void> check(natsStatus s, std::string_view what, jsErrCode js_code = static_cast<jsErrCode>(0)) {
+  if (s == NATS_OK) return {};
+  return to_error(s, what, js_code);
+}
+
+/// nats.c wants NUL-terminated strings.
+std::string z(std::string_view v) { return std::string{v}; }
+
+struct msg_deleter {
+  void operator()(natsMsg* m) const noexcept { natsMsg_Destroy(m); }
+};
+using msg_ptr = std::unique_ptr<natsMsg, msg_deleter>;
+
+expected<msg_ptr> build(std::string_view subject, std::string_view reply, std::string_view data,
+                        std::span<const header> headers) {
+  natsMsg* raw = nullptr;
+  const auto subj = z(subject);
+  const auto rep = z(reply);
+  if (auto r = check(natsMsg_Create(&raw, subj.c_str(), reply.empty() ? nullptr : rep.c_str(), data.data(),
+                                    static_cast<int>(data.size())),
+                     "creating a message");
+      !r) {
+    return r.error();
+  }
+  msg_ptr m{raw};
+  for (const auto& h : headers) {
+    if (auto r = check(natsMsgHeader_Add(m.get(), z(h.name).c_str(), z(h.value).c_str()), "setting a header"); !r) {
+      return r.error();
+    }
+  }
+  return m;
+}
+
+message copy_message(natsMsg* m) {
+  message out;
+  if (const char* s = natsMsg_GetSubject(m)) out.subject = s;
+  if (const char* d = natsMsg_GetData(m)) out.data.assign(d, static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(m, &keys, &count) == NATS_OK) {
+    for (int i = 0; i < count; ++i) {
+      const char** values = nullptr;
+      int n = 0;
+      if (natsMsgHeader_Values(m, keys[i], &values, &n) == NATS_OK) {
+        for (int j = 0; j < n; ++j) out.headers.emplace_back(keys[i], values[j]);
+        std::free(static_cast<void*>(values));
+      }
+    }
+    std::free(static_cast<void*>(keys));
+  }
+  // A direct get answers with the stored subject and sequence in headers.
+  if (auto subject = out.header("Nats-Subject")) out.subject = std::string{*subject};
+  if (auto seq = out.header("Nats-Sequence")) {
+    std::from_chars(seq->data(), seq->data() + seq->size(), out.sequence);
+  } else {
+    out.sequence = natsMsg_GetSequence(m);
+  }
+  return out;
+}
+
+} // namespace
+
+// message_view
+
+std::string_view message_view::subject() const noexcept {
+  const char* s = natsMsg_GetSubject(static_cast<natsMsg*>(msg_));
+  return s ? std::string_view{s} : std::string_view{};
+}
+std::string_view message_view::reply() const noexcept {
+  const char* s = natsMsg_GetReply(static_cast<natsMsg*>(msg_));
+  return s ? std::string_view{s} : std::string_view{};
+}
+std::string_view message_view::data() const noexcept {
+  auto* m = static_cast<natsMsg*>(msg_);
+  const char* d = natsMsg_GetData(m);
+  return d ? std::string_view{d, static_cast<std::size_t>(natsMsg_GetDataLength(m))} : std::string_view{};
+}
+std::optional<std::string_view> message_view::header(std::string_view name) const {
+  const char* value = nullptr;
+  if (natsMsgHeader_Get(static_cast<natsMsg*>(msg_), z(name).c_str(), &value) != NATS_OK || value == nullptr) {
+    return std::nullopt;
+  }
+  return std::string_view{value};
+}
+expected<std::pair<std::uint64_t, std::uint64_t>> message_view::sequence_and_pending() const {
+  jsMsgMetaData* meta = nullptr;
+  if (auto r = check(natsMsg_GetMetaData(&meta, static_cast<natsMsg*>(msg_)), "reading message metadata"); !r) {
+    return r.error();
+  }
+  std::pair<std::uint64_t, std::uint64_t> out{meta->Sequence.Stream, meta->NumPending};
+  jsMsgMetaData_Destroy(meta);
+  return out;
+}
+
+std::optional<std::string_view> message::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return std::string_view{v};
+  }
+  return std::nullopt;
+}
+
+// subscription
+
+struct subscription::state {
+  std::mutex mutex;
+  natsSubscription* sub = nullptr;
+  bool closed = false;
+  connection::handler on_message;
+  std::function<void()> on_closed; // once nats.c will call nothing more
+
+  static void deliver(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+    auto& st = **static_cast<std::shared_ptr<state>*>(closure);
+    try {
+      st.on_message(message_view{m});
+    } catch (const std::exception& e) {
+      log(log_level::error, "a NATS message handler threw: {}", e.what());
+    }
+    natsMsg_Destroy(m);
+  }
+
+  static void complete(void* closure) {
+    auto* holder = static_cast<std::shared_ptr<state>*>(closure);
+    std::function<void()> closed_cb;
+    {
+      std::lock_guard lock{(*holder)->mutex};
+      (*holder)->closed = true;
+      natsSubscription_Destroy((*holder)->sub);
+      (*holder)->sub = nullptr;
+      closed_cb = std::move((*holder)->on_closed);
+    }
+    if (closed_cb) closed_cb();
+    delete holder;
+  }
+};
+
+subscription::subscription(subscription&&) noexcept = default;
+subscription& subscription::operator=(subscription&& o) noexcept {
+  if (this != &o) {
+    unsubscribe();
+    state_ = std::move(o.state_);
+  }
+  return *this;
+}
+subscription::~subscription() { unsubscribe(); }
+
+std::int64_t subscription::dropped() const noexcept {
+  if (!state_) return 0;
+  std::lock_guard lock{state_->mutex};
+  std::int64_t n = 0;
+  if (!state_->closed && state_->sub != nullptr) natsSubscription_GetDropped(state_->sub, &n);
+  return n;
+}
+
+void subscription::unsubscribe() noexcept {
+  if (!state_) return;
+  // The callbacks' reference keeps the state alive until nats.c completes it.
+  {
+    std::lock_guard lock{state_->mutex};
+    if (!state_->closed && state_->sub != nullptr) natsSubscription_Unsubscribe(state_->sub);
+  }
+  state_.reset();
+}
+
+// connection
+
+struct connection::impl {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  std::atomic<std::uint64_t> slow_consumers{0};
+  std::mutex listener_mutex;
+  status_listener listener;
+
+  ~impl() {
+    if (js) jsCtx_Destroy(js);
+    if (nc) {
+      natsConnection_Close(nc);
+      natsConnection_Destroy(nc);
+    }
+  }
+
+  void notify(bool up) {
+    status_listener l;
+    {
+      std::lock_guard lock{listener_mutex};
+      l = listener;
+    }
+    if (l) l(up);
+  }
+
+  static void on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
+    auto* self = static_cast<impl*>(closure);
+    if (err == NATS_SLOW_CONSUMER) {
+      self->slow_consumers.fetch_add(1, std::memory_order_relaxed);
+      log(log_level::warn, "a NATS subscriber fell behind and the client dropped messages");
+    } else {
+      log(log_level::warn, "NATS: {}", natsStatus_GetText(err));
+    }
+  }
+  static void on_disconnected(natsConnection*, void* closure) { static_cast<impl*>(closure)->notify(false); }
+  static void on_reconnected(natsConnection*, void* closure) { static_cast<impl*>(closure)->notify(true); }
+
+  expected<subscription> make_subscription(const std::function<natsStatus(natsSubscription**, void*)>& create,
+                                           connection::handler h, std::function<void()> on_closed,
+                                           std::string_view what, const jsErrCode* js_code = nullptr) {
+    auto st = std::make_shared<subscription::state>();
+    st->on_message = std::move(h);
+    st->on_closed = std::move(on_closed);
+    // The callbacks' reference, released when nats.c completes the subscription.
+    auto* holder = new std::shared_ptr<subscription::state>(st);
+    natsSubscription* sub = nullptr;
+    {
+      // Hold the lock so a fast first message cannot see `sub` unset.
+      std::lock_guard lock{st->mutex};
+      const auto status = create(&sub, holder);
+      if (auto r = check(status, what, js_code ? *js_code : static_cast<jsErrCode>(0)); !r) {
+        delete holder;
+        return r.error();
+      }
+      st->sub = sub;
+      natsSubscription_SetOnCompleteCB(sub, &subscription::state::complete, holder);
+    }
+    subscription out;
+    out.state_ = std::move(st);
+    return out;
+  }
+};
+
+connection::connection(std::unique_ptr<impl> p) noexcept : impl_{std::move(p)} {}
+connection::~connection() = default;
+
+expected<std::shared_ptr<connection>> connection::connect(const connect_options& o) {
+  natsOptions* opts = nullptr;
+  if (auto r = check(natsOptions_Create(&opts), "creating options"); !r) return r.error();
+  std::unique_ptr<natsOptions, void (*)(natsOptions*)> guard{opts, natsOptions_Destroy};
+  auto p = std::make_unique<impl>();
+  const auto url = z(o.url);
+  const auto name = z(o.name);
+  natsStatus s = natsOptions_SetURL(opts, url.c_str());
+  if (s == NATS_OK) s = natsOptions_SetName(opts, name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout.count());
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, o.max_reconnects);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, o.reconnect_wait.count());
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &impl::on_error, p.get());
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &impl::on_disconnected, p.get());
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &impl::on_reconnected, p.get());
+  if (auto r = check(s, "setting options"); !r) return r.error();
+  if (auto r = check(natsConnection_Connect(&p->nc, opts), fmt::format("connecting to {}", o.url)); !r) {
+    return r.error();
+  }
+  jsOptions js_opts;
+  jsOptions_Init(&js_opts);
+  js_opts.Wait = 5'000;
+  if (auto r = check(natsConnection_JetStream(&p->js, p->nc, &js_opts), "opening JetStream"); !r) return r.error();
+  return std::shared_ptr<connection>{new connection{std::move(p)}};
+}
+
+bool connection::connected() const noexcept { return natsConnection_Status(impl_->nc) == NATS_CONN_STATUS_CONNECTED; }
+
+void connection::on_status(status_listener listener) {
+  std::lock_guard lock{impl_->listener_mutex};
+  impl_->listener = std::move(listener);
+}
+
+std::uint64_t connection::slow_consumer_events() const noexcept {
+  return impl_->slow_consumers.load(std::memory_order_relaxed);
+}
+
+std::int64_t connection::max_payload() const noexcept { return natsConnection_GetMaxPayload(impl_->nc); }
+
+std::string connection::new_inbox() const {
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) return {};
+  std::string out{inbox};
+  natsInbox_Destroy(inbox);
+  return out;
+}
+
+expected<void> connection::publish(std::string_view subject, std::string_view data, std::span<const header> headers,
+                                   std::string_view reply) {
+  if (headers.empty()) {
+    const auto subj = z(subject);
+    const auto rep = z(reply);
+    return check(natsConnection_PublishRequest(impl_->nc, subj.c_str(), reply.empty() ? nullptr : rep.c_str(),
+                                               data.data(), static_cast<int>(data.size())),
+                 "publishing");
+  }
+  auto m = build(subject, reply, data, headers);
+  if (!m) return m.error();
+  return check(natsConnection_PublishMsg(impl_->nc, m->get()), "publishing");
+}
+
+expected<message> connection::request(std::string_view subject, std::string_view data,
+                                      std::chrono::milliseconds timeout, std::span<const header> headers) {
+  auto m = build(subject, {}, data, headers);
+  if (!m) return m.error();
+  natsMsg* reply = nullptr;
+  if (auto r = check(natsConnection_RequestMsg(&reply, impl_->nc, m->get(), timeout.count()), "requesting"); !r) {
+    return r.error();
+  }
+  msg_ptr owned{reply};
+  return copy_message(reply);
+}
+
+expected<subscription> connection::subscribe(std::string_view subject, handler h, int pending_messages) {
+  const auto subj = z(subject);
+  auto* nc = impl_->nc;
+  auto sub = impl_->make_subscription(
+      [&](natsSubscription** out, void* closure) {
+        return natsConnection_Subscribe(out, nc, subj.c_str(), &subscription::state::deliver, closure);
+      },
+      std::move(h), {}, fmt::format("subscribing to {}", subject));
+  if (sub) {
+    std::lock_guard lock{sub->state_->mutex};
+    natsSubscription_SetPendingLimits(sub->state_->sub, pending_messages, 64 * 1024 * 1024);
+  }
+  return sub;
+}
+
+expected<void> connection::flush(std::chrono::milliseconds timeout) {
+  return check(natsConnection_FlushTimeout(impl_->nc, timeout.count()), "flushing");
+}
+
+expected<void> connection::ensure_stream(const stream_config& c) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const auto name = z(c.name);
+  std::vector<const char*> subjects;
+  subjects.reserve(c.subjects.size());
+  for (const auto& s : c.subjects) subjects.push_back(s.c_str());
+  cfg.Name = name.c_str();
+  cfg.Subjects = subjects.data();
+  cfg.SubjectsLen = static_cast<int>(subjects.size());
+  cfg.Storage = c.memory_storage ? js_MemoryStorage : js_FileStorage;
+  cfg.Replicas = static_cast<int64_t>(c.replicas);
+  cfg.AllowDirect = true;
+  cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(c.duplicate_window).count();
+  cfg.MaxMsgSize = c.max_message_size;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsStreamInfo* info = nullptr;
+  natsStatus s = js_AddStream(&info, impl_->js, &cfg, nullptr, &jerr);
+  if (s != NATS_OK && jerr == stream_name_in_use) {
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&info, impl_->js, &cfg, nullptr, &jerr);
+  }
+  if (info) jsStreamInfo_Destroy(info);
+  return check(s, fmt::format("creating stream {}", c.name), jerr);
+}
+
+expected<void> connection::delete_stream(std::string_view name) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  return check(js_DeleteStream(impl_->js, z(name).c_str(), nullptr, &jerr), fmt::format("deleting stream {}", name),
+               jerr);
+}
+
+expected<std::uint64_t> connection::stream_message_count(std::string_view name) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsStreamInfo* info = nullptr;
+  if (auto r = check(js_GetStreamInfo(&info, impl_->js, z(name).c_str(), nullptr, &jerr),
+                     fmt::format("reading stream {}", name), jerr);
+      !r) {
+    return r.error();
+  }
+  const auto n = info->State.Msgs;
+  jsStreamInfo_Destroy(info);
+  return n;
+}
+
+expected<message> connection::direct_get_last(std::string_view stream, std::string_view subject) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  const auto subj = z(subject);
+  o.LastBySubject = subj.c_str();
+  natsMsg* m = nullptr;
+  if (auto r = check(js_DirectGetMsg(&m, impl_->js, z(stream).c_str(), nullptr, &o),
+                     fmt::format("reading the last message on {}", subject));
+      !r) {
+    return r.error();
+  }
+  msg_ptr owned{m};
+  return copy_message(m);
+}
+
+expected<message> connection::leader_get_last(std::string_view stream, std::string_view subject) {
+  natsMsg* m = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (auto r = check(js_GetLastMsg(&m, impl_->js, z(stream).c_str(), z(subject).c_str(), nullptr, &jerr),
+                     fmt::format("reading the last message on {}", subject), jerr);
+      !r) {
+    return r.error();
+  }
+  msg_ptr owned{m};
+  return copy_message(m);
+}
+
+expected<message> connection::direct_get(std::string_view stream, std::uint64_t sequence) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.Sequence = sequence;
+  natsMsg* m = nullptr;
+  if (auto r = check(js_DirectGetMsg(&m, impl_->js, z(stream).c_str(), nullptr, &o),
+                     fmt::format("reading message {} of {}", sequence, stream));
+      !r) {
+    return r.error();
+  }
+  msg_ptr owned{m};
+  return copy_message(m);
+}
+
+expected<subscription> connection::replay(std::string_view stream, std::string_view filter, std::uint64_t start,
+                                          std::function<bool(const message_view&)> on_message,
+                                          std::function<void(expected<void>)> on_done) {
+  struct progress {
+    std::atomic<bool> done{false};
+    std::function<bool(const message_view&)> on_message;
+    std::function<void(expected<void>)> on_done;
+    void finish(expected<void> r) {
+      if (!done.exchange(true)) on_done(std::move(r));
+    }
+  };
+  auto p = std::make_shared<progress>();
+  p->on_message = std::move(on_message);
+  p->on_done = std::move(on_done);
+
+  const auto stream_name = z(stream);
+  const auto subject = z(filter);
+  auto* js = impl_->js;
+  jsErrCode create_code = static_cast<jsErrCode>(0);
+  auto sub = impl_->make_subscription(
+      [&](natsSubscription** out, void* closure) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = stream_name.c_str();
+        so.Ordered = true;
+        if (start > 1) {
+          so.Config.DeliverPolicy = js_DeliverByStartSequence;
+          so.Config.OptStartSeq = start;
+        } else {
+          so.Config.DeliverPolicy = js_DeliverAll;
+        }
+        return js_Subscribe(out, js, subject.c_str(), &subscription::state::deliver, closure, nullptr, &so,
+                            &create_code);
+      },
+      [p](const message_view& m) {
+        if (p->done.load()) return;
+        auto seq = m.sequence_and_pending();
+        if (!seq) {
+          p->finish(seq.error());
+          return;
+        }
+        if (!p->on_message(m)) {
+          p->finish({});
+          return;
+        }
+        if (seq->second == 0) p->finish({});
+      },
+      [p] {
+        p->finish(error{errc::unavailable, "the replay subscription closed before the end"});
+      },
+      fmt::format("replaying {} from {}", filter, start), &create_code);
+  if (!sub) return sub.error();
+  // Nothing to deliver: the consumer says so at once.
+  jsConsumerInfo* info = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s;
+  {
+    std::lock_guard lock{sub->state_->mutex};
+    s = natsSubscription_GetConsumerInfo(&info, sub->state_->sub, nullptr, &jerr);
+  }
+  if (s != NATS_OK) {
+    p->finish(to_error(s, "reading the replay consumer", jerr));
+  } else {
+    if (info->NumPending == 0 && info->Delivered.Stream == 0) p->finish({});
+    jsConsumerInfo_Destroy(info);
+  }
+  return sub;
+}
+
+expected<void> connection::ensure_bucket(const bucket_config& c) {
+  kvConfig cfg;
+  kvConfig_Init(&cfg);
+  const auto name = z(c.name);
+  cfg.Bucket = name.c_str();
+  cfg.Replicas = c.replicas;
+  cfg.History = static_cast<uint8_t>(c.history);
+  cfg.StorageType = js_FileStorage;
+  kvStore* kv = nullptr;
+  natsStatus s = js_KeyValue(&kv, impl_->js, name.c_str());
+  if (s == NATS_NOT_FOUND) s = js_CreateKeyValue(&kv, impl_->js, &cfg);
+  if (kv) kvStore_Destroy(kv);
+  return check(s, fmt::format("opening bucket {}", c.name));
+}
+
+expected<void> connection::delete_bucket(std::string_view name) {
+  return check(js_DeleteKeyValue(impl_->js, z(name).c_str()), fmt::format("deleting bucket {}", name));
+}
+
+expected<kv_entry> connection::kv_get(std::string_view bucket, std::string_view key) {
+  auto m = direct_get_last(fmt::format("KV_{}", bucket), fmt::format("$KV.{}.{}", bucket, key));
+  if (!m) return m.error();
+  if (auto op = m->header("KV-Operation"); op && (*op == "DEL" || *op == "PURGE")) {
+    return error{errc::not_found, fmt::format("{} in {} was deleted", key, bucket)};
+  }
+  return kv_entry{std::move(m->data), m->sequence};
+}
+
+namespace {
+expected<std::uint64_t> kv_write(jsCtx* js, std::string_view bucket, std::string_view key, std::string_view value,
+                                 std::optional<std::uint64_t> expected_revision) {
+  const auto subject = fmt::format("$KV.{}.{}", bucket, key);
+  const auto rev = expected_revision ? std::to_string(*expected_revision) : std::string{};
+  std::vector<header> headers;
+  if (expected_revision) headers.push_back({"Nats-Expected-Last-Subject-Sequence", rev});
+  auto m = build(subject, {}, value, headers);
+  if (!m) return m.error();
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (auto r =
+          check(js_PublishMsg(&ack, js, m->get(), nullptr, &jerr), fmt::format("writing {} in {}", key, bucket), jerr);
+      !r) {
+    return r.error();
+  }
+  const auto seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
+} // namespace
+
+expected<std::uint64_t> connection::kv_put(std::string_view bucket, std::string_view key, std::string_view value) {
+  return kv_write(impl_->js, bucket, key, value, std::nullopt);
+}
+expected<std::uint64_t> connection::kv_create(std::string_view bucket, std::string_view key, std::string_view value) {
+  return kv_write(impl_->js, bucket, key, value, 0);
+}
+expected<std::uint64_t> connection::kv_update(std::string_view bucket, std::string_view key, std::string_view value,
+                                              std::uint64_t revision) {
+  return kv_write(impl_->js, bucket, key, value, revision);
+}
+
+} // namespace aether::nats
