@@ -108,7 +108,13 @@ struct jetstream_event_store::impl {
       stopping = true;
     }
     wake.notify_all();
-    if (worker.joinable()) worker.join();
+    // The last reference may be dropped by a callback on the worker itself:
+    // it cannot wait for itself, and it holds the state until it returns.
+    if (worker.get_id() == std::this_thread::get_id()) {
+      worker.detach();
+    } else if (worker.joinable()) {
+      worker.join();
+    }
     acks.unsubscribe();
     // What was queued for the thread still answers its callers.
     for (;;) {
@@ -414,7 +420,7 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   });
   if (!acks) return acks.error();
   p->acks = std::move(*acks);
-  p->worker = std::thread{[raw = p.get()] { raw->run(); }};
+  p->worker = std::thread{[self = p] { self->run(); }};
   return std::shared_ptr<jetstream_event_store>{new jetstream_event_store{std::move(p)}};
 }
 

@@ -117,7 +117,7 @@ kv_snapshot_store::kv_snapshot_store(std::shared_ptr<nats::connection> conn, int
     : impl_{std::make_shared<impl>()} {
   impl_->conn = std::move(conn);
   impl_->replicas = replicas;
-  impl_->worker = std::thread{[p = impl_.get()] { p->run(); }};
+  impl_->worker = std::thread{[self = impl_] { self->run(); }};
 }
 
 kv_snapshot_store::~kv_snapshot_store() {
@@ -126,7 +126,13 @@ kv_snapshot_store::~kv_snapshot_store() {
     impl_->stopping = true;
   }
   impl_->wake.notify_all();
-  impl_->worker.join(); // runs what was queued first
+  // Runs what was queued first. A callback on the worker may drop the last
+  // reference: the worker cannot wait for itself, and keeps the state alive.
+  if (impl_->worker.get_id() == std::this_thread::get_id()) {
+    impl_->worker.detach();
+  } else {
+    impl_->worker.join();
+  }
 }
 
 std::string kv_snapshot_store::bucket_name(std::string_view ns) { return fmt::format("{}_snapshots", ns); }

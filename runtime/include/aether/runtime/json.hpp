@@ -38,9 +38,10 @@
 /// `aether::json::decode<deposit>(text)` gives it back or `errc::malformed_payload` with a detail that
 /// names the field path, e.g. "items[2].cents: expected an integer, found a string".
 ///
-/// Field types: `bool`, integers (not the character types; range-checked on decode), `float`, `double`,
-/// `std::string`, `std::vector<T>`, `std::optional<T>` (null or missing is `nullopt`),
-/// `std::map<std::string, T>`, other declared types and `json::raw`.
+/// Field types: `bool`, integers (not the character types; range-checked on decode), `float`, `double`
+/// (infinities and NaN encode as null), `std::string` (invalid UTF-8 encodes as U+FFFD), `std::vector<T>`,
+/// `std::optional<T>` (null or missing is `nullopt`), `std::map<std::string, T>`, other declared types and
+/// `json::raw`.
 ///
 /// Decoding accepts exactly RFC 8259 JSON (also inside ignored fields and `raw` values) with one root value;
 /// unknown fields are ignored, duplicate fields keep the last value. Numbers beyond the range of a double

@@ -1,0 +1,229 @@
+#include "bank.hpp"
+#include "store_fixtures.hpp"
+
+#include <aether/runtime/manual_executor.hpp>
+#include <aether/runtime/thread_pool_executor.hpp>
+
+#include <future>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+using aether::errc;
+
+namespace {
+
+/// Actor systems over one set of stores, as separate nodes would be.
+template <class Stores>
+struct bank_fixture {
+  Stores stores;
+
+  std::shared_ptr<aether::persistence> persistence(std::uint64_t snapshot_every = 0, bool with_snapshots = true) {
+    auto p = std::make_shared<aether::persistence>();
+    p->events = stores.events;
+    if (with_snapshots) p->snapshots = stores.snapshots;
+    p->snapshot_every = snapshot_every;
+    return p;
+  }
+
+  /// One node: a pool and a system with the account type.
+  struct node {
+    explicit node(std::shared_ptr<aether::persistence> p) : system{config(), pool} {
+      aether::register_event_sourced<bank::account>(system, "account", std::move(p));
+    }
+    ~node() {
+      std::promise<void> closed;
+      system.close([&] { closed.set_value(); });
+      closed.get_future().wait();
+      pool.stop();
+      pool.join();
+    }
+    static aether::system_config config() {
+      aether::system_config c;
+      c.shard_count = 8;
+      return c;
+    }
+    template <class R, class M>
+    aether::expected<R> ask(const actor_id& id, M m) {
+      return system.ask<R>(id, std::move(m), 20s).get();
+    }
+    aether::thread_pool_executor pool{2, 8};
+    aether::actor_system system;
+  };
+};
+
+} // namespace
+
+TEST_CASE_TEMPLATE("a command's events are stored, applied and answered, and survive reactivation", S,
+                   test::memory_stores, test::jetstream_stores) {
+  bank_fixture<S> f;
+  const actor_id acc{"account", "alice"};
+  {
+    typename bank_fixture<S>::node n{f.persistence()};
+    CHECK(*n.template ask<std::int64_t>(acc, bank::deposit{500}) == 500);
+    CHECK(*n.template ask<std::int64_t>(acc, bank::withdraw{200}) == 300);
+    auto refused = n.template ask<std::int64_t>(acc, bank::withdraw{1000});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code() == errc::invalid_argument);
+    CHECK(*n.template ask<std::uint64_t>(acc, bank::current_version{}) == 2);
+  }
+  // Another node activates it from the store: the same state, every time.
+  for (int i = 0; i < 2; ++i) {
+    typename bank_fixture<S>::node n{f.persistence()};
+    CHECK(*n.template ask<std::int64_t>(acc, bank::balance{}) == 300);
+    CHECK(*n.template ask<std::uint64_t>(acc, bank::current_version{}) == 2);
+  }
+  auto events = f.stores.events->read_wait(acc);
+  REQUIRE(events);
+  REQUIRE(events->size() == 2);
+  CHECK((*events)[0].type == "bank.deposited");
+  CHECK((*events)[0].schema_version == 2);
+  CHECK((*events)[1].type == "bank.withdrawn");
+}
+
+TEST_CASE_TEMPLATE("a writer that lost the version race answers with the conflict and reloads before its next command",
+                   S, test::memory_stores, test::jetstream_stores) {
+  bank_fixture<S> f;
+  const actor_id acc{"account", "bob"};
+  typename bank_fixture<S>::node n{f.persistence()};
+  CHECK(*n.template ask<std::int64_t>(acc, bank::deposit{5}) == 5);
+  // Another owner (a stale node, say) writes version 2 behind this actor's back.
+  REQUIRE(f.stores.events->append_wait(acc, 1, {bank::stored("bank.deposited", R"({"cents":100,"memo":""})", 2)}));
+  auto lost = n.template ask<std::int64_t>(acc, bank::deposit{1});
+  REQUIRE_FALSE(lost);
+  CHECK(lost.error().code() == errc::version_conflict);
+  CHECK(lost.error().value() == 2);
+  // The actor caught up: its state includes the other write, and it goes on.
+  CHECK(*n.template ask<std::int64_t>(acc, bank::balance{}) == 105);
+  CHECK(*n.template ask<std::int64_t>(acc, bank::deposit{1}) == 106);
+  CHECK(*f.stores.events->latest_version_wait(acc) == 3);
+}
+
+TEST_CASE_TEMPLATE("a snapshot plus the events after it gives the state of a full replay", S, test::memory_stores,
+                   test::jetstream_stores) {
+  bank_fixture<S> f;
+  const actor_id acc{"account", "carol"};
+  {
+    typename bank_fixture<S>::node n{f.persistence(3)};
+    for (int i = 1; i <= 10; ++i) REQUIRE(n.template ask<std::int64_t>(acc, bank::deposit{i}));
+  }
+  // Snapshots every 3 events, and on passivation: the last one is at 10.
+  auto snap = f.stores.snapshots->load_wait(acc);
+  REQUIRE(snap);
+  REQUIRE(snap->has_value());
+  CHECK((*snap)->version == 10);
+  // A snapshot mid-history plus the tail must give what a full replay gives.
+  REQUIRE(f.stores.snapshots->save_wait(acc, aether::snapshot{10, (*snap)->sequence, 1, (*snap)->state}));
+  REQUIRE(f.stores.events->append_wait(acc, 10, {bank::stored("bank.withdrawn", R"({"cents":5})")}));
+  typename bank_fixture<S>::node with_snapshot{f.persistence(3)};
+  typename bank_fixture<S>::node without{f.persistence(0, false)};
+  const auto a = with_snapshot.template ask<std::int64_t>(acc, bank::balance{});
+  const auto b = without.template ask<std::int64_t>(acc, bank::balance{});
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(*a == 50);
+  CHECK(*a == *b);
+  CHECK(*with_snapshot.template ask<std::uint64_t>(acc, bank::current_version{}) == 11);
+}
+
+TEST_CASE_TEMPLATE("an older event version is upcast to the current type on replay", S, test::memory_stores,
+                   test::jetstream_stores) {
+  bank_fixture<S> f;
+  const actor_id acc{"account", "dave"};
+  REQUIRE(f.stores.events->append_wait(acc, 0, {bank::stored("bank.deposited", R"({"amount":7})", 1)}));
+  typename bank_fixture<S>::node n{f.persistence()};
+  CHECK(*n.template ask<std::int64_t>(acc, bank::balance{}) == 7);
+  CHECK(*n.template ask<std::int64_t>(acc, bank::deposit{3}) == 10);
+}
+
+TEST_CASE_TEMPLATE("an unknown or undecodable stored event stops the activation with replay_failed", S,
+                   test::memory_stores, test::jetstream_stores) {
+  bank_fixture<S> f;
+  const actor_id unknown{"account", "erin"};
+  REQUIRE(f.stores.events->append_wait(
+      unknown, 0, {bank::stored("bank.deposited", R"({"cents":1,"memo":""})", 2), bank::stored("bank.mystery", "{}")}));
+  const actor_id undecodable{"account", "frank"};
+  REQUIRE(f.stores.events->append_wait(undecodable, 0, {bank::stored("bank.withdrawn", R"({"cents":"lots"})")}));
+  typename bank_fixture<S>::node n{f.persistence()};
+
+  auto r = n.template ask<std::int64_t>(unknown, bank::balance{});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == errc::replay_failed);
+  CHECK(r.error().value() == 2);
+  CHECK(r.error().detail().find("default/account/erin version 2") != std::string::npos);
+  CHECK(r.error().detail().find("bank.mystery") != std::string::npos);
+
+  auto d = n.template ask<std::int64_t>(undecodable, bank::balance{});
+  REQUIRE_FALSE(d);
+  CHECK(d.error().code() == errc::replay_failed);
+  CHECK(d.error().detail().find("cents") != std::string::npos);
+  // Nothing was skipped or rewritten: the history is as it was.
+  CHECK(*f.stores.events->latest_version_wait(unknown) == 2);
+}
+
+namespace {
+
+/// A store that holds appends until told, or fails them.
+class gated_store final : public aether::event_store {
+public:
+  explicit gated_store(std::shared_ptr<aether::event_store> inner) : inner_{std::move(inner)} {}
+  void append(const actor_id& a, std::uint64_t v, std::vector<aether::event> e, append_callback done) override {
+    if (fail_) {
+      done(aether::error{errc::unavailable, "the server is gone"});
+      return;
+    }
+    held_.push_back([this, a, v, e = std::move(e), done = std::move(done)]() mutable {
+      inner_->append(a, v, std::move(e), std::move(done));
+    });
+  }
+  void read(const actor_id& a, std::uint64_t from, std::uint64_t hint, read_callback done) override {
+    inner_->read(a, from, hint, std::move(done));
+  }
+  void latest_version(const actor_id& a, version_callback done) override { inner_->latest_version(a, std::move(done)); }
+  void release() {
+    auto held = std::move(held_);
+    for (auto& h : held) h();
+  }
+  bool fail_ = false;
+
+private:
+  std::shared_ptr<aether::event_store> inner_;
+  std::vector<aether::unique_function<void()>> held_;
+};
+
+} // namespace
+
+TEST_CASE("the reply waits for the store, and later commands wait behind it in order") {
+  auto store = std::make_shared<gated_store>(std::make_shared<aether::memory_event_store>());
+  auto p = std::make_shared<aether::persistence>();
+  p->events = store;
+  aether::manual_executor exec{2};
+  aether::system_config cfg;
+  cfg.shard_count = 2;
+  aether::actor_system system{cfg, exec};
+  aether::register_event_sourced<bank::account>(system, "account", p);
+  exec.run();
+  const actor_id acc{"account", "gina"};
+
+  std::vector<std::int64_t> answers;
+  auto record = [&](aether::expected<std::int64_t> r) { answers.push_back(r ? *r : -1); };
+  system.ask<std::int64_t>(acc, bank::deposit{5}, 10s).then(record);
+  system.ask<std::int64_t>(acc, bank::balance{}, 10s).then(record);
+  exec.run();
+  CHECK(answers.empty()); // not stored yet: no reply, and the balance query waits
+  store->release();
+  exec.run();
+  CHECK(answers == std::vector<std::int64_t>{5, 5});
+
+  // A persist that fails: the state stays, the sender gets the error.
+  store->fail_ = true;
+  auto failed = system.ask<std::int64_t>(acc, bank::deposit{7}, 10s);
+  std::optional<aether::expected<std::int64_t>> got;
+  failed.then([&](aether::expected<std::int64_t> r) { got.emplace(std::move(r)); });
+  exec.run();
+  REQUIRE(got);
+  CHECK(got->error().code() == errc::unavailable);
+  store->fail_ = false;
+  system.ask<std::int64_t>(acc, bank::balance{}, 10s).then(record);
+  exec.run();
+  CHECK(answers.back() == 5);
+}
