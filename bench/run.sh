@@ -2,10 +2,17 @@
 # Benchmark driver.
 #
 #   bench/run.sh local [--scale F]
+#   bench/run.sh persistence [--scale F] [--only append|replay|activation]
 #
 # local: builds and runs Aether's and CAF's local benchmarks (Release build in
 # build-bench/), collects their JSON lines in build-bench/local.jsonl and
 # prints a side-by-side table.
+#
+# persistence: builds aether_persistence_bench, starts a nats-server with
+# JetStream on a free loopback port and a temporary store (removed on exit),
+# runs Aether's JetStream event store beside raw nats.c against it, collects
+# the JSON lines in build-bench/persistence.jsonl and prints a table and the
+# project's persistence goals.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,6 +21,7 @@ build_dir="$repo_root/build-bench"
 
 usage() {
   echo "usage: $0 local [--scale F]" >&2
+  echo "       $0 persistence [--scale F] [--only append|replay|activation]" >&2
   exit 2
 }
 
@@ -34,18 +42,29 @@ ensure_packages() {
 }
 
 # Configures the Release benchmark build and builds the given targets (build
-# output goes to stderr, so stdout carries only results).
+# output goes to stderr, so stdout carries only results). Extra -D options
+# come first, separated from the targets by "--".
 build_targets() {
+  local defs=()
+  while (($#)) && [[ $1 != -- ]]; do
+    defs+=("$1")
+    shift
+  done
+  (($#)) && shift
   cmake -S "$repo_root" -B "$build_dir" -G Ninja \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DAETHER_ENABLE_BENCH=ON -DAETHER_ENABLE_CAF_BENCH=ON >&2
+    -DCMAKE_BUILD_TYPE=Release -DAETHER_ENABLE_BENCH=ON "${defs[@]}" >&2
   cmake --build "$build_dir" --target "$@" >&2
 }
 
+# compare_table PEER FILE...
 # Reads flat JSON result lines (string and number values only) and prints one
-# row per (bench, params, metric) comparing the aether and caf values.
+# row per (bench, params, metric) comparing the aether and PEER values; a row
+# that only one of them has shows that value alone. Metrics ending in _per_s
+# are better when higher, all others when lower.
 compare_table() {
-  awk '
+  local peer=$1
+  shift
+  awk -v peer="$peer" '
     function fmt(v) { return (v == "") ? "-" : sprintf("%.4g", v) }
     /^[[:space:]]*\{/ {
       line = $0
@@ -71,19 +90,19 @@ compare_table() {
     END {
       nr = 0
       cell[nr, 1] = "bench"; cell[nr, 2] = "params"; cell[nr, 3] = "metric"
-      cell[nr, 4] = "aether"; cell[nr, 5] = "caf"; cell[nr, 6] = "aether/caf"
+      cell[nr, 4] = "aether"; cell[nr, 5] = peer; cell[nr, 6] = "aether/" peer
       cell[nr, 7] = "better"
       for (r = 1; r <= rows; r++) {
         split(order[r], k, SUBSEP)
         a = ((order[r], "aether") in result) ? result[order[r], "aether"] : ""
-        c = ((order[r], "caf") in result) ? result[order[r], "caf"] : ""
+        c = ((order[r], peer) in result) ? result[order[r], peer] : ""
         ratio = "-"; better = "-"
         if (a != "" && c != "") {
           if (c + 0 != 0) ratio = sprintf("%.3f", a / c)
-          higher_is_better = (k[3] == "msg_per_s")
+          higher_is_better = (k[3] ~ /_per_s$/)
           if (a + 0 == c + 0) better = "tie"
           else if ((a + 0 > c + 0) == higher_is_better) better = "aether"
-          else better = "caf"
+          else better = peer
         }
         nr++
         cell[nr, 1] = k[1]; cell[nr, 2] = k[2]; cell[nr, 3] = k[3]
@@ -123,7 +142,7 @@ run_local() {
 
   ensure_packages cmake ninja-build g++ libcaf-dev libasio-dev libnats-dev \
     libsimdjson-dev libfmt-dev doctest-dev libconcurrentqueue-dev
-  build_targets aether_local_bench caf_local_bench
+  build_targets -DAETHER_ENABLE_CAF_BENCH=ON -- aether_local_bench caf_local_bench
 
   local results="$build_dir/local.jsonl"
   : >"$results"
@@ -133,7 +152,122 @@ run_local() {
     "$build_dir/$exe" "${args[@]}" | tee -a "$results"
   done
   echo
-  compare_table "$results"
+  compare_table caf "$results"
+}
+
+# Prints the persistence goals of the project brief, checked against the
+# results in the given file.
+persistence_goals() {
+  awk '
+    function field(line, key,   m) {
+      if (match(line, "\"" key "\":(\"[^\"]*\"|[^,}]*)")) {
+        m = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+        gsub(/"/, "", m)
+        return m
+      }
+      return ""
+    }
+    /^[[:space:]]*\{/ {
+      b = field($0, "bench"); i = field($0, "impl"); m = field($0, "metric"); v = field($0, "value") + 0
+      if (b == "append" && m == "events_per_s") {
+        if (i == "aether") fenced[field($0, "actors")] = v
+        else if (field($0, "mode") == "async") raw_async[field($0, "window")] = v
+      } else if (b == "replay" && m == "events_per_s") {
+        key = field($0, "events") " events, " field($0, "events_per_msg") " per message"
+        if (!(key in seen)) { seen[key] = 1; keys[++nkeys] = key }
+        replay[key, i] = v
+      } else if (b == "activation" && m == "activation_ms") {
+        activation[field($0, "snapshot")] = v
+        activation_events = field($0, "events")
+      }
+    }
+    function verdict(ok) { return ok ? "met" : "MISSED" }
+    END {
+      print "goals:"
+      for (w in raw_async) {
+        if (!(w in fenced)) continue
+        r = fenced[w] / raw_async[w]
+        printf "  fenced appends (%s actors) / raw async publish (window %s) = %.3f (goal >= 0.75): %s\n",
+               w, w, r, verdict(r >= 0.75)
+      }
+      for (k = 1; k <= nkeys; k++) {
+        key = keys[k]
+        if (!((key, "aether") in replay) || !((key, "nats.c") in replay)) continue
+        r = replay[key, "aether"] / replay[key, "nats.c"]
+        printf "  replay (%s) / raw ordered consumer = %.3f (goal >= 0.8): %s\n", key, r, verdict(r >= 0.8)
+      }
+      if ("0" in activation)
+        printf "  activation of %s events without a snapshot: %.3g ms (goal < 50 ms): %s\n",
+               activation_events, activation["0"], verdict(activation["0"] + 0 < 50)
+      if ("1" in activation)
+        printf "  activation of %s events with a snapshot: %.3g ms (goal < 2 ms): %s\n",
+               activation_events, activation["1"], verdict(activation["1"] + 0 < 2)
+    }
+  ' "$@"
+}
+
+run_persistence() {
+  local args=()
+  while (($#)); do
+    case "$1" in
+      --scale)
+        [[ $# -ge 2 && $2 =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || usage
+        args+=(--scale "$2")
+        shift 2
+        ;;
+      --only)
+        [[ $# -ge 2 && $2 =~ ^(append|replay|activation)$ ]] || usage
+        args+=(--only "$2")
+        shift 2
+        ;;
+      *) usage ;;
+    esac
+  done
+
+  "$repo_root/tools/install_deps.sh"
+  build_targets -- aether_persistence_bench
+
+  # A nats-server of our own: a port the kernel picks (-p -1), read back from
+  # its log, and a store that goes away with it.
+  server_dir=$(mktemp -d "${TMPDIR:-/tmp}/aether-bench-nats.XXXXXX")
+  server_pid=
+  trap 'stop_server' EXIT
+  trap 'exit 130' INT TERM
+  nats-server -js -a 127.0.0.1 -p -1 -sd "$server_dir/store" >"$server_dir/log" 2>&1 &
+  server_pid=$!
+  local url="" _
+  for _ in $(seq 100); do
+    url=$(sed -n 's/.*Listening for client connections on \([0-9.]*:[0-9]*\).*/nats:\/\/\1/p' \
+      "$server_dir/log" | head -n 1)
+    [[ -n $url ]] && grep -q 'Server is ready' "$server_dir/log" && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $url ]] || ! grep -q 'Server is ready' "$server_dir/log"; then
+    echo "nats-server did not start:" >&2
+    cat "$server_dir/log" >&2
+    exit 1
+  fi
+  echo "== nats-server $(nats-server --version) on $url" >&2
+
+  local results="$build_dir/persistence.jsonl"
+  : >"$results"
+  echo "== running bench/aether_persistence_bench ${args[*]}" >&2
+  "$build_dir/bench/aether_persistence_bench" --url "$url" "${args[@]}" | tee -a "$results"
+  echo
+  compare_table nats.c "$results"
+  echo
+  persistence_goals "$results"
+}
+
+# Stops the server started by run_persistence and removes its store.
+stop_server() {
+  if [[ -n ${server_pid:-} ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  [[ -n ${server_dir:-} ]] && rm -rf "$server_dir"
+  return 0
 }
 
 (($# >= 1)) || usage
@@ -141,5 +275,6 @@ suite=$1
 shift
 case "$suite" in
   local) run_local "$@" ;;
+  persistence) run_persistence "$@" ;;
   *) usage ;;
 esac

@@ -43,7 +43,15 @@ void system_core::fail(envelope& env, const error& e) {
     env.reply = {};
     return;
   }
+  if (env.kind == envelope_kind::answer) drop_answer(env);
   dead_letter(env.target, env.payload.type_name(), e.code());
+}
+
+void system_core::drop_answer(envelope& env) noexcept {
+  // The asker is gone: release its callbacks now (a timer may keep the slot
+  // alive a while), so a promise they hold answers whoever waits on it.
+  // Safe off the lane: the slot is completed, and nothing else runs them.
+  if (env.reply) static_cast<actor_reply_slot&>(*env.reply).on_answer = nullptr;
 }
 
 void system_core::dead_letter(const actor_id& target, std::string_view type, errc reason) {
@@ -142,6 +150,10 @@ void actor_system::close(unique_function<void()> done) {
       if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1 && *finish) (*finish)();
     });
   }
+}
+
+void actor_system::discard_queued() {
+  for (auto& s : core_->shards) s->discard_queued();
 }
 
 metrics_snapshot actor_system::metrics() const noexcept {

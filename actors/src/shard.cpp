@@ -45,6 +45,12 @@ void shard::start() {
 }
 
 expected<void> shard::enqueue(envelope&& env, bool bounded) {
+  if (closing_.load(std::memory_order_acquire)) {
+    // An answer is dropped here: its callbacks, and any promise they hold,
+    // are released, which answers whoever waits on them.
+    core_.fail(env, error{errc::shutting_down, env.target.to_string()});
+    return error{errc::shutting_down, env.target.to_string()};
+  }
   if (bounded && count_.load(std::memory_order_relaxed) >= core_.config.mailbox_capacity) {
     counters::bump(core_.stats.mailbox_full);
     return error{errc::mailbox_full, env.target.to_string()};
@@ -215,7 +221,8 @@ void shard::answer(envelope& env) {
   if (slot->timer != 0) core_.exec.cancel_timer(lane_, std::exchange(slot->timer, 0));
   auto it = directory_.find(env.target);
   if (it == directory_.end() || it->second.incarnation != slot->incarnation()) {
-    // The asker stopped or restarted: its callbacks died with it.
+    // The asker stopped or restarted: its callbacks die with it.
+    system_core::drop_answer(env);
     core_.dead_letter(env.target, env.payload.type_name(), errc::actor_stopped);
     return;
   }
@@ -355,6 +362,14 @@ void shard::sweep() {
   }
 }
 
+void shard::discard_queued() {
+  envelope env;
+  while (queue_.try_dequeue(consumer_, env)) {
+    core_.fail(env, error{errc::shutting_down, env.target.to_string()});
+    env = envelope{};
+  }
+}
+
 void shard::fire_timer(const actor_id& target, std::uint32_t incarnation, executor::timer_id id, bool once,
                        message&& m) {
   turn_scope turn{this};
@@ -376,6 +391,7 @@ void shard::fire_timer(const actor_id& target, std::uint32_t incarnation, execut
 void shard::close() {
   turn_scope turn{this};
   if (closed_) return;
+  closing_.store(true, std::memory_order_release);
   // What is queued now still gets handled; a bounded number of rounds, since
   // actors may keep messaging each other.
   const auto limit = core_.config.drain_batch;

@@ -42,6 +42,8 @@ public:
   /// Handles what is queued, passivates all actors and refuses later
   /// messages. On the lane.
   void close();
+  /// Fails whatever is still queued. Only once nothing runs the lanes.
+  void discard_queued();
 
   // Used by `context` on the shard's turn.
   [[nodiscard]] system_core& core() noexcept { return core_; }
@@ -77,6 +79,9 @@ private:
   std::size_t lane_;
   moodycamel::ConcurrentQueue<envelope> queue_;
   std::atomic<std::size_t> count_{0};
+  // Set when closing starts: later sends fail at once instead of waiting in
+  // a mailbox that may never be drained again.
+  std::atomic<bool> closing_{false};
 
   // On the lane only.
   moodycamel::ConsumerToken consumer_;

@@ -90,6 +90,8 @@ public:
   /// Fails `env`: its asker gets `e`, a tell becomes a dead letter.
   void fail(envelope& env, const error& e);
   void dead_letter(const actor_id& target, std::string_view type, errc reason);
+  /// Releases the callbacks of an answer that cannot be delivered.
+  static void drop_answer(envelope& env) noexcept;
   [[nodiscard]] const type_entry* find_type(std::string_view name) const;
   [[nodiscard]] std::size_t lane_of(const actor_id& id) const noexcept;
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <malloc.h>
 #include <unistd.h>
 
 using namespace caf;
@@ -207,6 +208,9 @@ void run_activate(double scale) {
   bench_config cfg;
   actor_system sys{cfg};
   scoped_actor self{sys};
+  // Hand memory freed by earlier workloads back to the OS, so that it is not
+  // silently reused and missing from the RSS increase.
+  malloc_trim(0);
   const int64_t rss_before = resident_bytes();
   auto start = bench_clock::now();
   auto activator = sys.spawn(activator_actor, n, actor{self});

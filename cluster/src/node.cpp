@@ -1,4 +1,5 @@
 #include <aether/cluster/node.hpp>
+#include <aether/persistence/jetstream_event_store.hpp>
 #include <aether/runtime/log.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
 
@@ -21,7 +22,7 @@ namespace aether {
 
 namespace {
 
-/// Reads an unsigned integer variable into `out` when it is set.
+/// Reads a non-negative integer variable into `out` when it is set; `min` and `max` are not negative.
 template <class T>
 expected<void> read_env(const char* name, T& out, T min, T max) {
   const char* raw = std::getenv(name);
@@ -29,7 +30,8 @@ expected<void> read_env(const char* name, T& out, T min, T max) {
   const std::string_view text{raw};
   unsigned long long value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
+  if (ec != std::errc{} || end != text.data() + text.size() || value < static_cast<unsigned long long>(min) ||
+      value > static_cast<unsigned long long>(max)) {
     return error{errc::invalid_argument, fmt::format("{}={} is not a number from {} to {}", name, text, min, max)};
   }
   out = static_cast<T>(value);
@@ -47,15 +49,42 @@ expected<void> read_ms(const char* name, std::chrono::milliseconds& out) {
 
 expected<node_config> node_config::from_env() {
   node_config c;
-  for (auto r : {read_env<std::size_t>("AETHER_THREADS", c.threads, 0, 1024),
-                 read_env<std::uint32_t>("AETHER_SHARDS", c.system.shard_count, 1, 1u << 16),
-                 read_env<std::size_t>("AETHER_MAILBOX_CAPACITY", c.system.mailbox_capacity, 1, 1u << 30),
-                 read_env<std::size_t>("AETHER_DRAIN_BATCH", c.system.drain_batch, 1, 256),
-                 read_ms("AETHER_IDLE_TIMEOUT_MS", c.system.idle_timeout),
-                 read_ms("AETHER_DRAIN_TIMEOUT_MS", c.drain_timeout)}) {
+  for (auto r :
+       {read_env<std::size_t>("AETHER_THREADS", c.threads, 0, 1024),
+        read_env<std::uint32_t>("AETHER_SHARDS", c.system.shard_count, 1, 1u << 16),
+        read_env<std::size_t>("AETHER_MAILBOX_CAPACITY", c.system.mailbox_capacity, 1, 1u << 30),
+        read_env<std::size_t>("AETHER_DRAIN_BATCH", c.system.drain_batch, 1, 256),
+        read_ms("AETHER_IDLE_TIMEOUT_MS", c.system.idle_timeout), read_ms("AETHER_DRAIN_TIMEOUT_MS", c.drain_timeout),
+        read_env<int>("AETHER_JS_REPLICAS", c.replicas, 1, 5),
+        read_env<std::uint64_t>("AETHER_SNAPSHOT_EVERY", c.snapshot_every, 0, 1'000'000'000)}) {
     if (!r) return r.error();
   }
+  if (const char* url = std::getenv("AETHER_NATS_URL")) c.nats_url = url;
   return c;
+}
+
+/// The stores of the embedded default, or JetStream's.
+std::shared_ptr<persistence> open_stores(const node_config& c, std::shared_ptr<nats::connection>& conn) {
+  auto p = std::make_shared<persistence>();
+  p->snapshot_every = c.snapshot_every;
+  if (c.nats_url.empty()) {
+    p->events = std::make_shared<memory_event_store>();
+    p->snapshots = std::make_shared<memory_snapshot_store>();
+    return p;
+  }
+  nats::connect_options o;
+  o.url = c.nats_url;
+  o.name = "aether-node";
+  auto connected = nats::connection::connect(o);
+  if (!connected) throw startup_error{connected.error()};
+  conn = *connected;
+  jetstream_store_options js;
+  js.replicas = c.replicas;
+  auto events = jetstream_event_store::open(conn, js);
+  if (!events) throw startup_error{events.error()};
+  p->events = *events;
+  p->snapshots = std::make_shared<kv_snapshot_store>(conn, c.replicas);
+  return p;
 }
 
 struct node::impl {
@@ -63,12 +92,16 @@ struct node::impl {
       : config{std::move(cfg)},
         threads{config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency())},
         pool{threads, config.system.shard_count},
-        system{config.system, pool} {}
+        system{config.system, pool},
+        stores{open_stores(config, conn)} {}
 
   node_config config;
+  std::shared_ptr<nats::connection> conn;
   std::size_t threads;
   thread_pool_executor pool;
   actor_system system;
+  // Destroyed first: closing a store answers what waits on it, through the system.
+  std::shared_ptr<persistence> stores;
 
   std::mutex mutex;
   std::condition_variable stopped_cv;
@@ -100,6 +133,7 @@ struct node::impl {
     }
     pool.stop();
     pool.join();
+    system.discard_queued();
     signals_context.stop();
     std::lock_guard lock{mutex};
     stopped = true;
@@ -124,6 +158,8 @@ node::node(node_config config) {
 node::~node() { stop(); }
 
 actor_system& node::system() const noexcept { return impl_->system; }
+std::shared_ptr<const persistence> node::stores() const noexcept { return impl_->stores; }
+bool node::on_nats() const noexcept { return impl_->conn != nullptr; }
 const node_config& node::config() const noexcept { return impl_->config; }
 
 int node::run() {

@@ -522,7 +522,9 @@ expected<subscription> connection::replay(std::string_view stream, std::string_v
   if (s != NATS_OK) {
     p->finish(to_error(s, "reading the replay consumer", jerr));
   } else {
-    if (info->NumPending == 0 && info->Delivered.Stream == 0) p->finish({});
+    // Nothing pending and nothing delivered: nothing matches. (Anything delivered
+    // finishes the replay itself: its last message says 0 pending.)
+    if (info->NumPending == 0 && info->Delivered.Consumer == 0) p->finish({});
     jsConsumerInfo_Destroy(info);
   }
   return sub;

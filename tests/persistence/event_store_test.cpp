@@ -91,6 +91,10 @@ TEST_CASE_TEMPLATE("namespaces see nothing of each other", S, test::memory_store
   REQUIRE(s.events->append_wait(in_a, 0, {make_event("opened"), make_event("deposited")}));
   CHECK(s.events->read_wait(in_b)->empty());
   CHECK(*s.events->latest_version_wait(in_b) == 0);
+  // An actor without events in a namespace that has some reads empty too.
+  const actor_id nobody{"account", "nobody", "tenant-a"};
+  CHECK(s.events->read_wait(nobody)->empty());
+  CHECK(*s.events->latest_version_wait(nobody) == 0);
   // B starts its own history at version 1.
   auto b = s.events->append_wait(in_b, 0, {make_event("opened")});
   REQUIRE(b);

@@ -88,6 +88,9 @@ public:
   /// mailboxes (later messages become dead letters); then calls `done` on a
   /// runtime thread.
   void close(unique_function<void()> done);
+  /// After `close` and once the executor runs nothing more: fails what
+  /// still sits in a mailbox, so nobody waits for it forever.
+  void discard_queued();
 
   [[nodiscard]] metrics_snapshot metrics() const noexcept;
   [[nodiscard]] std::uint32_t shard_count() const noexcept;

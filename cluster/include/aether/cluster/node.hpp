@@ -1,11 +1,13 @@
 #pragma once
 
 #include <aether/actors/actor_system.hpp>
+#include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/runtime/expected.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -25,11 +27,29 @@ struct node_config {
   /// Whether the node catches SIGINT and SIGTERM (from construction on, so
   /// none is missed before `run()`).
   bool handle_signals = true;
+  /// NATS servers (`AETHER_NATS_URL`, comma separated). Empty: the embedded
+  /// default, with events and snapshots in memory.
+  std::string nats_url;
+  /// Replicas of event streams and snapshot buckets (`AETHER_JS_REPLICAS`).
+  int replicas = 1;
+  /// A snapshot every this many events of an actor (`AETHER_SNAPSHOT_EVERY`; 0: only on passivation).
+  std::uint64_t snapshot_every = 100;
 
   /// The defaults overridden by the `AETHER_*` variables that are set;
   /// `invalid_argument` naming the variable for a value that is not a number
   /// in range.
   [[nodiscard]] static expected<node_config> from_env();
+};
+
+/// Thrown by the node's constructor when it cannot start (e.g. no NATS
+/// server answers); `err()` says why.
+class startup_error : public std::runtime_error {
+public:
+  explicit startup_error(error e) : std::runtime_error{e.to_string()}, error_{std::move(e)} {}
+  [[nodiscard]] const error& err() const noexcept { return error_; }
+
+private:
+  error error_;
 };
 
 /// An Aether node: the composition root a program starts in `main()`.
@@ -43,6 +63,7 @@ struct node_config {
 /// register actor types before sending to them.
 class node {
 public:
+  /// Starts the node; throws `startup_error` when it cannot connect.
   explicit node(node_config config = {});
   /// Shuts down gracefully if still running.
   ~node();
@@ -55,6 +76,11 @@ public:
   }
   void register_actor(std::string_view type, actor_factory factory, actor_options options = {}) {
     system().register_actor(type, std::move(factory), options);
+  }
+  /// Registers an event-sourced actor type on the node's stores.
+  template <class T>
+  void register_event_sourced(std::string_view type, actor_options options = {}) {
+    aether::register_event_sourced<T>(system(), type, stores(), options);
   }
 
   /// Sends `m` to the actor `to`; `mailbox_full`, `invalid_id` or
@@ -80,6 +106,10 @@ public:
 
   [[nodiscard]] metrics_snapshot metrics() const noexcept { return system().metrics(); }
   [[nodiscard]] actor_system& system() const noexcept;
+  /// The event and snapshot stores: in memory, or on JetStream.
+  [[nodiscard]] std::shared_ptr<const persistence> stores() const noexcept;
+  /// True when the node runs on NATS rather than the embedded default.
+  [[nodiscard]] bool on_nats() const noexcept;
   [[nodiscard]] const node_config& config() const noexcept;
 
 private:
