@@ -396,6 +396,14 @@ expected<void> connection::ensure_stream(const stream_config& c) {
     s = js_UpdateStream(&info, impl_->js, &cfg, nullptr, &jerr);
   }
   if (info) jsStreamInfo_Destroy(info);
+  if (s != NATS_OK) {
+    // Another client may have created it at the same moment: then it is there.
+    jsStreamInfo* existing = nullptr;
+    if (js_GetStreamInfo(&existing, impl_->js, name.c_str(), nullptr, nullptr) == NATS_OK) {
+      jsStreamInfo_Destroy(existing);
+      return {};
+    }
+  }
   return check(s, fmt::format("creating stream {}", c.name), jerr);
 }
 

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <barrier>
+#include <fmt/format.h>
+
 #include <future>
 #include <map>
 #include <mutex>
@@ -17,28 +19,31 @@ using test::make_event;
 namespace {
 
 /// Two writers, each with its own connection and store, race for version 1
-/// of a fresh actor per trial; returns the trials that did not have exactly
-/// one winner.
-int race(aether::event_store& left, aether::event_store& right, const std::string& prefix, int trials) {
-  int broken = 0;
+/// of a fresh actor per trial. Returns the trials without exactly one
+/// winner, described ("win/conflict", or the error).
+std::vector<std::string> race(aether::event_store& left, aether::event_store& right, const std::string& prefix,
+                              int trials) {
   std::barrier sync{2};
-  std::vector<int> results(2 * static_cast<std::size_t>(trials));
+  std::vector<std::string> outcomes(2 * static_cast<std::size_t>(trials));
   auto writer = [&](aether::event_store& store, int side) {
     for (int t = 0; t < trials; ++t) {
       const actor_id a{"race", prefix + std::to_string(t)};
       sync.arrive_and_wait();
       auto r = store.append_wait(a, 0, {make_event("claimed", std::to_string(side))});
-      results[static_cast<std::size_t>(2 * t + side)] = r ? 1 : (r.error().code() == errc::version_conflict ? 0 : -1);
+      outcomes[static_cast<std::size_t>(2 * t + side)] =
+          r ? "win" : (r.error().code() == errc::version_conflict ? "conflict" : r.error().to_string());
     }
   };
   std::thread a{writer, std::ref(left), 0};
   std::thread b{writer, std::ref(right), 1};
   a.join();
   b.join();
+  std::vector<std::string> broken;
   for (int t = 0; t < trials; ++t) {
-    const auto x = results[static_cast<std::size_t>(2 * t)];
-    const auto y = results[static_cast<std::size_t>(2 * t + 1)];
-    if (x + y != 1 || x < 0 || y < 0) ++broken;
+    const auto& x = outcomes[static_cast<std::size_t>(2 * t)];
+    const auto& y = outcomes[static_cast<std::size_t>(2 * t + 1)];
+    const bool one_winner = (x == "win" && y == "conflict") || (x == "conflict" && y == "win");
+    if (!one_winner) broken.push_back(fmt::format("trial {}: {} / {}", t, x, y));
   }
   return broken;
 }
@@ -49,7 +54,8 @@ TEST_CASE("two connections racing for the same versions of an R1 stream: one win
   aether::testing::nats_server server;
   auto left = test::open_store(test::connect(server.url()));
   auto right = test::open_store(test::connect(server.url()));
-  CHECK(race(*left, *right, "r1-", 200) == 0);
+  const auto broken = race(*left, *right, "r1-", 200);
+  CHECK_MESSAGE(broken.empty(), fmt::format("{}", fmt::join(broken, "; ")));
 }
 
 TEST_CASE("writers on different servers of a cluster racing on an R3 stream: one winner in each of 200 trials") {
@@ -59,7 +65,8 @@ TEST_CASE("writers on different servers of a cluster racing on an R3 stream: one
   auto left = test::open_store(test::connect(cluster.server(0).url()), o);
   auto right = test::open_store(test::connect(cluster.server(1).url()), o);
   REQUIRE(left->prepare("default"));
-  CHECK(race(*left, *right, "r3-", 200) == 0);
+  const auto broken = race(*left, *right, "r3-", 200);
+  CHECK_MESSAGE(broken.empty(), fmt::format("{}", fmt::join(broken, "; ")));
   // Every trial left exactly one event, readable through the third server.
   auto reader = test::open_store(test::connect(cluster.server(2).url()), o);
   for (int t = 0; t < 200; t += 37) {
