@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 
@@ -222,11 +223,18 @@ struct connection::impl {
   std::atomic<std::uint64_t> slow_consumers{0};
   std::mutex listener_mutex;
   status_listener listener;
+  std::condition_variable closed_cv;
+  bool closed = false;
 
   ~impl() {
     if (js) jsCtx_Destroy(js);
     if (nc) {
       natsConnection_Close(nc);
+      // nats.c calls back on its own thread, after Close returns; the closed
+      // callback comes last. Wait for it before freeing what callbacks use.
+      std::unique_lock lock{listener_mutex};
+      closed_cv.wait_for(lock, std::chrono::seconds{10}, [this] { return closed; });
+      lock.unlock();
       natsConnection_Destroy(nc);
     }
   }
@@ -251,6 +259,12 @@ struct connection::impl {
   }
   static void on_disconnected(natsConnection*, void* closure) { static_cast<impl*>(closure)->notify(false); }
   static void on_reconnected(natsConnection*, void* closure) { static_cast<impl*>(closure)->notify(true); }
+  static void on_closed(natsConnection*, void* closure) {
+    auto* self = static_cast<impl*>(closure);
+    std::lock_guard lock{self->listener_mutex};
+    self->closed = true;
+    self->closed_cv.notify_all();
+  }
 
   expected<subscription> make_subscription(const std::function<natsStatus(natsSubscription**, void*)>& create,
                                            connection::handler h, std::function<void()> on_closed,
@@ -296,6 +310,7 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &impl::on_error, p.get());
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &impl::on_disconnected, p.get());
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &impl::on_reconnected, p.get());
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &impl::on_closed, p.get());
   if (auto r = check(s, "setting options"); !r) return r.error();
   if (auto r = check(natsConnection_Connect(&p->nc, opts), fmt::format("connecting to {}", o.url)); !r) {
     return r.error();
