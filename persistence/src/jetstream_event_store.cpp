@@ -39,7 +39,9 @@ AETHER_JSON_FIELDS(pub_ack, stream, seq, duplicate, error)
 
 constexpr std::int64_t wrong_last_sequence = 10071;
 constexpr std::string_view last_version_header = "Aether-Last-Version";
-constexpr std::string_view msg_id_header = "Nats-Msg-Id";
+constexpr std::string_view write_id_header = "Aether-Write-Id";
+// Writes a read walks by exact subject before it opens a consumer.
+constexpr int walk_limit = 16;
 
 std::optional<std::uint64_t> to_number(std::string_view text) {
   std::uint64_t v = 0;
@@ -77,6 +79,7 @@ struct jetstream_event_store::impl {
     std::uint64_t next = 0; // the version the next write must start at; 0 until the first
     std::vector<event> events;
     std::optional<error> failure;
+    std::uint64_t walked_to = 0; // stream sequence of the last write read by subject
     nats::subscription sub;
     clock::time_point deadline;
     std::atomic<bool> finished{false};
@@ -177,7 +180,7 @@ struct jetstream_event_store::impl {
       if (task) task();
       if (clock::now() >= next_check) {
         check_deadlines();
-        next_check = clock::now() + std::chrono::milliseconds{20};
+        next_check = clock::now() + std::chrono::milliseconds{100};
       }
     }
   }
@@ -191,7 +194,6 @@ struct jetstream_event_store::impl {
     c.name = stream_name(ns);
     c.subjects = {fmt::format("aether.{}.ev.>", ns)};
     c.replicas = options.replicas;
-    c.duplicate_window = options.duplicate_window;
     if (auto r = conn->ensure_stream(c); !r) return r;
     std::lock_guard lock{mutex};
     streams.emplace(ns);
@@ -221,7 +223,7 @@ struct jetstream_event_store::impl {
       last = std::to_string(w.last);
     }
     const nats::header headers[] = {
-        {"Nats-Expected-Last-Subject-Sequence", "0"}, {msg_id_header, msg_id}, {last_version_header, last}};
+        {"Nats-Expected-Last-Subject-Sequence", "0"}, {write_id_header, msg_id}, {last_version_header, last}};
     // A failed send (disconnected) is retried at the deadline like a lost ack.
     if (auto r = conn->publish(subject, payload, headers, fmt::format("{}.{}", inbox, token)); !r) {
       log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
@@ -281,7 +283,7 @@ struct jetstream_event_store::impl {
   void settle(write w, bool server_said_taken) {
     auto stored = conn->leader_get_last(w.stream, w.subject);
     if (stored) {
-      if (stored->header(msg_id_header) == std::optional<std::string_view>{w.msg_id}) {
+      if (stored->header(write_id_header) == std::optional<std::string_view>{w.msg_id}) {
         w.done(append_result{w.first, w.last, stored->sequence});
         return;
       }
@@ -358,15 +360,15 @@ struct jetstream_event_store::impl {
     }
   }
 
-  /// Takes one stored write during a replay; false to stop.
-  static bool take(reading& r, const nats::message_view& m, std::uint64_t sequence) {
-    const auto first = last_number(m.subject());
+  /// Takes one stored write during a read; false to stop.
+  static bool take(reading& r, std::string_view subject, std::optional<std::string_view> last_header,
+                   std::string_view data, std::uint64_t sequence) {
+    const auto first = last_number(subject);
     if (!first) {
       r.failure = error{errc::replay_failed, fmt::format("{}: message {} has the subject {}, which names no version",
-                                                         r.actor.to_string(), sequence, m.subject())};
+                                                         r.actor.to_string(), sequence, subject)};
       return false;
     }
-    const auto last_header = m.header(last_version_header);
     const auto last = last_header ? to_number(*last_header) : first;
     if (!last || *last < *first) {
       r.failure = error{errc::replay_failed,
@@ -384,7 +386,7 @@ struct jetstream_event_store::impl {
     }
     r.next = *last + 1;
     if (*last < r.from) return true; // before what was asked for: not even decoded
-    auto batch = detail::decode_batch(r.actor, *first, sequence, m.data());
+    auto batch = detail::decode_batch(r.actor, *first, sequence, data);
     if (!batch) {
       r.failure = batch.error();
       return false;
@@ -396,10 +398,74 @@ struct jetstream_event_store::impl {
                         *first};
       return false;
     }
+    if (r.events.empty()) r.events.reserve(batch->size());
     for (auto& e : *batch) {
       if (e.version >= r.from) r.events.push_back(std::move(e));
     }
     return true;
+  }
+
+  /// The write that starts at `version`, read by its exact subject: through
+  /// the stream leader when replicated (a direct get may be served by a
+  /// replica that lags), else by a direct get.
+  expected<nats::message> write_at(const actor_id& actor, std::uint64_t version) {
+    const auto stream = stream_name(actor.ns());
+    const auto subj = subject(actor, version);
+    return options.replicas > 1 ? conn->leader_get_last(stream, subj) : conn->direct_get_last(stream, subj);
+  }
+
+  /// Reads on the store thread: walks the writes from `start` (a version
+  /// that starts a write) by exact subject, and past `walk_limit` of them
+  /// goes on with an ordered consumer. Short histories and snapshot tails
+  /// need no consumer, whose creation costs more the more writes the
+  /// namespace's stream holds.
+  void walk(const std::shared_ptr<reading>& r, std::uint64_t start) {
+    if (!stream_known(r->actor.ns())) {
+      auto count = conn->stream_message_count(stream_name(r->actor.ns()));
+      if (!count) {
+        // No stream: nothing was ever written in this namespace.
+        finish(*r, count.error().code() == errc::not_found ? expected<void>{} : expected<void>{count.error()});
+        return;
+      }
+      std::lock_guard lock{mutex};
+      streams.emplace(r->actor.ns());
+    }
+    auto version = start;
+    for (int i = 0; i < walk_limit; ++i) {
+      auto m = write_at(r->actor, version);
+      if (!m) {
+        finish(*r, m.error().code() == errc::not_found ? expected<void>{} : expected<void>{m.error()});
+        return;
+      }
+      if (!take(*r, m->subject, m->header(last_version_header), m->data, m->sequence)) {
+        finish(*r, {});
+        return;
+      }
+      version = r->next;
+      r->walked_to = m->sequence;
+    }
+    consume(r, r->walked_to + 1);
+  }
+
+  /// Reads the rest through an ordered consumer from stream sequence `start`.
+  void consume(const std::shared_ptr<reading>& r, std::uint64_t start) {
+    r->deadline = clock::now() + options.read_timeout;
+    auto sub = conn->replay(
+        stream_name(r->actor.ns()), actor_filter(r->actor), start,
+        [r, timeout = options.read_timeout](const nats::message_view& m) {
+          r->deadline = clock::now() + timeout;
+          auto seq = m.sequence_and_pending();
+          return seq && take(*r, m.subject(), m.header(last_version_header), m.data(), seq->first);
+        },
+        [r](expected<void> outcome) { finish(*r, std::move(outcome)); });
+    if (!sub) {
+      finish(*r, sub.error().code() == errc::not_found ? expected<void>{} : expected<void>{sub.error()});
+      return;
+    }
+    std::lock_guard lock{mutex};
+    if (r->finished.load()) return; // the subscription ends with this scope
+    r->sub = std::move(*sub);
+    reads.emplace(next_read++, r);
   }
 };
 
@@ -507,27 +573,10 @@ void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_versi
   r->from = std::max<std::uint64_t>(from_version, 1);
   r->done = std::move(done);
   r->deadline = clock::now() + impl_->options.read_timeout;
-  auto sub = impl_->conn->replay(
-      stream_name(actor.ns()), actor_filter(actor), hint,
-      [r, timeout = impl_->options.read_timeout](const nats::message_view& m) {
-        r->deadline = clock::now() + timeout;
-        auto seq = m.sequence_and_pending();
-        return seq && impl::take(*r, m, seq->first);
-      },
-      [r](expected<void> outcome) { impl::finish(*r, std::move(outcome)); });
-  if (!sub) {
-    // No stream yet: nothing was ever written in this namespace.
-    if (sub.error().code() == errc::not_found) {
-      impl::finish(*r, {});
-    } else {
-      impl::finish(*r, sub.error());
-    }
-    return;
-  }
-  std::lock_guard lock{impl_->mutex};
-  if (r->finished.load()) return; // the subscription ends with this scope
-  r->sub = std::move(*sub);
-  impl_->reads.emplace(impl_->next_read++, std::move(r));
+  // With a hint, `from_version` starts a write (an actor's version + 1);
+  // without one, walk from the first write and skip what comes before.
+  const auto start = hint != 0 ? r->from : 1;
+  impl_->post([p = impl_.get(), r, start] { p->walk(r, start); });
 }
 
 void jetstream_event_store::latest_version(const actor_id& actor, version_callback done) {

@@ -38,9 +38,10 @@ public:
   /// `expected_version + 1`, ... of `actor`.
   virtual void append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
                       append_callback done) = 0;
-  /// The actor's events with version >= `from_version`, in order. `hint` is
-  /// a stream sequence at or before the first wanted event (from a
-  /// snapshot), which lets a store skip older ones; 0 when unknown.
+  /// The actor's events with version >= `from_version`, in order. A
+  /// nonzero `hint` (from a snapshot) says that `from_version` starts a
+  /// write, as an actor's own version + 1 always does, and is a stream
+  /// sequence at or before it; it lets a store skip what comes before.
   virtual void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) = 0;
   /// The actor's last version; 0 when it has no events.
   virtual void latest_version(const actor_id& actor, version_callback done) = 0;

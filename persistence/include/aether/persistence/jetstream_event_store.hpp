@@ -16,11 +16,8 @@ struct jetstream_store_options {
   int replicas = 1;
   /// How long a write waits for its acknowledgement before it is sent again.
   std::chrono::milliseconds ack_timeout{2'000};
-  /// Sends of one write (with the same `Nats-Msg-Id`) before its outcome is
-  /// read back from the stream.
+  /// Sends of one write before its outcome is read back from the stream.
   int max_attempts = 3;
-  /// The stream's dedupe window: a resend inside it never stores twice.
-  std::chrono::milliseconds duplicate_window{std::chrono::minutes{2}};
   /// How long a replay may wait for the next message.
   std::chrono::milliseconds read_timeout{30'000};
 };
@@ -32,10 +29,11 @@ struct jetstream_store_options {
 /// if that subject is empty, so of two writers of the same version exactly
 /// one wins, in any process, on any server of a cluster, R1 or R3 (see
 /// docs/ARCHITECTURE.md for why this holds on nats-server 2.9.10 where the
-/// per-subject sequence check does not). The write's `Nats-Msg-Id` makes a
-/// resend after a lost acknowledgement a no-op; after the last resend the
-/// outcome is read back from the stream leader, so a write is reported
-/// stored only if it is, and a conflict only if another write won.
+/// per-subject sequence check does not). For the same reason a resend after
+/// a lost acknowledgement can never store a second copy; when the server
+/// refuses a resend, or after the last one, the outcome is read back from
+/// the stream leader by the write's id (`Aether-Write-Id`), so a write is
+/// reported stored only if it is, and a conflict only if another write won.
 ///
 /// Appends from many actors are pipelined: published asynchronously and
 /// matched to their acknowledgements through one inbox subscription.
