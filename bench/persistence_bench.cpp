@@ -754,13 +754,7 @@ public:
 /// A node-like setup: a thread per core, default shards.
 struct runtime {
   runtime() = default;
-  ~runtime() {
-    std::promise<void> closed;
-    system.close([&] { closed.set_value(); });
-    closed.get_future().wait();
-    pool.stop();
-    pool.join();
-  }
+  ~runtime() { aether::close_and_join(system, pool); }
   aether::thread_pool_executor pool{worker_count(), aether::system_config{}.shard_count};
   aether::actor_system system{aether::system_config{}, pool};
 };

@@ -2,9 +2,11 @@
 #include "system_core.hpp"
 
 #include <aether/runtime/log.hpp>
+#include <aether/runtime/thread_pool_executor.hpp>
 
 #include <fmt/format.h>
 
+#include <future>
 #include <mutex>
 
 namespace aether {
@@ -150,6 +152,15 @@ void actor_system::close(unique_function<void()> done) {
       if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1 && *finish) (*finish)();
     });
   }
+}
+
+void close_and_join(actor_system& system, thread_pool_executor& pool) {
+  std::promise<void> closed;
+  system.close([&closed] { closed.set_value(); });
+  closed.get_future().wait();
+  pool.stop();
+  pool.join();
+  system.discard_queued();
 }
 
 void actor_system::discard_queued() {

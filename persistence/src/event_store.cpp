@@ -2,35 +2,29 @@
 
 #include "stored_event.hpp"
 
+#include "wait.hpp"
+
 #include <fmt/format.h>
 
-#include <future>
 #include <mutex>
 #include <unordered_map>
 
 namespace aether {
 
-namespace {
-template <class T, class Start>
-expected<T> wait_for(Start start) {
-  std::promise<expected<T>> done;
-  auto result = done.get_future();
-  start([&done](expected<T> r) { done.set_value(std::move(r)); });
-  return result.get();
-}
-} // namespace
+namespace {} // namespace
 
 expected<append_result> event_store::append_wait(const actor_id& actor, std::uint64_t expected_version,
                                                  std::vector<event> events) {
-  return wait_for<append_result>([&](auto cb) { append(actor, expected_version, std::move(events), std::move(cb)); });
+  return detail::wait_for<append_result>(
+      [&](auto cb) { append(actor, expected_version, std::move(events), std::move(cb)); });
 }
 
 expected<std::vector<event>> event_store::read_wait(const actor_id& actor, std::uint64_t from_version) {
-  return wait_for<std::vector<event>>([&](auto cb) { read(actor, from_version, 0, std::move(cb)); });
+  return detail::wait_for<std::vector<event>>([&](auto cb) { read(actor, from_version, 0, std::move(cb)); });
 }
 
 expected<std::uint64_t> event_store::latest_version_wait(const actor_id& actor) {
-  return wait_for<std::uint64_t>([&](auto cb) { latest_version(actor, std::move(cb)); });
+  return detail::wait_for<std::uint64_t>([&](auto cb) { latest_version(actor, std::move(cb)); });
 }
 
 struct memory_event_store::impl {

@@ -2,11 +2,12 @@
 
 #include <aether/runtime/json.hpp>
 
+#include "wait.hpp"
+
 #include <fmt/format.h>
 
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -24,22 +25,14 @@ struct stored_snapshot {
 };
 AETHER_JSON_FIELDS(stored_snapshot, version, sequence, schema_version, state)
 
-template <class T, class Start>
-expected<T> wait_for(Start start) {
-  std::promise<expected<T>> done;
-  auto result = done.get_future();
-  start([&done](expected<T> r) { done.set_value(std::move(r)); });
-  return result.get();
-}
-
 } // namespace
 
 expected<void> snapshot_store::save_wait(const actor_id& actor, snapshot s) {
-  return wait_for<void>([&](auto cb) { save(actor, std::move(s), std::move(cb)); });
+  return detail::wait_for<void>([&](auto cb) { save(actor, std::move(s), std::move(cb)); });
 }
 
 expected<std::optional<snapshot>> snapshot_store::load_wait(const actor_id& actor) {
-  return wait_for<std::optional<snapshot>>([&](auto cb) { load(actor, std::move(cb)); });
+  return detail::wait_for<std::optional<snapshot>>([&](auto cb) { load(actor, std::move(cb)); });
 }
 
 struct memory_snapshot_store::impl {

@@ -40,13 +40,7 @@ struct pooled {
     system.register_actor<test::recorder>("recorder");
     system.register_actor<forwarder>("forwarder");
   }
-  ~pooled() {
-    std::promise<void> closed;
-    system.close([&] { closed.set_value(); });
-    closed.get_future().wait();
-    pool.stop();
-    pool.join();
-  }
+  ~pooled() { aether::close_and_join(system, pool); }
   static aether::system_config config() {
     aether::system_config c;
     c.shard_count = 16;

@@ -30,13 +30,7 @@ struct bank_fixture {
     explicit node(std::shared_ptr<aether::persistence> p) : system{config(), pool} {
       aether::register_event_sourced<bank::account>(system, "account", std::move(p));
     }
-    ~node() {
-      std::promise<void> closed;
-      system.close([&] { closed.set_value(); });
-      closed.get_future().wait();
-      pool.stop();
-      pool.join();
-    }
+    ~node() { aether::close_and_join(system, pool); }
     static aether::system_config config() {
       aether::system_config c;
       c.shard_count = 8;

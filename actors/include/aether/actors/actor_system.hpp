@@ -38,6 +38,8 @@ struct system_config {
   [[nodiscard]] expected<void> validate() const;
 };
 
+class thread_pool_executor;
+
 /// Makes a fresh instance of an actor type for an id.
 using actor_factory = std::function<std::unique_ptr<actor>(const actor_id&)>;
 
@@ -106,5 +108,10 @@ private:
 
   std::unique_ptr<detail::system_core> core_;
 };
+
+/// What a program running an actor system on a pool does last: closes the
+/// system (what is queued is handled, every actor passivated), stops and
+/// joins the pool, and fails what is left in a mailbox. Not on a pool thread.
+void close_and_join(actor_system& system, thread_pool_executor& pool);
 
 } // namespace aether
