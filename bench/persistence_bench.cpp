@@ -896,7 +896,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   env.conn = *conn;
-  auto store = aether::jetstream_event_store::open(env.conn);
+  // As a node opens it: a second, send-asap connection for writes when few are in flight.
+  options.name = "bench-aether-writes";
+  options.send_asap = true;
+  auto quick = aether::nats::connection::connect(options);
+  if (!quick) {
+    note("{}", quick.error().to_string());
+    return 1;
+  }
+  auto store = aether::jetstream_event_store::open(env.conn, {}, *quick);
   if (!store) {
     note("{}", store.error().to_string());
     return 1;

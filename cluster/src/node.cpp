@@ -78,9 +78,13 @@ std::shared_ptr<persistence> open_stores(const node_config& c, std::shared_ptr<n
   auto connected = nats::connection::connect(o);
   if (!connected) throw startup_error{connected.error()};
   conn = *connected;
+  o.name = "aether-node-writes";
+  o.send_asap = true;
+  auto quick = nats::connection::connect(o);
+  if (!quick) throw startup_error{quick.error()};
   jetstream_store_options js;
   js.replicas = c.replicas;
-  auto events = jetstream_event_store::open(conn, js);
+  auto events = jetstream_event_store::open(conn, js, *quick);
   if (!events) throw startup_error{events.error()};
   p->events = *events;
   p->snapshots = std::make_shared<kv_snapshot_store>(conn, c.replicas);

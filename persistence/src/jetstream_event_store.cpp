@@ -42,6 +42,8 @@ constexpr std::string_view last_version_header = "Aether-Last-Version";
 constexpr std::string_view write_id_header = "Aether-Write-Id";
 // Writes a read walks by exact subject before it opens a consumer.
 constexpr int walk_limit = 16;
+// At most this many writes in flight go out on the send-asap connection.
+constexpr std::size_t quick_limit = 4;
 
 std::optional<std::uint64_t> to_number(std::string_view text) {
   std::uint64_t v = 0;
@@ -87,6 +89,7 @@ struct jetstream_event_store::impl {
   };
 
   std::shared_ptr<nats::connection> conn;
+  std::shared_ptr<nats::connection> quick; // send-asap, for writes when few are in flight
   jetstream_store_options options;
   std::string inbox;
   nats::subscription acks;
@@ -210,10 +213,12 @@ struct jetstream_event_store::impl {
     std::string payload;
     std::string msg_id;
     std::string last;
+    bool alone = false;
     {
       std::lock_guard lock{mutex};
       auto it = writes.find(token);
       if (it == writes.end()) return;
+      alone = writes.size() <= quick_limit;
       auto& w = it->second;
       ++w.attempts;
       w.deadline = clock::now() + options.ack_timeout;
@@ -225,7 +230,9 @@ struct jetstream_event_store::impl {
     const nats::header headers[] = {
         {"Nats-Expected-Last-Subject-Sequence", "0"}, {write_id_header, msg_id}, {last_version_header, last}};
     // A failed send (disconnected) is retried at the deadline like a lost ack.
-    if (auto r = conn->publish(subject, payload, headers, fmt::format("{}.{}", inbox, token)); !r) {
+    // The acknowledgement comes to `inbox` on `conn` whichever sends it.
+    auto& via = alone && quick ? *quick : *conn;
+    if (auto r = via.publish(subject, payload, headers, fmt::format("{}.{}", inbox, token)); !r) {
       log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
     }
   }
@@ -474,10 +481,12 @@ jetstream_event_store::jetstream_event_store(std::shared_ptr<impl> p) noexcept :
 jetstream_event_store::~jetstream_event_store() { impl_->stop(); }
 
 expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std::shared_ptr<nats::connection> conn,
-                                                                             jetstream_store_options options) {
+                                                                             jetstream_store_options options,
+                                                                             std::shared_ptr<nats::connection> quick) {
   if (!conn) return error{errc::invalid_argument, "no connection"};
   auto p = std::make_shared<impl>();
   p->conn = std::move(conn);
+  p->quick = std::move(quick);
   p->options = options;
   p->inbox = p->conn->new_inbox();
   std::weak_ptr<impl> weak = p;

@@ -311,6 +311,7 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &impl::on_disconnected, p.get());
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &impl::on_reconnected, p.get());
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &impl::on_closed, p.get());
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, o.send_asap);
   if (auto r = check(s, "setting options"); !r) return r.error();
   if (auto r = check(natsConnection_Connect(&p->nc, opts), fmt::format("connecting to {}", o.url)); !r) {
     return r.error();

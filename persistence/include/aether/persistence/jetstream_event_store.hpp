@@ -42,8 +42,13 @@ struct jetstream_store_options {
 /// store threads.
 class jetstream_event_store final : public event_store {
 public:
-  [[nodiscard]] static expected<std::shared_ptr<jetstream_event_store>> open(std::shared_ptr<nats::connection> conn,
-                                                                             jetstream_store_options options = {});
+  /// Opens the store on `conn`. `quick`, optional, is a connection to the
+  /// same servers opened with `send_asap`: writes go out on it while few are
+  /// in flight (an actor waiting alone does not wait for nats.c's batching),
+  /// and on `conn`, batched, under load.
+  [[nodiscard]] static expected<std::shared_ptr<jetstream_event_store>>
+  open(std::shared_ptr<nats::connection> conn, jetstream_store_options options = {},
+       std::shared_ptr<nats::connection> quick = nullptr);
   ~jetstream_event_store() override;
 
   /// Creates the namespace's stream now (appends also do it on first use).
