@@ -83,9 +83,14 @@ struct jetstream_event_store::impl {
     std::optional<error> failure;
     std::uint64_t walked_to = 0; // stream sequence of the last write read by subject
     nats::subscription sub;
-    clock::time_point deadline;
+    // Moved on by the replay callback (a nats.c thread), read by the sweep.
+    std::atomic<clock::rep> deadline{0};
     std::atomic<bool> finished{false};
     read_callback done;
+
+    void extend(std::chrono::milliseconds timeout) noexcept {
+      deadline.store((clock::now() + timeout).time_since_epoch().count(), std::memory_order_relaxed);
+    }
   };
 
   std::shared_ptr<nats::connection> conn;
@@ -340,7 +345,7 @@ struct jetstream_event_store::impl {
         if (it->second->finished.load()) {
           ended.push_back(std::move(it->second->sub));
           it = reads.erase(it);
-        } else if (it->second->deadline <= now) {
+        } else if (it->second->deadline.load(std::memory_order_relaxed) <= now.time_since_epoch().count()) {
           ended.push_back(std::move(it->second->sub));
           stalled.push_back(it->second);
           it = reads.erase(it);
@@ -456,11 +461,11 @@ struct jetstream_event_store::impl {
 
   /// Reads the rest through an ordered consumer from stream sequence `start`.
   void consume(const std::shared_ptr<reading>& r, std::uint64_t start) {
-    r->deadline = clock::now() + options.read_timeout;
+    r->extend(options.read_timeout);
     auto sub = conn->replay(
         stream_name(r->actor.ns()), actor_filter(r->actor), start,
         [r, timeout = options.read_timeout](const nats::message_view& m) {
-          r->deadline = clock::now() + timeout;
+          r->extend(timeout);
           auto seq = m.sequence_and_pending();
           return seq && take(*r, m.subject(), m.header(last_version_header), m.data(), seq->first);
         },
@@ -581,7 +586,7 @@ void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_versi
   r->actor = actor;
   r->from = std::max<std::uint64_t>(from_version, 1);
   r->done = std::move(done);
-  r->deadline = clock::now() + impl_->options.read_timeout;
+  r->extend(impl_->options.read_timeout);
   // With a hint, `from_version` starts a write (an actor's version + 1);
   // without one, walk from the first write and skip what comes before.
   const auto start = hint != 0 ? r->from : 1;
