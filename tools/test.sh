@@ -29,6 +29,6 @@ if [ "$quick" -eq 0 ]; then
   # The install check builds an unsanitized consumer: not repeated here.
   run_suite "tests under ASan+UBSan" "$root/build-asan" install -DCMAKE_BUILD_TYPE=Debug \
     -DAETHER_SANITIZERS=address,undefined
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tools/tsan.supp" \
     run_suite "tests under TSan" "$root/build-tsan" install -DCMAKE_BUILD_TYPE=Debug -DAETHER_SANITIZERS=thread
 fi

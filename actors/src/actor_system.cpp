@@ -170,16 +170,29 @@ void actor_system::discard_queued() {
 metrics_snapshot actor_system::metrics() const noexcept {
   const auto& c = core_->stats;
   auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
-  return metrics_snapshot{get(c.messages),         get(c.activations),  get(c.passivations),
-                          get(c.handler_failures), get(c.restarts),     get(c.dead_letters),
-                          get(c.late_replies),     get(c.mailbox_full), get(c.ask_timeouts)};
+  metrics_snapshot m{0,
+                     0,
+                     0,
+                     get(c.handler_failures),
+                     get(c.restarts),
+                     get(c.dead_letters),
+                     get(c.late_replies),
+                     get(c.mailbox_full),
+                     get(c.ask_timeouts)};
+  for (const auto& s : core_->shards) {
+    m.messages += get(s->counts().messages);
+    m.activations += get(s->counts().activations);
+    m.passivations += get(s->counts().passivations);
+  }
+  return m;
 }
 
 std::uint32_t actor_system::shard_count() const noexcept { return core_->config.shard_count; }
 executor& actor_system::exec() const noexcept { return core_->exec; }
 std::size_t actor_system::active_actors() const noexcept {
-  return static_cast<std::size_t>(
-      std::max<std::int64_t>(0, core_->stats.active_actors.load(std::memory_order_relaxed)));
+  std::int64_t active = 0;
+  for (const auto& s : core_->shards) active += s->counts().active.load(std::memory_order_relaxed);
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, active));
 }
 
 } // namespace aether

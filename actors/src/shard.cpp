@@ -89,7 +89,7 @@ void shard::drain() {
     handle(env);
     env = envelope{}; // release the message and ids before the next one runs
   }
-  counters::bump(core_.stats.messages, n);
+  local_counters::add(counts_.messages, n);
   if (count_.fetch_sub(n, std::memory_order_acq_rel) != n) schedule();
 }
 
@@ -146,11 +146,11 @@ expected<cell*> shard::activate(const actor_id& id) {
   c.type = type;
   c.incarnation = next_incarnation_++;
   c.last_active = now_;
-  counters::bump(core_.stats.activations);
-  core_.stats.active_actors.fetch_add(1, std::memory_order_relaxed);
+  local_counters::add(counts_.activations);
+  counts_.active.store(counts_.active.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (!run_hook(it->first, c, true)) {
     directory_.erase(it);
-    core_.stats.active_actors.fetch_sub(1, std::memory_order_relaxed);
+    counts_.active.store(counts_.active.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     return error{errc::handler_failed, fmt::format("on_activate of {} threw", id.to_string())};
   }
   return &c;
@@ -343,8 +343,8 @@ shard::directory::iterator shard::passivate(directory::iterator it, const error&
     for (auto& env : c.extras->stash) core_.fail(env, stash_reason);
   }
   if (c.instance) run_hook(it->first, c, false);
-  counters::bump(core_.stats.passivations);
-  core_.stats.active_actors.fetch_sub(1, std::memory_order_relaxed);
+  local_counters::add(counts_.passivations);
+  counts_.active.store(counts_.active.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   return directory_.erase(it);
 }
 
@@ -382,7 +382,7 @@ void shard::fire_timer(const actor_id& target, std::uint32_t incarnation, execut
     it->second.ext().stash.push_back(std::move(env)); // delivered when the wait ends
     return;
   }
-  counters::bump(core_.stats.messages);
+  local_counters::add(counts_.messages);
   // Timer ticks do not count as activity: an actor kept busy only by its own
   // timers still passivates when idle.
   invoke(it->second, env, false);

@@ -61,17 +61,14 @@ struct cell {
   }
 };
 
+/// Rare events, counted for the whole system (busy ones are per shard).
 struct counters {
-  std::atomic<std::uint64_t> messages{0};
-  std::atomic<std::uint64_t> activations{0};
-  std::atomic<std::uint64_t> passivations{0};
   std::atomic<std::uint64_t> handler_failures{0};
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> dead_letters{0};
   std::atomic<std::uint64_t> late_replies{0};
   std::atomic<std::uint64_t> mailbox_full{0};
   std::atomic<std::uint64_t> ask_timeouts{0};
-  std::atomic<std::int64_t> active_actors{0};
 
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);
