@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -72,7 +73,15 @@ struct jetstream_event_store::impl {
     std::string payload;
     clock::time_point deadline;
     int attempts = 0;
+    bool quick = false; // sent on the send-asap connection
     append_callback done;
+  };
+
+  /// An actor's writes in flight, and the connection they all go out on:
+  /// one connection keeps them in order on the way to the server.
+  struct actor_lane {
+    std::uint32_t in_flight = 0;
+    bool quick = false;
   };
 
   struct reading {
@@ -82,6 +91,7 @@ struct jetstream_event_store::impl {
     std::vector<event> events;
     std::optional<error> failure;
     std::uint64_t walked_to = 0; // stream sequence of the last write read by subject
+    bool reordered = false;      // writes came out of version order
     nats::subscription sub;
     // Moved on by the replay callback (a nats.c thread), read by the sweep.
     std::atomic<clock::rep> deadline{0};
@@ -101,6 +111,7 @@ struct jetstream_event_store::impl {
 
   std::mutex mutex; // guards everything below
   std::unordered_map<std::uint64_t, write> writes;
+  std::unordered_map<actor_id, actor_lane> lanes;
   std::uint64_t next_token = 1;
   std::set<std::string, std::less<>> streams;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
@@ -218,12 +229,12 @@ struct jetstream_event_store::impl {
     std::string payload;
     std::string msg_id;
     std::string last;
-    bool alone = false;
+    bool quick_send = false;
     {
       std::lock_guard lock{mutex};
       auto it = writes.find(token);
       if (it == writes.end()) return;
-      alone = writes.size() <= quick_limit;
+      quick_send = it->second.quick;
       auto& w = it->second;
       ++w.attempts;
       w.deadline = clock::now() + options.ack_timeout;
@@ -236,10 +247,18 @@ struct jetstream_event_store::impl {
         {"Nats-Expected-Last-Subject-Sequence", "0"}, {write_id_header, msg_id}, {last_version_header, last}};
     // A failed send (disconnected) is retried at the deadline like a lost ack.
     // The acknowledgement comes to `inbox` on `conn` whichever sends it.
-    auto& via = alone && quick ? *quick : *conn;
+    auto& via = quick_send && quick ? *quick : *conn;
     if (auto r = via.publish(subject, payload, headers, fmt::format("{}.{}", inbox, token)); !r) {
       log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
     }
+  }
+
+  /// Takes a write out of flight (under the lock).
+  write take_write(std::unordered_map<std::uint64_t, write>::iterator it) {
+    write w = std::move(it->second);
+    writes.erase(it);
+    if (auto l = lanes.find(w.actor); l != lanes.end() && --l->second.in_flight == 0) lanes.erase(l);
+    return w;
   }
 
   void on_ack(const nats::message_view& m) {
@@ -251,8 +270,7 @@ struct jetstream_event_store::impl {
       std::lock_guard lock{mutex};
       auto it = writes.find(*token);
       if (it == writes.end()) return; // answered already
-      w = std::move(it->second);
-      writes.erase(it);
+      w = take_write(it);
     }
     auto ack = json::decode<pub_ack>(m.data());
     if (!ack) {
@@ -337,8 +355,9 @@ struct jetstream_event_store::impl {
           resend.push_back(it->first);
           ++it;
         } else {
-          expired.push_back(std::move(it->second));
-          it = writes.erase(it);
+          auto next = std::next(it);
+          expired.push_back(take_write(it));
+          it = next;
         }
       }
       for (auto it = reads.begin(); it != reads.end();) {
@@ -367,6 +386,20 @@ struct jetstream_event_store::impl {
       r.done(outcome.error());
     } else if (r.failure) {
       r.done(*r.failure);
+    } else if (r.reordered) {
+      std::stable_sort(r.events.begin(), r.events.end(),
+                       [](const event& a, const event& b) { return a.version < b.version; });
+      for (std::size_t i = 0; i < r.events.size(); ++i) {
+        const auto want = r.from + i;
+        if (r.events[i].version != want) {
+          r.done(error{errc::replay_failed,
+                       fmt::format("{}: version {} is missing or stored twice (found {} at stream sequence {})",
+                                   r.actor.to_string(), want, r.events[i].version, r.events[i].sequence),
+                       want});
+          return;
+        }
+      }
+      r.done(std::move(r.events));
     } else {
       r.done(std::move(r.events));
     }
@@ -389,14 +422,10 @@ struct jetstream_event_store::impl {
                         *first};
       return false;
     }
-    if (r.next != 0 && *first != r.next) {
-      r.failure = error{errc::replay_failed,
-                        fmt::format("{}: version {} follows version {} (stream sequence {})", r.actor.to_string(),
-                                    *first, r.next - 1, sequence),
-                        *first};
-      return false;
-    }
-    r.next = *last + 1;
+    // Writes of one actor pipelined by its writer may be stored out of
+    // version order (after a resend): put back in order and checked at the end.
+    if (r.next != 0 && *first != r.next) r.reordered = true;
+    r.next = std::max(r.next, *last + 1);
     if (*last < r.from) return true; // before what was asked for: not even decoded
     auto batch = detail::decode_batch(r.actor, *first, sequence, data);
     if (!batch) {
@@ -547,6 +576,11 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
     if (!impl_->stopping) {
       token = impl_->next_token++;
       w.deadline = clock::now() + impl_->options.ack_timeout;
+      // Send-asap only while few writes are in flight, and an actor's writes
+      // keep the connection of the ones still in flight.
+      auto& lane = impl_->lanes[actor];
+      if (lane.in_flight++ == 0) lane.quick = impl_->quick && impl_->writes.size() < quick_limit;
+      w.quick = lane.quick;
       impl_->writes.emplace(token, std::move(w));
     }
   }
@@ -566,8 +600,7 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
         std::lock_guard lock{p->mutex};
         auto it = p->writes.find(token);
         if (it == p->writes.end()) return;
-        failed = std::move(it->second);
-        p->writes.erase(it);
+        failed = p->take_write(it);
       }
       failed.done(r.error());
       return;

@@ -207,3 +207,51 @@ TEST_CASE("a server killed and restarted mid-load loses nothing that was acknowl
     for (std::size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == i + 1);
   }
 }
+
+TEST_CASE("a long history is read whole: past the writes read by subject a consumer goes on without a gap") {
+  aether::testing::nats_server server;
+  auto store = test::open_store(test::connect(server.url()));
+  for (const std::size_t per_write : {std::size_t{1}, std::size_t{100}}) {
+    const actor_id a{"ledger", "long-" + std::to_string(per_write)};
+    std::uint64_t version = 0;
+    for (int w = 0; w < 60; ++w) {
+      std::vector<aether::event> batch;
+      for (std::size_t i = 0; i < per_write; ++i) batch.push_back(make_event("entry", std::to_string(version + i + 1)));
+      auto r = store->append_wait(a, version, std::move(batch));
+      REQUIRE(r);
+      version = r->last_version;
+    }
+    for (const std::uint64_t from : {std::uint64_t{1}, version / 2}) {
+      CAPTURE(per_write);
+      CAPTURE(from);
+      auto events = store->read_wait(a, from);
+      REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+      REQUIRE(events->size() == version - from + 1);
+      for (std::size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == from + i);
+    }
+  }
+}
+
+TEST_CASE("one actor's pipelined appends are stored in order, whichever connection they leave on") {
+  aether::testing::nats_server server;
+  aether::nats::connect_options quick;
+  quick.url = server.url();
+  quick.send_asap = true;
+  auto store = test::open_store(test::connect(server.url()), {}, *aether::nats::connection::connect(quick));
+  const actor_id a{"ledger", "pipelined"};
+  constexpr int writes = 200;
+  std::atomic<int> acked{0};
+  std::promise<void> all;
+  for (int w = 0; w < writes; ++w) {
+    store->append(a, static_cast<std::uint64_t>(w), {make_event("entry", std::to_string(w + 1))},
+                  [&](aether::expected<aether::append_result> r) {
+                    CHECK(r);
+                    if (acked.fetch_add(1) + 1 == writes) all.set_value();
+                  });
+  }
+  REQUIRE(all.get_future().wait_for(60s) == std::future_status::ready);
+  auto events = store->read_wait(a);
+  REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+  REQUIRE(events->size() == writes);
+  for (std::size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == i + 1);
+}

@@ -29,8 +29,9 @@ inline std::shared_ptr<aether::nats::connection> connect(const std::string& url)
 }
 
 inline std::shared_ptr<aether::jetstream_event_store> open_store(std::shared_ptr<aether::nats::connection> c,
-                                                                 aether::jetstream_store_options o = {}) {
-  auto s = aether::jetstream_event_store::open(std::move(c), o);
+                                                                 aether::jetstream_store_options o = {},
+                                                                 std::shared_ptr<aether::nats::connection> quick = {}) {
+  auto s = aether::jetstream_event_store::open(std::move(c), o, std::move(quick));
   REQUIRE_MESSAGE(s, (s ? "" : s.error().to_string()));
   return *s;
 }
