@@ -90,8 +90,9 @@ struct jetstream_event_store::impl {
     std::uint64_t next = 0; // the version the next write must start at; 0 until the first
     std::vector<event> events;
     std::optional<error> failure;
-    std::uint64_t walked_to = 0; // stream sequence of the last write read by subject
-    bool reordered = false;      // writes came out of version order
+    std::uint64_t hint = 0;        // where the consumer starts (0: the stream's start)
+    std::uint64_t walked_next = 0; // versions below this were read by the walk
+    bool reordered = false;        // writes came out of version order
     nats::subscription sub;
     // Moved on by the replay callback (a nats.c thread), read by the sweep.
     std::atomic<clock::rep> deadline{0};
@@ -114,6 +115,8 @@ struct jetstream_event_store::impl {
   std::unordered_map<actor_id, actor_lane> lanes;
   std::uint64_t next_token = 1;
   std::set<std::string, std::less<>> streams;
+  // Writes waiting for their namespace's stream, in the order they came.
+  std::unordered_map<std::string, std::vector<std::uint64_t>> waiting;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
   std::uint64_t next_read = 1;
   std::deque<unique_function<void()>> work;
@@ -217,6 +220,62 @@ struct jetstream_event_store::impl {
     std::lock_guard lock{mutex};
     streams.emplace(ns);
     return {};
+  }
+
+  /// Sends the write now if its namespace's stream is there; otherwise
+  /// queues it behind the ones already waiting, and the first one sets the
+  /// stream up. Waiting writes go out in order before later ones do.
+  void send_when_ready(std::string ns, std::uint64_t token) {
+    bool setup = false;
+    {
+      std::lock_guard lock{mutex};
+      if (streams.contains(ns) && !waiting.contains(ns)) {
+        setup = false;
+      } else {
+        auto& list = waiting[ns];
+        setup = list.empty();
+        list.push_back(token);
+        if (!setup) return;
+      }
+    }
+    if (!setup) {
+      send(token);
+      return;
+    }
+    post([this, ns = std::move(ns)] {
+      const auto ready = ensure_stream(ns);
+      for (;;) {
+        std::vector<std::uint64_t> batch;
+        {
+          std::lock_guard lock{mutex};
+          auto it = waiting.find(ns);
+          if (it == waiting.end()) return;
+          if (it->second.empty()) {
+            waiting.erase(it); // from now on writes of `ns` go out directly
+            return;
+          }
+          batch.swap(it->second);
+        }
+        for (auto t : batch) {
+          if (ready) {
+            send(t);
+          } else {
+            fail_write(t, ready.error());
+          }
+        }
+      }
+    });
+  }
+
+  void fail_write(std::uint64_t token, const error& e) {
+    write failed;
+    {
+      std::lock_guard lock{mutex};
+      auto it = writes.find(token);
+      if (it == writes.end()) return;
+      failed = take_write(it);
+    }
+    failed.done(e);
   }
 
   bool stream_known(std::string_view ns) {
@@ -409,6 +468,7 @@ struct jetstream_event_store::impl {
   static bool take(reading& r, std::string_view subject, std::optional<std::string_view> last_header,
                    std::string_view data, std::uint64_t sequence) {
     const auto first = last_number(subject);
+    if (first && *first < r.walked_next) return true; // read already, by subject
     if (!first) {
       r.failure = error{errc::replay_failed, fmt::format("{}: message {} has the subject {}, which names no version",
                                                          r.actor.to_string(), sequence, subject)};
@@ -483,9 +543,12 @@ struct jetstream_event_store::impl {
         return;
       }
       version = r->next;
-      r->walked_to = m->sequence;
     }
-    consume(r, r->walked_to + 1);
+    // The rest through a consumer. It starts where the read was told to (not
+    // after the last walked write: a pipelining writer's writes may sit in
+    // the stream out of version order) and skips what the walk read.
+    r->walked_next = r->next;
+    consume(r, r->hint);
   }
 
   /// Reads the rest through an ordered consumer from stream sequence `start`.
@@ -588,25 +651,7 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
     w.done(error{errc::shutting_down, "the store is closed"});
     return;
   }
-  if (impl_->stream_known(actor.ns())) {
-    impl_->send(token);
-    return;
-  }
-  // First write of the namespace: create its stream off the caller's thread.
-  impl_->post([p = impl_.get(), token, ns = std::string{actor.ns()}] {
-    if (auto r = p->ensure_stream(ns); !r) {
-      impl::write failed;
-      {
-        std::lock_guard lock{p->mutex};
-        auto it = p->writes.find(token);
-        if (it == p->writes.end()) return;
-        failed = p->take_write(it);
-      }
-      failed.done(r.error());
-      return;
-    }
-    p->send(token);
-  });
+  impl_->send_when_ready(std::string{actor.ns()}, token);
 }
 
 void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,
@@ -623,6 +668,7 @@ void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_versi
   // With a hint, `from_version` starts a write (an actor's version + 1);
   // without one, walk from the first write and skip what comes before.
   const auto start = hint != 0 ? r->from : 1;
+  r->hint = hint;
   impl_->post([p = impl_.get(), r, start] { p->walk(r, start); });
 }
 
