@@ -278,6 +278,20 @@ struct jetstream_event_store::impl {
     failed.done(e);
   }
 
+  /// Whether the namespace's stream exists: known, or asked for once (a
+  /// direct get on a missing stream would only time out).
+  expected<bool> stream_exists(std::string_view ns) {
+    if (stream_known(ns)) return true;
+    auto count = conn->stream_message_count(stream_name(ns));
+    if (!count) {
+      if (count.error().code() == errc::not_found) return false;
+      return count.error();
+    }
+    std::lock_guard lock{mutex};
+    streams.emplace(ns);
+    return true;
+  }
+
   bool stream_known(std::string_view ns) {
     std::lock_guard lock{mutex};
     return streams.contains(ns);
@@ -346,17 +360,12 @@ struct jetstream_event_store::impl {
   }
 
   std::optional<std::uint64_t> latest(const actor_id& actor, error* failure) {
-    if (!stream_known(actor.ns())) {
-      // A direct get on a missing stream only times out: ask for the stream first.
-      auto count = conn->stream_message_count(stream_name(actor.ns()));
-      if (!count && count.error().code() == errc::not_found) return 0;
-      if (!count) {
-        if (failure) *failure = count.error();
-        return std::nullopt;
-      }
-      std::lock_guard lock{mutex};
-      streams.emplace(actor.ns());
+    auto exists = stream_exists(actor.ns());
+    if (!exists) {
+      if (failure) *failure = exists.error();
+      return std::nullopt;
     }
+    if (!*exists) return 0;
     auto m = conn->direct_get_last(stream_name(actor.ns()), actor_filter(actor));
     if (!m) {
       if (m.error().code() == errc::not_found) return 0;
@@ -521,15 +530,11 @@ struct jetstream_event_store::impl {
   /// need no consumer, whose creation costs more the more writes the
   /// namespace's stream holds.
   void walk(const std::shared_ptr<reading>& r, std::uint64_t start) {
-    if (!stream_known(r->actor.ns())) {
-      auto count = conn->stream_message_count(stream_name(r->actor.ns()));
-      if (!count) {
-        // No stream: nothing was ever written in this namespace.
-        finish(*r, count.error().code() == errc::not_found ? expected<void>{} : expected<void>{count.error()});
-        return;
-      }
-      std::lock_guard lock{mutex};
-      streams.emplace(r->actor.ns());
+    auto exists = stream_exists(r->actor.ns());
+    if (!exists || !*exists) {
+      // No stream: nothing was ever written in this namespace.
+      finish(*r, exists ? expected<void>{} : expected<void>{exists.error()});
+      return;
     }
     auto version = start;
     for (int i = 0; i < walk_limit; ++i) {

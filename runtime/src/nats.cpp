@@ -130,8 +130,13 @@ std::string_view message_view::data() const noexcept {
   return d ? std::string_view{d, static_cast<std::size_t>(natsMsg_GetDataLength(m))} : std::string_view{};
 }
 std::optional<std::string_view> message_view::header(std::string_view name) const {
+  // Called per message on replays: no allocation for the NUL-terminated name.
+  char key[128];
+  if (name.size() >= sizeof key) return std::nullopt; // no header has such a name
+  name.copy(key, name.size());
+  key[name.size()] = '\0';
   const char* value = nullptr;
-  if (natsMsgHeader_Get(static_cast<natsMsg*>(msg_), z(name).c_str(), &value) != NATS_OK || value == nullptr) {
+  if (natsMsgHeader_Get(static_cast<natsMsg*>(msg_), key, &value) != NATS_OK || value == nullptr) {
     return std::nullopt;
   }
   return std::string_view{value};

@@ -97,8 +97,7 @@ public:
   [[nodiscard]] metrics_snapshot metrics() const noexcept;
   [[nodiscard]] std::uint32_t shard_count() const noexcept;
   [[nodiscard]] executor& exec() const noexcept;
-  /// Actors currently active in all shards (reads each shard on its turn is
-  /// not needed: a relaxed count).
+  /// Actors currently active in all shards (relaxed counts: a moment's view).
   [[nodiscard]] std::size_t active_actors() const noexcept;
 
 private:
