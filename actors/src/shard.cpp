@@ -30,8 +30,6 @@ executor::duration sweep_interval(const system_config& cfg) {
 }
 } // namespace
 
-shard* shard::current() noexcept { return running_shard; }
-
 shard::shard(system_core& core, std::uint32_t index)
     : core_{core}, index_{index}, lane_{index % core.exec.lane_count()}, consumer_{queue_}, ctx_{*this} {
   producers_.resize(core.config.shard_count);

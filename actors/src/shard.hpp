@@ -64,9 +64,6 @@ public:
   [[nodiscard]] executor::time_point now() const noexcept { return now_; }
   void fire_timer(const actor_id& target, std::uint32_t incarnation, executor::timer_id id, bool once, message&& m);
 
-  /// The shard running on this thread, if any.
-  static shard* current() noexcept;
-
 private:
   using directory = std::unordered_map<actor_id, cell>;
 

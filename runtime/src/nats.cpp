@@ -226,8 +226,7 @@ struct connection::impl {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   std::atomic<std::uint64_t> slow_consumers{0};
-  std::mutex listener_mutex;
-  status_listener listener;
+  std::mutex closed_mutex;
   std::condition_variable closed_cv;
   bool closed = false;
 
@@ -237,20 +236,11 @@ struct connection::impl {
       natsConnection_Close(nc);
       // nats.c calls back on its own thread, after Close returns; the closed
       // callback comes last. Wait for it before freeing what callbacks use.
-      std::unique_lock lock{listener_mutex};
+      std::unique_lock lock{closed_mutex};
       closed_cv.wait_for(lock, std::chrono::seconds{10}, [this] { return closed; });
       lock.unlock();
       natsConnection_Destroy(nc);
     }
-  }
-
-  void notify(bool up) {
-    status_listener l;
-    {
-      std::lock_guard lock{listener_mutex};
-      l = listener;
-    }
-    if (l) l(up);
   }
 
   static void on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
@@ -262,11 +252,11 @@ struct connection::impl {
       log(log_level::warn, "NATS: {}", natsStatus_GetText(err));
     }
   }
-  static void on_disconnected(natsConnection*, void* closure) { static_cast<impl*>(closure)->notify(false); }
-  static void on_reconnected(natsConnection*, void* closure) { static_cast<impl*>(closure)->notify(true); }
+  static void on_disconnected(natsConnection*, void*) { log(log_level::warn, "NATS: disconnected, reconnecting"); }
+  static void on_reconnected(natsConnection*, void*) { log(log_level::info, "NATS: reconnected"); }
   static void on_closed(natsConnection*, void* closure) {
     auto* self = static_cast<impl*>(closure);
-    std::lock_guard lock{self->listener_mutex};
+    std::lock_guard lock{self->closed_mutex};
     self->closed = true;
     self->closed_cv.notify_all();
   }
@@ -329,11 +319,6 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
 }
 
 bool connection::connected() const noexcept { return natsConnection_Status(impl_->nc) == NATS_CONN_STATUS_CONNECTED; }
-
-void connection::on_status(status_listener listener) {
-  std::lock_guard lock{impl_->listener_mutex};
-  impl_->listener = std::move(listener);
-}
 
 std::uint64_t connection::slow_consumer_events() const noexcept {
   return impl_->slow_consumers.load(std::memory_order_relaxed);

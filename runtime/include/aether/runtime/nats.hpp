@@ -117,7 +117,6 @@ struct kv_entry {
 class connection {
 public:
   using handler = std::function<void(const message_view&)>;
-  using status_listener = std::function<void(bool connected)>;
 
   /// Connects; `unavailable` when no server answers.
   [[nodiscard]] static expected<std::shared_ptr<connection>> connect(const connect_options& options);
@@ -126,8 +125,6 @@ public:
   connection& operator=(const connection&) = delete;
 
   [[nodiscard]] bool connected() const noexcept;
-  /// Called (on a nats.c thread) when the connection is lost or comes back.
-  void on_status(status_listener listener);
   /// Messages dropped by slow subscriptions, counted by the error handler.
   [[nodiscard]] std::uint64_t slow_consumer_events() const noexcept;
   /// The largest payload the server accepts.
