@@ -137,16 +137,21 @@ TEST_CASE("actors activated and passivated concurrently stay consistent") {
   auto cfg = pooled::config();
   cfg.idle_timeout = 5ms;
   pooled p{cfg};
+  std::atomic<int> accepted{0};
   std::vector<std::thread> senders;
   for (int t = 0; t < 4; ++t) {
     senders.emplace_back([&, t] {
       for (int i = 0; i < 2'000; ++i)
-        (void)p.system.tell(actor_id{"counter", "k" + std::to_string((i * 7 + t) % 300)}, test::add{1});
+        if (p.system.tell(actor_id{"counter", "k" + std::to_string((i * 7 + t) % 300)}, test::add{1})) ++accepted;
     });
   }
   for (auto& s : senders) s.join();
+  REQUIRE(accepted.load() == 8'000);
+  // Every actor may be passivated while messages still wait in a mailbox, so
+  // wait for the messages to be handled as well as for the actors to go.
+  const auto settled = [&] { return p.system.metrics().messages == 8'000 && p.system.active_actors() == 0; };
   const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (p.system.active_actors() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  while (!settled() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
   CHECK(p.system.active_actors() == 0);
   const auto m = p.system.metrics();
   CHECK(m.activations == m.passivations);
