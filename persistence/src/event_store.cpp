@@ -43,6 +43,9 @@ void memory_event_store::append(const actor_id& actor, std::uint64_t expected_ve
     return;
   }
   expected<append_result> result = append_result{};
+  const auto& watch = watcher();
+  std::vector<event> stored;
+  if (watch) stored = events;
   {
     std::lock_guard lock{impl_->mutex};
     auto& history = impl_->histories[actor];
@@ -55,6 +58,7 @@ void memory_event_store::append(const actor_id& actor, std::uint64_t expected_ve
       for (auto& e : events) history.push_back(std::move(e));
     }
   }
+  if (watch && result) (*watch)(stored);
   done(std::move(result));
 }
 

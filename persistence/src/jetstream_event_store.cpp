@@ -1,5 +1,6 @@
 #include <aether/persistence/jetstream_event_store.hpp>
 
+#include "namespace_stream.hpp"
 #include "stored_event.hpp"
 
 #include <aether/runtime/json.hpp>
@@ -74,6 +75,8 @@ struct jetstream_event_store::impl {
     clock::time_point deadline;
     int attempts = 0;
     bool quick = false; // sent on the send-asap connection
+    std::shared_ptr<const append_watcher> watcher;
+    std::vector<event> events; // kept only for the watcher
     append_callback done;
   };
 
@@ -212,11 +215,7 @@ struct jetstream_event_store::impl {
       std::lock_guard lock{mutex};
       if (streams.contains(ns)) return {};
     }
-    nats::stream_config c;
-    c.name = stream_name(ns);
-    c.subjects = {fmt::format("aether.{}.ev.>", ns)};
-    c.replicas = options.replicas;
-    if (auto r = conn->ensure_stream(c); !r) return r;
+    if (auto r = conn->ensure_stream(detail::namespace_stream(ns, options.replicas)); !r) return r;
     std::lock_guard lock{mutex};
     streams.emplace(ns);
     return {};
@@ -316,12 +315,15 @@ struct jetstream_event_store::impl {
       msg_id = w.msg_id;
       last = std::to_string(w.last);
     }
-    const nats::header headers[] = {
-        {"Nats-Expected-Last-Subject-Sequence", "0"}, {write_id_header, msg_id}, {last_version_header, last}};
+    const nats::header headers[] = {{"Nats-Expected-Last-Subject-Sequence", "0"},
+                                    {write_id_header, msg_id},
+                                    {last_version_header, last},
+                                    {detail::origin_header, options.origin}};
+    const std::span<const nats::header> sent{headers, options.origin.empty() ? 3u : 4u};
     // A failed send (disconnected) is retried at the deadline like a lost ack.
     // The acknowledgement comes to `inbox` on `conn` whichever sends it.
     auto& via = quick_send && quick ? *quick : *conn;
-    if (auto r = via.publish(subject, payload, headers, fmt::format("{}.{}", inbox, token)); !r) {
+    if (auto r = via.publish(subject, payload, sent, fmt::format("{}.{}", inbox, token)); !r) {
       log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
     }
   }
@@ -349,7 +351,7 @@ struct jetstream_event_store::impl {
     if (!ack) {
       w.done(error{errc::io_error, fmt::format("an unreadable acknowledgement: {}", ack.error().detail())});
     } else if (!ack->error && ack->seq && *ack->seq > 0) {
-      w.done(append_result{w.first, w.last, *ack->seq});
+      succeed(w, *ack->seq);
     } else if (ack->error && ack->error->err_code == wrong_last_sequence) { // an error ack carries "seq":0 too
       post([this, w = std::move(w)]() mutable { settle(std::move(w), true); });
     } else {
@@ -357,6 +359,15 @@ struct jetstream_event_store::impl {
       const auto code = what.find("size") != std::string::npos ? errc::payload_too_large : errc::io_error;
       w.done(error{code, fmt::format("storing {} version {}: {}", w.actor.to_string(), w.first, what)});
     }
+  }
+
+  /// Tells whoever watches appends, then the appender.
+  void succeed(write& w, std::uint64_t sequence) {
+    if (w.watcher) {
+      for (auto& e : w.events) e.sequence = sequence;
+      (*w.watcher)(w.events);
+    }
+    w.done(append_result{w.first, w.last, sequence});
   }
 
   std::optional<std::uint64_t> latest(const actor_id& actor, error* failure) {
@@ -382,7 +393,7 @@ struct jetstream_event_store::impl {
     auto stored = conn->leader_get_last(w.stream, w.subject);
     if (stored) {
       if (stored->header(write_id_header) == std::optional<std::string_view>{w.msg_id}) {
-        w.done(append_result{w.first, w.last, stored->sequence});
+        succeed(w, stored->sequence);
         return;
       }
       error failure{errc::unavailable};
@@ -601,7 +612,7 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   return std::shared_ptr<jetstream_event_store>{new jetstream_event_store{std::move(p)}};
 }
 
-std::string jetstream_event_store::stream_name(std::string_view ns) { return fmt::format("{}_events", ns); }
+std::string jetstream_event_store::stream_name(std::string_view ns) { return detail::namespace_stream_name(ns); }
 
 std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t first_version) {
   return fmt::format("aether.{}.ev.{}.{}.{}", actor.ns(), actor.type(), actor.key(), first_version);
@@ -638,6 +649,7 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
                                                       events.size(), actor.to_string(), w.payload.size(), limit)});
     return;
   }
+  if ((w.watcher = watcher())) w.events = std::move(events);
   std::uint64_t token = 0;
   {
     std::lock_guard lock{impl_->mutex};

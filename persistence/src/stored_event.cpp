@@ -22,35 +22,38 @@ std::int64_t now_ns() noexcept {
 
 namespace detail {
 
+expected<void> prepare_event(event& e) {
+  if (e.type.empty()) return error{errc::invalid_argument, fmt::format("event {} has no type", e.version)};
+  if (e.data.empty()) e.data = "null";
+  if (e.id.empty()) e.id = new_event_id();
+  if (e.timestamp_ns == 0) e.timestamp_ns = now_ns();
+  // Data is stored verbatim inside a batch: it must be one JSON value.
+  if (e.data.size() > json::default_max_size) {
+    return error{errc::payload_too_large, fmt::format("event {} of {} has {} bytes of data, more than {}", e.version,
+                                                      e.actor.to_string(), e.data.size(), json::default_max_size)};
+  }
+  const auto wrapped = fmt::format("{{\"d\":{}}}", e.data);
+  if (auto r = json::decode<std::map<std::string, json::raw>>(wrapped, wrapped.size()); !r) {
+    return error{errc::malformed_payload, fmt::format("event {} of {}: data is not JSON: {}", e.version,
+                                                      e.actor.to_string(), r.error().detail())};
+  }
+  return {};
+}
+
 expected<void> prepare_append(const actor_id& actor, std::uint64_t expected_version, std::vector<event>& events) {
   if (actor.empty()) return error{errc::invalid_id, "the actor id is empty"};
   if (events.empty()) return error{errc::invalid_argument, "an append needs at least one event"};
   auto version = expected_version;
   for (auto& e : events) {
-    if (e.type.empty()) return error{errc::invalid_argument, fmt::format("event {} has no type", version + 1)};
-    if (e.data.empty()) e.data = "null";
-    if (e.id.empty()) e.id = new_event_id();
-    if (e.timestamp_ns == 0) e.timestamp_ns = now_ns();
     e.actor = actor;
     e.version = ++version;
     e.sequence = 0;
-  }
-  // Data is stored verbatim inside the batch: it must be one JSON value.
-  for (const auto& e : events) {
-    if (e.data.size() > json::default_max_size) {
-      return error{errc::payload_too_large, fmt::format("event {} of {} has {} bytes of data, more than {}", e.version,
-                                                        actor.to_string(), e.data.size(), json::default_max_size)};
-    }
-    const auto wrapped = fmt::format("{{\"d\":{}}}", e.data);
-    if (auto r = json::decode<std::map<std::string, json::raw>>(wrapped, wrapped.size()); !r) {
-      return error{errc::malformed_payload, fmt::format("event {} of {}: data is not JSON: {}", e.version,
-                                                        actor.to_string(), r.error().detail())};
-    }
+    if (auto r = prepare_event(e); !r) return r;
   }
   return {};
 }
 
-std::string encode_batch(const std::vector<event>& events) {
+std::string encode_batch(std::span<const event> events) {
   std::vector<stored_event> out;
   out.reserve(events.size());
   for (const auto& e : events) {

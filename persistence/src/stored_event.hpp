@@ -8,6 +8,7 @@
 #include <aether/runtime/json.hpp>
 
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,13 +26,17 @@ struct stored_event {
 };
 AETHER_JSON_FIELDS(stored_event, id, type, schema_version, timestamp_ns, data, metadata)
 
+/// Checks an event's type and data (one JSON value, not too large); fills
+/// in a missing id and timestamp.
+expected<void> prepare_event(event& e);
+
 /// Checks what an append carries before anything is written: ids, types and
 /// JSON data present. Fills in missing ids and timestamps, and sets the
 /// actor and versions.
 expected<void> prepare_append(const actor_id& actor, std::uint64_t expected_version, std::vector<event>& events);
 
 /// A batch of events as one JSON array.
-std::string encode_batch(const std::vector<event>& events);
+std::string encode_batch(std::span<const event> events);
 
 /// The events of a stored batch whose first version is `first_version`.
 /// `replay_failed` naming the actor, version and stream sequence when the

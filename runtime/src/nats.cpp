@@ -20,6 +20,7 @@ constexpr jsErrCode wrong_last_sequence = static_cast<jsErrCode>(10071);
 constexpr jsErrCode stream_not_found = static_cast<jsErrCode>(10059);
 constexpr jsErrCode no_message_found = static_cast<jsErrCode>(10037);
 constexpr jsErrCode stream_name_in_use = static_cast<jsErrCode>(10058);
+constexpr jsErrCode consumer_not_found = static_cast<jsErrCode>(10014);
 
 /// The one adapter from nats.c statuses to Aether errors.
 error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_cast<jsErrCode>(0)) {
@@ -27,7 +28,7 @@ error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_c
   std::string detail = fmt::format("{}: {}", what, natsStatus_GetText(s));
   if (last != nullptr && *last != '\0') detail = fmt::format("{} ({})", detail, last);
   if (js_code == wrong_last_sequence) return error{errc::version_conflict, std::move(detail)};
-  if (js_code == stream_not_found || js_code == no_message_found) return error{errc::not_found, std::move(detail)};
+  if (js_code == stream_not_found || js_code == no_message_found || js_code == consumer_not_found) return error{errc::not_found, std::move(detail)};
   switch (s) {
   case NATS_NOT_FOUND:
     return error{errc::not_found, std::move(detail)};
@@ -543,6 +544,67 @@ expected<subscription> connection::replay(std::string_view stream, std::string_v
   }
   return sub;
 }
+
+expected<subscription> connection::consume_durable(const durable_consumer_config& c, handler h) {
+  const auto stream = z(c.stream);
+  const auto name = z(c.name);
+  const auto deliver = new_inbox();
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = name.c_str();
+  cfg.DeliverSubject = deliver.c_str();
+  cfg.AckPolicy = js_AckAll;
+  cfg.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(c.ack_wait).count();
+  cfg.MaxAckPending = c.max_ack_pending;
+  if (c.start_sequence > 1) {
+    cfg.DeliverPolicy = js_DeliverByStartSequence;
+    cfg.OptStartSeq = c.start_sequence;
+  } else {
+    cfg.DeliverPolicy = js_DeliverAll;
+  }
+  jsConsumerInfo* info = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (auto r = check(js_AddConsumer(&info, impl_->js, stream.c_str(), &cfg, nullptr, &jerr),
+                     fmt::format("creating consumer {} on {}", c.name, c.stream), jerr);
+      !r) {
+    return r.error();
+  }
+  jsConsumerInfo_Destroy(info);
+  auto* js = impl_->js;
+  jsErrCode sub_code = static_cast<jsErrCode>(0);
+  // Bound to a consumer it did not create, nats.c never deletes it.
+  return impl_->make_subscription(
+      [&](natsSubscription** out, void* closure) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = stream.c_str();
+        so.Consumer = name.c_str();
+        so.ManualAck = true;
+        return js_Subscribe(out, js, nullptr, &subscription::state::deliver, closure, nullptr, &so, &sub_code);
+      },
+      std::move(h), {}, fmt::format("subscribing to consumer {} on {}", c.name, c.stream), &sub_code);
+}
+
+expected<std::uint64_t> connection::consumer_ack_floor(std::string_view stream, std::string_view name) {
+  jsConsumerInfo* info = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (auto r = check(js_GetConsumerInfo(&info, impl_->js, z(stream).c_str(), z(name).c_str(), nullptr, &jerr),
+                     fmt::format("reading consumer {} on {}", name, stream), jerr);
+      !r) {
+    return r.error();
+  }
+  const auto floor = info->AckFloor.Stream;
+  jsConsumerInfo_Destroy(info);
+  return floor;
+}
+
+expected<void> connection::delete_consumer(std::string_view stream, std::string_view name) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  return check(js_DeleteConsumer(impl_->js, z(stream).c_str(), z(name).c_str(), nullptr, &jerr),
+               fmt::format("deleting consumer {} on {}", name, stream), jerr);
+}
+
+expected<void> connection::ack(std::string_view reply) { return publish(reply, "+ACK"); }
 
 expected<void> connection::ensure_bucket(const bucket_config& c) {
   kvConfig cfg;

@@ -49,7 +49,9 @@ TEST_CASE("two writer processes on different servers racing on an R3 stream: one
   const auto broken = race(cluster.server(0).url(), cluster.server(2).url(), 3, "p3-", 200);
   CHECK_MESSAGE(broken.empty(), fmt::format("{}", fmt::join(broken, "; ")));
   // Each trial left exactly one event.
-  auto store = test::open_store(test::connect(cluster.server(1).url()), aether::jetstream_store_options{3});
+  aether::jetstream_store_options r3;
+  r3.replicas = 3;
+  auto store = test::open_store(test::connect(cluster.server(1).url()), r3);
   for (int t = 0; t < 200; t += 23)
     CHECK(store->read_wait(aether::actor_id{"race", "p3-" + std::to_string(t)})->size() == 1);
 }

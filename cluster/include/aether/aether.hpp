@@ -7,6 +7,7 @@
 #include <aether/actors/context.hpp>
 #include <aether/actors/task.hpp>
 #include <aether/cluster/node.hpp>
+#include <aether/persistence/event_bus.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/persistence/event_store.hpp>
 #include <aether/runtime/expected.hpp>

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <aether/actors/actor_system.hpp>
+#include <aether/persistence/event_bus.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/runtime/expected.hpp>
 
@@ -108,6 +109,9 @@ public:
   [[nodiscard]] actor_system& system() const noexcept;
   /// The event and snapshot stores: in memory, or on JetStream.
   [[nodiscard]] std::shared_ptr<const persistence> stores() const noexcept;
+  /// The event bus: the local one, or across nodes on NATS. Events the
+  /// node's stores persist reach it too.
+  [[nodiscard]] event_bus& bus() const noexcept;
   /// True when the node runs on NATS rather than the embedded default.
   [[nodiscard]] bool on_nats() const noexcept;
   [[nodiscard]] const node_config& config() const noexcept;

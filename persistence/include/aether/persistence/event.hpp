@@ -11,6 +11,9 @@ namespace aether {
 
 /// A fact in an actor's history: the source of truth its state is derived from.
 struct event {
+  /// Its name as a message: the event bus delivers events to actors.
+  static constexpr std::string_view type_name = "aether.event";
+
   std::string id;                   ///< unique; also the write's dedupe key
   std::string type;                 ///< the event type's name
   std::uint32_t schema_version = 1; ///< of `data`; older ones are upcast on replay

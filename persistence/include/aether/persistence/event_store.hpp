@@ -6,6 +6,7 @@
 #include <aether/runtime/unique_function.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -31,8 +32,15 @@ public:
   using append_callback = unique_function<void(expected<append_result>)>;
   using read_callback = unique_function<void(expected<std::vector<event>>)>;
   using version_callback = unique_function<void(expected<std::uint64_t>)>;
+  using append_watcher = std::function<void(const std::vector<event>&)>;
 
   virtual ~event_store() = default;
+
+  /// Calls `fn` with the events of every append the store acknowledges,
+  /// before the appender hears of it, on the thread that completes the
+  /// append; this is how the event bus of this process sees persisted
+  /// events. Set it before the first append.
+  void watch_appends(append_watcher fn) { watcher_ = std::make_shared<const append_watcher>(std::move(fn)); }
 
   /// Stores `events` (their ids, types and data set) as versions
   /// `expected_version + 1`, ... of `actor`.
@@ -50,6 +58,13 @@ public:
   expected<append_result> append_wait(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events);
   expected<std::vector<event>> read_wait(const actor_id& actor, std::uint64_t from_version = 1);
   expected<std::uint64_t> latest_version_wait(const actor_id& actor);
+
+protected:
+  /// What `watch_appends` set, or null; an append in flight keeps its own reference.
+  [[nodiscard]] const std::shared_ptr<const append_watcher>& watcher() const noexcept { return watcher_; }
+
+private:
+  std::shared_ptr<const append_watcher> watcher_;
 };
 
 /// Events in memory, per namespace: the embedded default and the reference

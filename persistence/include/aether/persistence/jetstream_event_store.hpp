@@ -20,10 +20,14 @@ struct jetstream_store_options {
   int max_attempts = 3;
   /// How long a replay may wait for the next message.
   std::chrono::milliseconds read_timeout{30'000};
+  /// Stamped on every write (`Aether-Origin`): the origin of this process's
+  /// NATS event bus, which delivers the events locally and so skips them
+  /// when they come back from the server.
+  std::string origin;
 };
 
 /// Events in JetStream: one stream per namespace, `{ns}_events`, capturing
-/// `aether.{ns}.ev.>`. An append of events v+1..v+n of an actor is ONE
+/// `aether.{ns}.ev.>` (and `aether.{ns}.pub.>`, the bus's). An append of events v+1..v+n of an actor is ONE
 /// message on the subject `aether.{ns}.ev.{type}.{key}.{v+1}`, published
 /// with `Nats-Expected-Last-Subject-Sequence: 0`: the server stores it only
 /// if that subject is empty, so of two writers of the same version exactly

@@ -96,6 +96,20 @@ struct stream_config {
   std::int32_t max_message_size = -1;
 };
 
+/// A durable push consumer: it stays on the server between subscriptions,
+/// and acknowledging a message acknowledges every one before it.
+struct durable_consumer_config {
+  std::string stream;
+  std::string name;
+  /// The first stream sequence to deliver (1: everything stored).
+  std::uint64_t start_sequence = 1;
+  /// Messages delivered and not yet acknowledged that the server allows;
+  /// it sends no more until some are acknowledged.
+  int max_ack_pending = 1024;
+  /// When the server sends an unacknowledged message again.
+  std::chrono::milliseconds ack_wait{std::chrono::minutes{5}};
+};
+
 /// A key-value bucket to create or open.
 struct bucket_config {
   std::string name;
@@ -162,6 +176,19 @@ public:
   [[nodiscard]] expected<subscription> replay(std::string_view stream, std::string_view filter, std::uint64_t start,
                                               std::function<bool(const message_view&)> on_message,
                                               std::function<void(expected<void>)> on_done);
+
+  /// Creates the durable consumer `config` (it must not exist) and
+  /// subscribes to it. Messages carry their stream sequence
+  /// (`sequence_and_pending`); acknowledge them with `ack`. The consumer
+  /// stays when the subscription ends.
+  [[nodiscard]] expected<subscription> consume_durable(const durable_consumer_config& config, handler h);
+  /// The stream sequence up to which a durable consumer's messages are all
+  /// acknowledged; `not_found` when there is no such consumer.
+  [[nodiscard]] expected<std::uint64_t> consumer_ack_floor(std::string_view stream, std::string_view name);
+  /// Deletes a consumer; `not_found` when there is none.
+  expected<void> delete_consumer(std::string_view stream, std::string_view name);
+  /// Acknowledges a message a consumer delivered, by its reply subject.
+  expected<void> ack(std::string_view reply);
 
   // Key-value
 

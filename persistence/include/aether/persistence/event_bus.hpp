@@ -1,0 +1,185 @@
+#pragma once
+
+#include <aether/actors/actor_system.hpp>
+#include <aether/persistence/event.hpp>
+#include <aether/runtime/executor.hpp>
+#include <aether/runtime/expected.hpp>
+#include <aether/runtime/nats.hpp>
+#include <aether/runtime/unique_function.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aether {
+
+/// Which events a subscription wants, beyond its namespace pattern.
+struct event_filter {
+  /// Event types to deliver; empty: every type.
+  std::vector<std::string> event_types;
+  /// The actors whose events to deliver, as `type.key` with NATS token
+  /// wildcards: `order.c-1`, `order.*`, `*.c-1`, `order.>`, `>`. Empty: every
+  /// actor.
+  std::string actor_pattern;
+};
+
+/// How a subscription takes its events.
+struct subscribe_options {
+  /// Events that may wait for the handler. A live subscription drops what
+  /// comes beyond (counted, and reported to `on_error`); the server sends a
+  /// durable one no more until the handler catches up.
+  std::size_t buffer = 4096;
+  /// Called on the subscription's strand when events were dropped
+  /// (`mailbox_full`, with the count dropped so far as `value()`), when one
+  /// could not be read (`malformed_payload`) or a handler threw
+  /// (`handler_failed`). At most once per burst of drops.
+  std::function<void(const error&)> on_error;
+  /// Nonempty: a durable subscription of this name (letters, digits, `-`,
+  /// `_`), on the NATS bus and one exact namespace. It gets every event of
+  /// the namespace in stream order, its own node's too, from the first one
+  /// stored the first time, then after the last one it acknowledged: an
+  /// event is acknowledged once its handler returned. One subscriber per
+  /// name at a time.
+  std::string durable;
+};
+
+namespace detail {
+struct bus_subscription;
+}
+
+/// A subscription; it ends when destroyed. Once `unsubscribe` (or the
+/// destructor) returns no handler call starts, though one running on
+/// another thread may finish.
+///
+/// Thread-safety: the counters from any thread; end it from one.
+class event_subscription {
+public:
+  event_subscription() noexcept = default;
+  explicit event_subscription(std::shared_ptr<detail::bus_subscription> s) noexcept : state_{std::move(s)} {}
+  event_subscription(event_subscription&&) noexcept = default;
+  event_subscription& operator=(event_subscription&& o) noexcept;
+  ~event_subscription();
+
+  /// Events handed to the handler.
+  [[nodiscard]] std::uint64_t delivered() const noexcept;
+  /// Events dropped because the buffer was full.
+  [[nodiscard]] std::uint64_t dropped() const noexcept;
+  [[nodiscard]] bool active() const noexcept { return state_ != nullptr; }
+  void unsubscribe() noexcept;
+
+private:
+  std::shared_ptr<detail::bus_subscription> state_;
+};
+
+/// Pub/sub of domain events by namespace. Publishers do not know their
+/// subscribers; subscribers of one namespace never see another's events.
+///
+/// A namespace pattern is a namespace, or `*` (or `>`) for all of them.
+/// Handlers run on a strand of the bus's executor, one event at a time, in
+/// the order the events were published by each publisher (for persisted
+/// events: in each actor's version order), never on a nats.c thread.
+///
+/// Thread-safety: every member from any thread.
+class event_bus {
+public:
+  using handler = unique_function<void(const event&)>;
+
+  virtual ~event_bus() = default;
+
+  /// Delivers `e` to the subscribers of `ns`. The event needs a type and an
+  /// actor of namespace `ns`; missing ids and timestamps are filled in.
+  /// `invalid_id`, `invalid_argument`, `malformed_payload` (data that is not
+  /// JSON) or `payload_too_large` for an event that cannot be published.
+  virtual expected<void> publish(std::string_view ns, event e) = 0;
+
+  /// Subscribes `h` to the events of the namespaces `ns_pattern` that pass
+  /// `filter`. `invalid_argument` for a bad pattern, filter or option.
+  [[nodiscard]] virtual expected<event_subscription> subscribe(std::string_view ns_pattern, event_filter filter,
+                                                               handler h, subscribe_options options = {}) = 0;
+
+  /// Subscribes the actor `target`: each event arrives as an `aether::event`
+  /// message. An event its full mailbox refuses is dropped like one that
+  /// overflows the buffer.
+  [[nodiscard]] expected<event_subscription> subscribe(std::string_view ns_pattern, event_filter filter,
+                                                       actor_system& system, actor_id target,
+                                                       subscribe_options options = {});
+
+  /// Hands the events an event store has just stored to this process's
+  /// subscribers (the store carried them to other processes itself). Set as
+  /// the store's append watcher.
+  virtual void stored(const std::vector<event>& events) = 0;
+
+  /// Ends every subscription (before the executor goes); publishes and
+  /// subscribes then fail with `shutting_down`. The destructor closes too.
+  virtual void close() = 0;
+};
+
+/// The bus of one process: the embedded default.
+class local_event_bus final : public event_bus {
+public:
+  /// Handlers run on `ex`, which must outlive the bus's subscriptions.
+  explicit local_event_bus(executor& ex);
+  ~local_event_bus() override;
+
+  expected<void> publish(std::string_view ns, event e) override;
+  [[nodiscard]] expected<event_subscription> subscribe(std::string_view ns_pattern, event_filter filter, handler h,
+                                                       subscribe_options options = {}) override;
+  using event_bus::subscribe;
+  void stored(const std::vector<event>& events) override;
+  void close() override;
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+/// Settings of the NATS bus.
+struct nats_bus_options {
+  /// Replicas of the namespace streams it creates (as the event store's).
+  int replicas = 1;
+};
+
+/// The bus across nodes. Events published here reach this process's
+/// subscribers directly and other processes through NATS, on
+/// `aether.{ns}.pub.{type}.{key}.{version}`; events the JetStream store
+/// persists reach other processes by that write itself
+/// (`aether.{ns}.ev.{type}.{key}.{version}`), with no second publish that
+/// could fail on its own. Both subjects are captured by the namespace's
+/// stream, which durable subscriptions read through a JetStream durable
+/// consumer. Messages stamped with this bus's `origin()` are not delivered
+/// again when they come back from the server.
+///
+/// A live subscription receives what is published while it exists (at
+/// most once); a durable one receives everything stored (at least once, and
+/// never again once acknowledged).
+class nats_event_bus final : public event_bus {
+public:
+  /// Handlers run on `ex`, which must outlive the bus's subscriptions.
+  [[nodiscard]] static expected<std::shared_ptr<nats_event_bus>>
+  open(executor& ex, std::shared_ptr<nats::connection> conn, nats_bus_options options = {});
+  ~nats_event_bus() override;
+
+  /// Identifies this bus's messages; give it to the event store
+  /// (`jetstream_store_options::origin`).
+  [[nodiscard]] const std::string& origin() const noexcept;
+
+  expected<void> publish(std::string_view ns, event e) override;
+  [[nodiscard]] expected<event_subscription> subscribe(std::string_view ns_pattern, event_filter filter, handler h,
+                                                       subscribe_options options = {}) override;
+  using event_bus::subscribe;
+  void stored(const std::vector<event>& events) override;
+  void close() override;
+
+  struct impl;
+
+private:
+  explicit nats_event_bus(std::shared_ptr<impl> p) noexcept;
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace aether

@@ -1,0 +1,128 @@
+#pragma once
+
+// What the local and the NATS bus share: patterns and filters, the
+// subscriptions with their bounded queues and strands, and the registry that
+// delivers events published or stored in this process.
+
+#include <aether/persistence/event_bus.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aether::detail {
+
+/// A namespace pattern and a filter, checked and ready to match.
+class bus_selector {
+public:
+  /// `invalid_argument` naming what is wrong.
+  static expected<bus_selector> make(std::string_view ns_pattern, const event_filter& filter);
+
+  [[nodiscard]] bool matches(const event& e) const noexcept;
+  /// The NATS subject that carries what matches, for the subject kind `ev`
+  /// (persisted) or `pub` (published); the types are filtered here.
+  [[nodiscard]] std::string subject(std::string_view kind) const;
+  /// The one namespace, or empty for all.
+  [[nodiscard]] const std::string& ns() const noexcept { return ns_; }
+
+private:
+  std::string ns_;
+  std::vector<std::string> types_; // sorted
+  // The actor pattern `type_.key_`: a token, `*` or `>`; all `>` when empty.
+  std::string type_ = ">";
+  std::string key_;
+};
+
+/// An event for a handler, or for a durable subscription only an
+/// acknowledgement to send.
+struct bus_item {
+  std::shared_ptr<const event> ev;
+  std::string ack;            ///< durable: the reply subject to acknowledge once handled
+  std::uint64_t sequence = 0; ///< durable: the stream sequence
+};
+
+/// Thrown by a handler to say its event was refused downstream (an actor's
+/// full mailbox): counted as dropped, not as a failure.
+struct dropped_event {
+  error reason;
+};
+
+/// One subscription: a bounded queue drained on a strand.
+struct bus_subscription : std::enable_shared_from_this<bus_subscription> {
+  bus_subscription(executor& ex, std::size_t lane, bus_selector selector, event_bus::handler h,
+                   subscribe_options options);
+
+  /// Queues an item for the handler; from any thread.
+  void push(bus_item item);
+  /// Reports an error to `on_error` on the strand; from any thread.
+  void report(error e);
+  /// The stream sequence up to which a durable subscription has acknowledged.
+  [[nodiscard]] std::uint64_t acknowledged() const noexcept { return acknowledged_.load(); }
+  /// Stops delivery and detaches from the bus and from NATS.
+  void end() noexcept;
+
+  executor& ex;
+  const std::size_t lane;
+  const bus_selector selector;
+  const bool durable;
+  const std::size_t capacity;
+  /// Acknowledges durable deliveries.
+  std::shared_ptr<nats::connection> conn;
+  /// NATS subscriptions feeding this one; set up before it is shared.
+  std::vector<nats::subscription> feeds;
+  /// Detaches it from its bus's registry.
+  std::function<void()> detach;
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> dropped{0};
+
+private:
+  void drain();
+  void count_drop(const error& why);
+  void notify(const error& e);
+
+  event_bus::handler handler_;
+  std::function<void(const error&)> on_error_;
+  std::mutex mutex_;
+  std::deque<bus_item> queue_;
+  bool scheduled_ = false;
+  bool drop_reported_ = false;
+  std::atomic<bool> ended_{false};
+  std::atomic<std::uint64_t> acknowledged_{0}; // durable: written on the strand
+};
+
+/// The subscriptions that take events published or stored in this process.
+class bus_registry : public std::enable_shared_from_this<bus_registry> {
+public:
+  explicit bus_registry(executor& ex) : ex_{ex} {}
+
+  /// A new subscription on the next lane.
+  std::shared_ptr<bus_subscription> make(bus_selector selector, event_bus::handler h, subscribe_options options);
+  /// Tracks a subscription: a live one takes what is published or stored
+  /// in this process from now on. `shutting_down` after `close`.
+  expected<void> add(const std::shared_ptr<bus_subscription>& s);
+  void dispatch(const std::shared_ptr<const event>& e);
+  void dispatch(const std::vector<event>& events);
+  /// Ends every subscription; adds fail from now on.
+  void close();
+  [[nodiscard]] bool closed() const noexcept { return closed_.load(); }
+
+private:
+  void remove(const bus_subscription* s);
+
+  executor& ex_;
+  std::atomic<std::size_t> next_lane_{0};
+  std::shared_mutex mutex_;
+  std::vector<std::shared_ptr<bus_subscription>> subs_;
+  std::atomic<bool> closed_{false};
+};
+
+/// Checks a publish: namespace, actor, type and data; fills in id and timestamp.
+expected<void> prepare_publish(std::string_view ns, event& e);
+
+} // namespace aether::detail

@@ -1,0 +1,211 @@
+#include "bus_core.hpp"
+#include "namespace_stream.hpp"
+#include "stored_event.hpp"
+
+#include <aether/runtime/log.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <climits>
+#include <set>
+
+namespace aether {
+
+namespace {
+
+constexpr std::chrono::milliseconds subscribe_timeout{5'000};
+
+/// The events of a message on `aether.{ns}.{ev|pub}.{type}.{key}.{version}`.
+expected<std::vector<event>> decode_message(const nats::message_view& m, std::uint64_t sequence) {
+  const auto subject = m.subject();
+  std::string_view tokens[6];
+  std::size_t n = 0;
+  std::size_t start = 0;
+  while (n < 6) {
+    const auto dot = subject.find('.', start);
+    tokens[n++] = subject.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  const auto malformed = [&](std::string_view why) {
+    return error{errc::malformed_payload, fmt::format("a message on {}: {}", subject, why)};
+  };
+  if (n != 6 || start > subject.size() || tokens[0] != "aether" || (tokens[2] != "ev" && tokens[2] != "pub")) {
+    return malformed("not an event subject");
+  }
+  auto actor = actor_id::make(tokens[3], tokens[4], tokens[1]);
+  if (!actor) return malformed(actor.error().detail());
+  std::uint64_t version = 0;
+  const auto v = tokens[5];
+  if (const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
+      ec != std::errc{} || end != v.data() + v.size()) {
+    return malformed("no version");
+  }
+  auto events = detail::decode_batch(*actor, version, sequence, m.data());
+  if (!events) return malformed(events.error().detail());
+  return events;
+}
+
+/// Durable names become consumer names: the namespace rules fit.
+expected<void> validate_durable(std::string_view name) {
+  if (auto r = actor_id::validate_namespace(name); !r) {
+    return error{errc::invalid_argument, fmt::format("durable name '{}': letters, digits, '-' and '_' only, 1 to {}",
+                                                     name, actor_id::max_namespace_size)};
+  }
+  return {};
+}
+
+} // namespace
+
+struct nats_event_bus::impl {
+  impl(executor& e, std::shared_ptr<nats::connection> c, nats_bus_options o)
+      : ex{e}, conn{std::move(c)}, options{o}, origin{new_event_id()},
+        registry{std::make_shared<detail::bus_registry>(e)} {}
+
+  executor& ex;
+  std::shared_ptr<nats::connection> conn;
+  nats_bus_options options;
+  const std::string origin;
+  std::shared_ptr<detail::bus_registry> registry;
+  std::mutex mutex;
+  std::set<std::string, std::less<>> streams; // namespaces whose stream is known to exist
+
+  expected<void> ensure_stream(std::string_view ns) {
+    {
+      std::lock_guard lock{mutex};
+      if (streams.contains(ns)) return {};
+    }
+    if (auto r = conn->ensure_stream(detail::namespace_stream(ns, options.replicas)); !r) return r;
+    std::lock_guard lock{mutex};
+    streams.emplace(ns);
+    return {};
+  }
+
+  /// Live: what NATS carries from now on, but this bus's own messages (those
+  /// reach the subscription from the registry).
+  expected<void> feed_live(const std::shared_ptr<detail::bus_subscription>& s) {
+    for (const std::string_view kind : {"ev", "pub"}) {
+      auto feed = conn->subscribe(
+          s->selector.subject(kind),
+          [weak = std::weak_ptr{s}, origin = origin](const nats::message_view& m) {
+            auto self = weak.lock();
+            if (!self || m.header(detail::origin_header) == std::optional<std::string_view>{origin}) return;
+            auto events = decode_message(m, 0);
+            if (!events) {
+              self->report(events.error());
+              return;
+            }
+            for (auto& e : *events) {
+              if (self->selector.matches(e)) self->push(detail::bus_item{std::make_shared<const event>(std::move(e)), {}, 0});
+            }
+          },
+          static_cast<int>(std::min<std::size_t>(s->capacity, INT_MAX)));
+      if (!feed) return feed.error();
+      s->feeds.push_back(std::move(*feed));
+    }
+    // The server has the interest once this returns: later publishes reach it.
+    return conn->flush(subscribe_timeout);
+  }
+
+  /// Durable: the namespace's stream through a durable consumer, starting
+  /// after what the subscription acknowledged before. The consumer is made
+  /// anew at that point, so what was delivered but not acknowledged comes
+  /// again first, in order, rather than after a redelivery timeout.
+  expected<void> feed_durable(const std::shared_ptr<detail::bus_subscription>& s, const std::string& name) {
+    const auto& ns = s->selector.ns();
+    if (auto r = ensure_stream(ns); !r) return r;
+    const auto stream = detail::namespace_stream_name(ns);
+    std::uint64_t start = 1;
+    if (auto floor = conn->consumer_ack_floor(stream, name)) {
+      start = *floor + 1;
+      if (auto r = conn->delete_consumer(stream, name); !r) return r;
+    } else if (floor.error().code() != errc::not_found) {
+      return floor.error();
+    }
+    nats::durable_consumer_config c;
+    c.stream = stream;
+    c.name = name;
+    c.start_sequence = start;
+    c.max_ack_pending = static_cast<int>(std::min<std::size_t>(s->capacity, INT_MAX));
+    s->conn = conn;
+    auto feed = conn->consume_durable(c, [weak = std::weak_ptr{s}](const nats::message_view& m) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto position = m.sequence_and_pending();
+      const auto sequence = position ? position->first : 0;
+      std::vector<detail::bus_item> items;
+      if (auto events = decode_message(m, sequence); !events) {
+        self->report(events.error()); // skipped, or it would block the stream
+      } else {
+        for (auto& e : *events) {
+          if (self->selector.matches(e)) items.push_back({std::make_shared<const event>(std::move(e)), {}, sequence});
+        }
+      }
+      if (items.empty()) items.push_back({nullptr, {}, sequence});
+      items.back().ack = m.reply();
+      for (auto& item : items) self->push(std::move(item));
+    });
+    if (!feed) return feed.error();
+    s->feeds.push_back(std::move(*feed));
+    return {};
+  }
+};
+
+nats_event_bus::nats_event_bus(std::shared_ptr<impl> p) noexcept : impl_{std::move(p)} {}
+nats_event_bus::~nats_event_bus() { close(); }
+
+expected<std::shared_ptr<nats_event_bus>> nats_event_bus::open(executor& ex, std::shared_ptr<nats::connection> conn,
+                                                               nats_bus_options options) {
+  if (!conn) return error{errc::invalid_argument, "no connection"};
+  return std::shared_ptr<nats_event_bus>{
+      new nats_event_bus{std::make_shared<impl>(ex, std::move(conn), options)}};
+}
+
+const std::string& nats_event_bus::origin() const noexcept { return impl_->origin; }
+
+void nats_event_bus::close() { impl_->registry->close(); }
+
+expected<void> nats_event_bus::publish(std::string_view ns, event e) {
+  if (impl_->registry->closed()) return error{errc::shutting_down, "the event bus is closed"};
+  if (auto r = detail::prepare_publish(ns, e); !r) return r;
+  const auto payload = detail::encode_batch(std::span<const event>{&e, 1});
+  // Headers and subject ride along; keep well inside the server's limit.
+  const auto limit = impl_->conn->max_payload() - 512;
+  if (static_cast<std::int64_t>(payload.size()) > limit) {
+    return error{errc::payload_too_large,
+                 fmt::format("event {} of {} takes {} bytes; the server takes at most {}", e.type, e.actor.to_string(),
+                             payload.size(), limit)};
+  }
+  const nats::header headers[] = {{detail::origin_header, impl_->origin}};
+  const auto subject = fmt::format("aether.{}.pub.{}.{}.{}", ns, e.actor.type(), e.actor.key(), e.version);
+  if (auto r = impl_->conn->publish(subject, payload, headers); !r) return r;
+  impl_->registry->dispatch(std::make_shared<const event>(std::move(e)));
+  return {};
+}
+
+expected<event_subscription> nats_event_bus::subscribe(std::string_view ns_pattern, event_filter filter, handler h,
+                                                       subscribe_options options) {
+  auto selector = detail::bus_selector::make(ns_pattern, filter);
+  if (!selector) return selector.error();
+  const auto name = options.durable;
+  if (!name.empty()) {
+    if (auto r = validate_durable(name); !r) return r.error();
+    if (selector->ns().empty()) {
+      return error{errc::invalid_argument,
+                   fmt::format("durable subscription {}: it reads one namespace's stream, so name the namespace, "
+                               "not '{}'",
+                               name, ns_pattern)};
+    }
+  }
+  auto s = impl_->registry->make(std::move(*selector), std::move(h), std::move(options));
+  event_subscription handle{s}; // ends it on every early return
+  if (auto r = name.empty() ? impl_->feed_live(s) : impl_->feed_durable(s, name); !r) return r.error();
+  if (auto r = impl_->registry->add(s); !r) return r.error();
+  return handle;
+}
+
+void nats_event_bus::stored(const std::vector<event>& events) { impl_->registry->dispatch(events); }
+
+} // namespace aether
