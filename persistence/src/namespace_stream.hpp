@@ -18,12 +18,17 @@ inline constexpr std::string_view origin_header = "Aether-Origin";
 inline std::string namespace_stream_name(std::string_view ns) { return fmt::format("{}_events", ns); }
 
 /// The stream of `ns`: its actors' writes (`aether.{ns}.ev.>`) and the events
-/// published on its bus (`aether.{ns}.pub.>`).
+/// published on its bus (`aether.{ns}.pub.>`). A write is also seen by plain
+/// subscribers of its subject when the server refuses to store it, so the
+/// bus listens where the server republishes what it stored:
+/// `aether.{ns}.stored.{type}.{key}.{version}`.
 inline nats::stream_config namespace_stream(std::string_view ns, int replicas) {
   nats::stream_config c;
   c.name = namespace_stream_name(ns);
   c.subjects = {fmt::format("aether.{}.ev.>", ns), fmt::format("aether.{}.pub.>", ns)};
   c.replicas = replicas;
+  c.republish_source = fmt::format("aether.{}.ev.>", ns);
+  c.republish_destination = fmt::format("aether.{}.stored.>", ns);
   return c;
 }
 

@@ -17,7 +17,7 @@ namespace {
 
 constexpr std::chrono::milliseconds subscribe_timeout{5'000};
 
-/// The events of a message on `aether.{ns}.{ev|pub}.{type}.{key}.{version}`.
+/// The events of a message on `aether.{ns}.{ev|pub|stored}.{type}.{key}.{version}`.
 expected<std::vector<event>> decode_message(const nats::message_view& m, std::uint64_t sequence) {
   const auto subject = m.subject();
   std::string_view tokens[6];
@@ -32,7 +32,8 @@ expected<std::vector<event>> decode_message(const nats::message_view& m, std::ui
   const auto malformed = [&](std::string_view why) {
     return error{errc::malformed_payload, fmt::format("a message on {}: {}", subject, why)};
   };
-  if (n != 6 || start > subject.size() || tokens[0] != "aether" || (tokens[2] != "ev" && tokens[2] != "pub")) {
+  if (n != 6 || start > subject.size() || tokens[0] != "aether" ||
+      (tokens[2] != "ev" && tokens[2] != "pub" && tokens[2] != "stored")) {
     return malformed("not an event subject");
   }
   auto actor = actor_id::make(tokens[3], tokens[4], tokens[1]);
@@ -46,6 +47,13 @@ expected<std::vector<event>> decode_message(const nats::message_view& m, std::ui
   auto events = detail::decode_batch(*actor, version, sequence, m.data());
   if (!events) return malformed(events.error().detail());
   return events;
+}
+
+/// The stream sequence of a republished message; 0 for others.
+std::uint64_t stream_sequence(const nats::message_view& m) {
+  std::uint64_t n = 0;
+  if (const auto h = m.header("Nats-Sequence")) std::from_chars(h->data(), h->data() + h->size(), n);
+  return n;
 }
 
 /// Durable names become consumer names: the namespace rules fit.
@@ -84,15 +92,16 @@ struct nats_event_bus::impl {
   }
 
   /// Live: what NATS carries from now on, but this bus's own messages (those
-  /// reach the subscription from the registry).
+  /// reach the subscription from the registry): persisted events as the
+  /// server republishes them once stored, published ones as published.
   expected<void> feed_live(const std::shared_ptr<detail::bus_subscription>& s) {
-    for (const std::string_view kind : {"ev", "pub"}) {
+    for (const std::string_view kind : {"stored", "pub"}) {
       auto feed = conn->subscribe(
           s->selector.subject(kind),
           [weak = std::weak_ptr{s}, origin = origin](const nats::message_view& m) {
             auto self = weak.lock();
             if (!self || m.header(detail::origin_header) == std::optional<std::string_view>{origin}) return;
-            auto events = decode_message(m, 0);
+            auto events = decode_message(m, stream_sequence(m));
             if (!events) {
               self->report(events.error());
               return;
@@ -101,7 +110,8 @@ struct nats_event_bus::impl {
               if (self->selector.matches(e)) self->push(detail::bus_item{std::make_shared<const event>(std::move(e)), {}, 0});
             }
           },
-          static_cast<int>(std::min<std::size_t>(s->capacity, INT_MAX)));
+          // The client's own queue stays far from full: the handler only queues.
+          static_cast<int>(std::min<std::size_t>(std::max<std::size_t>(s->capacity, 65536), INT_MAX)));
       if (!feed) return feed.error();
       s->feeds.push_back(std::move(*feed));
     }

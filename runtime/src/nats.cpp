@@ -395,6 +395,15 @@ expected<void> connection::ensure_stream(const stream_config& c) {
   cfg.AllowDirect = true;
   cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(c.duplicate_window).count();
   cfg.MaxMsgSize = c.max_message_size;
+  const auto rp_source = z(c.republish_source);
+  const auto rp_destination = z(c.republish_destination);
+  jsRePublish rp;
+  if (!c.republish_destination.empty()) {
+    jsRePublish_Init(&rp);
+    rp.Source = rp_source.c_str();
+    rp.Destination = rp_destination.c_str();
+    cfg.RePublish = &rp;
+  }
   jsErrCode jerr = static_cast<jsErrCode>(0);
   jsStreamInfo* info = nullptr;
   natsStatus s = js_AddStream(&info, impl_->js, &cfg, nullptr, &jerr);

@@ -146,17 +146,19 @@ struct nats_bus_options {
 
 /// The bus across nodes. Events published here reach this process's
 /// subscribers directly and other processes through NATS, on
-/// `aether.{ns}.pub.{type}.{key}.{version}`; events the JetStream store
-/// persists reach other processes by that write itself
-/// (`aether.{ns}.ev.{type}.{key}.{version}`), with no second publish that
-/// could fail on its own. Both subjects are captured by the namespace's
-/// stream, which durable subscriptions read through a JetStream durable
-/// consumer. Messages stamped with this bus's `origin()` are not delivered
-/// again when they come back from the server.
+/// `aether.{ns}.pub.{type}.{key}.{version}`. Events the JetStream store
+/// persists reach other processes by that write itself, with no second
+/// publish that could fail on its own: the namespace's stream republishes
+/// each write it stored on `aether.{ns}.stored.{type}.{key}.{version}`, so a
+/// write the fence refused is never seen. Messages stamped with this bus's
+/// `origin()` are not delivered again when they come back from the server.
 ///
-/// A live subscription receives what is published while it exists (at
-/// most once); a durable one receives everything stored (at least once, and
-/// never again once acknowledged).
+/// A live subscription receives what is published or stored while it exists
+/// (at most once); a durable one reads the namespace's stream, which
+/// captures both kinds, through a JetStream durable consumer (at least once,
+/// and never again once acknowledged). Events published to a namespace that
+/// has no stream yet (nothing persisted there, no durable subscriber) are
+/// live only.
 class nats_event_bus final : public event_bus {
 public:
   /// Handlers run on `ex`, which must outlive the bus's subscriptions.

@@ -94,6 +94,11 @@ struct stream_config {
   /// The window in which a repeated `Nats-Msg-Id` is recognised as a duplicate.
   std::chrono::milliseconds duplicate_window{std::chrono::minutes{2}};
   std::int32_t max_message_size = -1;
+  /// When set, every message stored on `republish_source` is published again
+  /// by the server on the matching `republish_destination` subject (with its
+  /// headers and `Nats-Sequence`): subscribers there see only what was stored.
+  std::string republish_source;
+  std::string republish_destination;
 };
 
 /// A durable push consumer: it stays on the server between subscriptions,
