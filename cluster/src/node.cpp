@@ -63,48 +63,53 @@ expected<node_config> node_config::from_env() {
   return c;
 }
 
-/// The connection to NATS, or none for the embedded default.
-std::shared_ptr<nats::connection> connect(const node_config& c) {
-  if (c.nats_url.empty()) return nullptr;
+/// The connections to NATS, or none for the embedded default: one batching
+/// publishes for throughput, one sending each at once for latency.
+struct connections {
+  std::shared_ptr<nats::connection> batched;
+  std::shared_ptr<nats::connection> quick;
+};
+
+connections connect(const node_config& c) {
+  if (c.nats_url.empty()) return {};
   nats::connect_options o;
   o.url = c.nats_url;
   o.name = "aether-node";
-  auto connected = nats::connection::connect(o);
-  if (!connected) throw startup_error{connected.error()};
-  return *connected;
+  auto batched = nats::connection::connect(o);
+  if (!batched) throw startup_error{batched.error()};
+  o.name = "aether-node-quick";
+  o.send_asap = true;
+  auto quick = nats::connection::connect(o);
+  if (!quick) throw startup_error{quick.error()};
+  return {*batched, *quick};
 }
 
-/// The local bus, or the NATS bus.
-std::shared_ptr<event_bus> open_bus(const node_config& c, executor& ex, const std::shared_ptr<nats::connection>& conn) {
-  if (!conn) return std::make_shared<local_event_bus>(ex);
-  auto bus = nats_event_bus::open(ex, conn, nats_bus_options{c.replicas});
+/// The local bus, or the NATS bus (on the quick connection: an event is one
+/// message, and its subscribers are waiting).
+std::shared_ptr<event_bus> open_bus(const node_config& c, executor& ex, const connections& conns) {
+  if (!conns.quick) return std::make_shared<local_event_bus>(ex);
+  auto bus = nats_event_bus::open(ex, conns.quick, nats_bus_options{c.replicas});
   if (!bus) throw startup_error{bus.error()};
   return *bus;
 }
 
 /// The stores of the embedded default, or JetStream's; what they store
 /// reaches the bus.
-std::shared_ptr<persistence> open_stores(const node_config& c, const std::shared_ptr<nats::connection>& conn,
+std::shared_ptr<persistence> open_stores(const node_config& c, const connections& conns,
                                          const std::shared_ptr<event_bus>& bus) {
   auto p = std::make_shared<persistence>();
   p->snapshot_every = c.snapshot_every;
-  if (!conn) {
+  if (!conns.batched) {
     p->events = std::make_shared<memory_event_store>();
     p->snapshots = std::make_shared<memory_snapshot_store>();
   } else {
-    nats::connect_options o;
-    o.url = c.nats_url;
-    o.name = "aether-node-writes";
-    o.send_asap = true;
-    auto quick = nats::connection::connect(o);
-    if (!quick) throw startup_error{quick.error()};
     jetstream_store_options js;
     js.replicas = c.replicas;
     js.origin = static_cast<const nats_event_bus&>(*bus).origin();
-    auto events = jetstream_event_store::open(conn, js, *quick);
+    auto events = jetstream_event_store::open(conns.batched, js, conns.quick);
     if (!events) throw startup_error{events.error()};
     p->events = *events;
-    p->snapshots = std::make_shared<kv_snapshot_store>(conn, c.replicas);
+    p->snapshots = std::make_shared<kv_snapshot_store>(conns.batched, c.replicas);
   }
   p->events->watch_appends([weak = std::weak_ptr{bus}](const std::vector<event>& events) {
     if (auto b = weak.lock()) b->stored(events);
@@ -118,15 +123,15 @@ struct node::impl {
         threads{config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency())},
         pool{threads, config.system.shard_count},
         system{config.system, pool},
-        conn{connect(config)},
-        bus{open_bus(config, pool, conn)},
-        stores{open_stores(config, conn, bus)} {}
+        conns{connect(config)},
+        bus{open_bus(config, pool, conns)},
+        stores{open_stores(config, conns, bus)} {}
 
   node_config config;
   std::size_t threads;
   thread_pool_executor pool;
   actor_system system;
-  std::shared_ptr<nats::connection> conn;
+  connections conns;
   std::shared_ptr<event_bus> bus;
   // Destroyed first: closing a store answers what waits on it, through the system.
   std::shared_ptr<persistence> stores;
@@ -189,7 +194,7 @@ node::~node() { stop(); }
 actor_system& node::system() const noexcept { return impl_->system; }
 std::shared_ptr<const persistence> node::stores() const noexcept { return impl_->stores; }
 event_bus& node::bus() const noexcept { return *impl_->bus; }
-bool node::on_nats() const noexcept { return impl_->conn != nullptr; }
+bool node::on_nats() const noexcept { return impl_->conns.batched != nullptr; }
 const node_config& node::config() const noexcept { return impl_->config; }
 
 int node::run() {

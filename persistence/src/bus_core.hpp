@@ -64,7 +64,9 @@ struct bus_subscription : std::enable_shared_from_this<bus_subscription> {
   void report(error e);
   /// The stream sequence up to which a durable subscription has acknowledged.
   [[nodiscard]] std::uint64_t acknowledged() const noexcept { return acknowledged_.load(); }
-  /// Stops delivery and detaches from the bus and from NATS.
+  /// Stops delivery and detaches from the bus and from NATS. A durable one
+  /// first waits (a few seconds at most) until the server has recorded its
+  /// acknowledgements, so its next subscriber starts right after them.
   void end() noexcept;
 
   executor& ex;
@@ -72,8 +74,10 @@ struct bus_subscription : std::enable_shared_from_this<bus_subscription> {
   const bus_selector selector;
   const bool durable;
   const std::size_t capacity;
-  /// Acknowledges durable deliveries.
+  /// Acknowledges durable deliveries, for the consumer `consumer` of `stream`.
   std::shared_ptr<nats::connection> conn;
+  std::string stream;
+  std::string consumer;
   /// NATS subscriptions feeding this one; set up before it is shared.
   std::vector<nats::subscription> feeds;
   /// Detaches it from its bus's registry.
@@ -85,6 +89,7 @@ private:
   void drain();
   void count_drop(const error& why);
   void notify(const error& e);
+  void settle_acknowledgements() noexcept;
 
   event_bus::handler handler_;
   std::function<void(const error&)> on_error_;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace aether {
 
@@ -174,6 +175,18 @@ void bus_subscription::end() noexcept {
   }
   feeds.clear(); // unsubscribes; their callbacks hold only weak references
   if (detach) detach();
+  if (durable && conn) settle_acknowledgements();
+}
+
+void bus_subscription::settle_acknowledgements() noexcept {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{3};
+  (void)conn->flush(std::chrono::seconds{2});
+  // The server applies acknowledgements after it answers the flush.
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto floor = conn->consumer_ack_floor(stream, consumer);
+    if (!floor || *floor >= acknowledged()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
 }
 
 std::shared_ptr<bus_subscription> bus_registry::make(bus_selector selector, event_bus::handler h,

@@ -140,6 +140,8 @@ struct nats_event_bus::impl {
     c.start_sequence = start;
     c.max_ack_pending = static_cast<int>(std::min<std::size_t>(s->capacity, INT_MAX));
     s->conn = conn;
+    s->stream = stream;
+    s->consumer = name;
     auto feed = conn->consume_durable(c, [weak = std::weak_ptr{s}](const nats::message_view& m) {
       auto self = weak.lock();
       if (!self) return;

@@ -253,7 +253,10 @@ struct connection::impl {
       log(log_level::warn, "NATS: {}", natsStatus_GetText(err));
     }
   }
-  static void on_disconnected(natsConnection*, void*) { log(log_level::warn, "NATS: disconnected, reconnecting"); }
+  static void on_disconnected(natsConnection* nc, void*) {
+    if (natsConnection_IsClosed(nc)) return; // closing: nothing to report
+    log(log_level::warn, "NATS: disconnected, reconnecting");
+  }
   static void on_reconnected(natsConnection*, void*) { log(log_level::info, "NATS: reconnected"); }
   static void on_closed(natsConnection*, void* closure) {
     auto* self = static_cast<impl*>(closure);
@@ -340,9 +343,12 @@ expected<void> connection::publish(std::string_view subject, std::string_view da
   if (headers.empty()) {
     const auto subj = z(subject);
     const auto rep = z(reply);
-    return check(natsConnection_PublishRequest(impl_->nc, subj.c_str(), reply.empty() ? nullptr : rep.c_str(),
-                                               data.data(), static_cast<int>(data.size())),
-                 "publishing");
+    const auto status =
+        reply.empty()
+            ? natsConnection_Publish(impl_->nc, subj.c_str(), data.data(), static_cast<int>(data.size()))
+            : natsConnection_PublishRequest(impl_->nc, subj.c_str(), rep.c_str(), data.data(),
+                                            static_cast<int>(data.size()));
+    return check(status, "publishing");
   }
   auto m = build(subject, reply, data, headers);
   if (!m) return m.error();

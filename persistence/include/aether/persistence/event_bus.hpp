@@ -42,8 +42,9 @@ struct subscribe_options {
   /// `_`), on the NATS bus and one exact namespace. It gets every event of
   /// the namespace in stream order, its own node's too, from the first one
   /// stored the first time, then after the last one it acknowledged: an
-  /// event is acknowledged once its handler returned. One subscriber per
-  /// name at a time.
+  /// event is acknowledged once its handler returned. Ending the
+  /// subscription waits until the server has recorded the acknowledgements.
+  /// One subscriber per name at a time.
   std::string durable;
 };
 

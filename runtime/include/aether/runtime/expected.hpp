@@ -55,6 +55,11 @@ public:
     check();
     return std::get<0>(std::move(state_));
   }
+  /// The value, or `fallback` when there is an error.
+  template <class U>
+  [[nodiscard]] T value_or(U&& fallback) const& {
+    return has_value() ? std::get<0>(state_) : static_cast<T>(std::forward<U>(fallback));
+  }
   [[nodiscard]] const aether::error& error() const { return std::get<1>(state_); }
 
   T& operator*() & { return value(); }

@@ -1,0 +1,205 @@
+// What only the NATS bus does: durable subscriptions, bad messages from the
+// wire, a dead server, and a three-server cluster.
+#include "bus_fixtures.hpp"
+
+#include "support/nats_server.hpp"
+
+#include <fmt/format.h>
+
+#include <thread>
+
+using aether::errc;
+using test::bus_event;
+using test::collector;
+using namespace std::chrono_literals;
+
+namespace {
+
+aether::subscribe_options durable(std::string name, std::size_t buffer = 4096) {
+  aether::subscribe_options o;
+  o.durable = std::move(name);
+  o.buffer = buffer;
+  return o;
+}
+
+/// `type/key:version` of each event, in delivery order.
+std::vector<std::string> history(collector& c) {
+  std::vector<std::string> out;
+  for (const auto& e : c.events()) out.push_back(fmt::format("{}/{}:{}", e.actor.type(), e.actor.key(), e.version));
+  return out;
+}
+
+std::vector<std::string> range(std::string_view actor, int from, int to) {
+  std::vector<std::string> out;
+  for (int v = from; v <= to; ++v) out.push_back(fmt::format("{}:{}", actor, v));
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a durable subscriber gets what it missed while away, in order, and nothing it acknowledged again") {
+  test::nats_bus_across_nodes b;
+  const aether::actor_id a{"account", "a1", "bank"};
+  // The first subscription creates the consumer; the namespace's stream starts empty.
+  collector first;
+  {
+    auto sub = b.sub().subscribe("bank", {}, first.handler(), durable("ledger"));
+    REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
+    for (std::uint64_t v = 0; v < 10; ++v) REQUIRE(b.store->append_wait(a, v, {test::make_event("deposited")}));
+    REQUIRE(first.wait_for(10));
+  }
+  CHECK(history(first) == range("account/a1", 1, 10));
+  // Away: persisted events and published ones pile up in the stream.
+  for (std::uint64_t v = 10; v < 20; ++v) {
+    REQUIRE(b.store->append_wait(a, v, {test::make_event("deposited")}));
+    auto note = bus_event("bank", "auditor", "x", "noted");
+    note.version = v + 1;
+    REQUIRE(b.bus->publish("bank", note));
+  }
+  // Published events reach the stream asynchronously: let them land.
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (b.conn->stream_message_count("bank_events").value_or(0) < 30 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  collector second;
+  auto sub = b.sub().subscribe("bank", {}, second.handler(), durable("ledger"));
+  REQUIRE(sub);
+  REQUIRE(second.wait_for(20));
+  test::settle();
+  std::vector<std::string> accounts;
+  std::vector<std::string> notes;
+  for (const auto& h : history(second)) (h.starts_with("account") ? accounts : notes).push_back(h);
+  CHECK(accounts == range("account/a1", 11, 20));
+  CHECK(notes == range("auditor/x", 11, 20));
+  CHECK(second.size() == 20);
+  // Stream order is the order they were stored: each one's sequence is higher.
+  const auto events = second.events();
+  for (std::size_t i = 1; i < events.size(); ++i) CHECK(events[i - 1].sequence < events[i].sequence);
+}
+
+TEST_CASE("a durable subscription filters, and what it filters out still counts as acknowledged") {
+  test::nats_bus_across_nodes b;
+  const aether::actor_id a{"order", "o1", "shop"};
+  collector got;
+  {
+    auto sub = b.sub().subscribe("shop", {{"shipped"}, ""}, got.handler(), durable("shipping"));
+    REQUIRE(sub);
+    REQUIRE(b.store->append_wait(a, 0, {test::make_event("placed"), test::make_event("paid")}));
+    REQUIRE(b.store->append_wait(a, 2, {test::make_event("shipped")}));
+    REQUIRE(b.store->append_wait(a, 3, {test::make_event("delivered")}));
+    REQUIRE(got.wait_for(1));
+    test::settle();
+  }
+  CHECK(history(got) == std::vector<std::string>{"order/o1:3"});
+  // Everything up to the last write was acknowledged, the filtered ones too.
+  CHECK(b.conn->consumer_ack_floor("shop_events", "shipping").value_or(0) == 3);
+  collector again;
+  auto sub = b.sub().subscribe("shop", {{"shipped"}, ""}, again.handler(), durable("shipping"));
+  REQUIRE(sub);
+  test::settle();
+  CHECK(again.size() == 0);
+}
+
+TEST_CASE("a durable subscription never drops: the server waits for a slow handler") {
+  test::nats_bus_across_nodes b;
+  const aether::actor_id a{"account", "slow", "bank"};
+  std::atomic<int> handled{0};
+  auto sub = b.sub().subscribe(
+      "bank", {},
+      [&](const aether::event&) {
+        std::this_thread::sleep_for(1ms);
+        handled.fetch_add(1);
+      },
+      durable("slow", 4));
+  REQUIRE(sub);
+  for (std::uint64_t v = 0; v < 100; ++v) REQUIRE(b.store->append_wait(a, v, {test::make_event("deposited")}));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (handled.load() < 100 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  CHECK(handled.load() == 100);
+  CHECK(sub->dropped() == 0);
+}
+
+TEST_CASE("durable subscriptions need one namespace and a plain name") {
+  test::nats_bus b;
+  auto noop = [](const aether::event&) {};
+  for (const char* pattern : {"*", ">"}) {
+    auto s = b.bus->subscribe(pattern, {}, noop, durable("ledger"));
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code() == errc::invalid_argument);
+  }
+  for (const std::string& name : std::vector<std::string>{"a.b", "a b", "a*", "a>", std::string(65, 'x')}) {
+    auto s = b.bus->subscribe("bank", {}, noop, durable(name));
+    INFO("durable name '", name, "'");
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code() == errc::invalid_argument);
+  }
+}
+
+TEST_CASE("a message on a bus subject that does not decode is reported, and the subscription goes on") {
+  test::nats_bus_across_nodes b;
+  collector got;
+  std::mutex m;
+  std::vector<aether::error> errors;
+  aether::subscribe_options o;
+  o.on_error = [&](const aether::error& e) {
+    std::lock_guard lock{m};
+    errors.push_back(e);
+  };
+  auto sub = b.sub().subscribe("shop", {}, got.handler(), o);
+  REQUIRE(sub);
+  REQUIRE(b.conn->publish("aether.shop.pub.order.o1.1", "{not json"));
+  REQUIRE(b.conn->publish("aether.shop.pub.order.o1.x", "[]"));
+  REQUIRE(b.bus->publish("shop", bus_event("shop", "order", "o1", "placed")));
+  REQUIRE(got.wait_for(1));
+  test::settle();
+  CHECK(got.size() == 1);
+  std::lock_guard lock{m};
+  REQUIRE(errors.size() == 2);
+  for (const auto& e : errors) CHECK(e.code() == errc::malformed_payload);
+}
+
+TEST_CASE("with the server gone, subscribing fails with a typed error and nothing hangs") {
+  test::nats_bus b;
+  b.server.kill();
+  auto live = b.bus->subscribe("shop", {}, [](const aether::event&) {});
+  REQUIRE_FALSE(live);
+  CHECK(live.error().code() == errc::unavailable);
+  auto kept = b.bus->subscribe("shop", {}, [](const aether::event&) {}, durable("ledger"));
+  REQUIRE_FALSE(kept);
+  CHECK(kept.error().code() == errc::unavailable);
+}
+
+TEST_CASE("on a three-server cluster, events cross servers and a durable subscriber catches up on R3") {
+  aether::testing::nats_cluster cluster{3};
+  aether::thread_pool_executor pool{2, 8};
+  auto writer_conn = test::connect(cluster.server(0).url());
+  auto reader_conn = test::connect(cluster.server(2).url());
+  auto writer = test::open_bus(pool, writer_conn, 3);
+  auto reader = test::open_bus(pool, reader_conn, 3);
+  auto store = test::open_watched_store(writer_conn, writer, 3);
+  const aether::actor_id a{"account", "r3", "bank"};
+  REQUIRE(store->append_wait(a, 0, {test::make_event("opened")})); // creates the R3 stream
+
+  collector live;
+  collector kept;
+  auto live_sub = reader->subscribe("bank", {}, live.handler());
+  REQUIRE(live_sub);
+  {
+    auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger"));
+    REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
+    REQUIRE(kept.wait_for(1));
+  }
+  for (std::uint64_t v = 1; v < 20; ++v) REQUIRE(store->append_wait(a, v, {test::make_event("deposited")}));
+  REQUIRE(live.wait_for(19));
+  CHECK(history(live) == range("account/r3", 2, 20));
+  auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger"));
+  REQUIRE(sub);
+  REQUIRE(kept.wait_for(20));
+  test::settle();
+  CHECK(history(kept) == range("account/r3", 1, 20));
+  sub->unsubscribe();
+  live_sub->unsubscribe();
+  reader->close();
+  writer->close();
+  pool.stop();
+  pool.join();
+}
