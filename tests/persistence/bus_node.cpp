@@ -1,0 +1,104 @@
+// A node process on the event bus, for tests across processes.
+//
+//   bus_node <nats-url> publish <ns> <count> <first>
+//     Deposits into the event-sourced account `account/acc` of <ns> <count>
+//     times (persisted events) and publishes <count> `notice/n` events with
+//     versions <first>, <first>+1, ... (published events). Its own live
+//     subscriber counts what it gets; after a pause it prints "own <n>" and
+//     exits.
+//   bus_node <nats-url> subscribe <ns> [<durable name> [<handler delay ms>]]
+//     Prints "ready" once subscribed, then "E <type>/<key> <version>
+//     <sequence>" for every event, until SIGTERM.
+#include "bank.hpp"
+
+#include <aether/aether.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace {
+
+aether::node_config config(const char* url) {
+  aether::node_config cfg;
+  cfg.nats_url = url;
+  cfg.threads = 2;
+  cfg.system.shard_count = 8;
+  return cfg;
+}
+
+int publish(aether::node& node, const std::string& ns, int count, std::uint64_t first) {
+  std::atomic<int> own{0};
+  auto sub = node.bus().subscribe(ns, {}, [&own](const aether::event&) { own.fetch_add(1); });
+  if (!sub) {
+    std::fprintf(stderr, "bus_node: %s\n", sub.error().to_string().c_str());
+    return 1;
+  }
+  const aether::actor_id account{"account", "acc", ns};
+  for (int i = 0; i < count; ++i) {
+    auto r = node.ask<std::int64_t>(account, bank::deposit{1}, std::chrono::seconds{10}).get();
+    aether::event e;
+    e.actor = aether::actor_id{"notice", "n", ns};
+    e.type = "noticed";
+    e.version = first + static_cast<std::uint64_t>(i);
+    auto p = node.bus().publish(ns, std::move(e));
+    if (!r || !p) {
+      std::fprintf(stderr, "bus_node: %s\n", (!r ? r.error() : p.error()).to_string().c_str());
+      return 1;
+    }
+  }
+  // Anything delivered twice would arrive in this pause.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (own.load() < 2 * count && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  std::printf("own %d\n", own.load());
+  std::fflush(stdout);
+  return 0;
+}
+
+int subscribe(aether::node& node, const std::string& ns, const std::string& durable, int delay_ms) {
+  std::mutex out;
+  aether::subscribe_options o;
+  o.durable = durable;
+  o.buffer = 64;
+  auto sub = node.bus().subscribe(
+      ns, {},
+      [&out, delay_ms](const aether::event& e) {
+        if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds{delay_ms});
+        std::lock_guard lock{out};
+        std::printf("E %s/%s %llu %llu\n", std::string{e.actor.type()}.c_str(), std::string{e.actor.key()}.c_str(),
+                    static_cast<unsigned long long>(e.version), static_cast<unsigned long long>(e.sequence));
+        std::fflush(stdout);
+      },
+      o);
+  if (!sub) {
+    std::fprintf(stderr, "bus_node: %s\n", sub.error().to_string().c_str());
+    return 1;
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  return node.run(); // closing the bus ends the subscription, acknowledgements recorded
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 2 ? argv[2] : "";
+  if (argc < 4 || (mode == "publish" && argc != 6) || (mode != "publish" && mode != "subscribe")) {
+    std::fprintf(stderr, "usage: bus_node <nats-url> publish <ns> <count> <first>\n"
+                         "       bus_node <nats-url> subscribe <ns> [<durable name> [<handler delay ms>]]\n");
+    return 2;
+  }
+  try {
+    aether::node node{config(argv[1])};
+    node.register_event_sourced<bank::account>("account");
+    if (mode == "publish") return publish(node, argv[3], std::stoi(argv[4]), std::stoull(argv[5]));
+    return subscribe(node, argv[3], argc > 4 ? argv[4] : "", argc > 5 ? std::stoi(argv[5]) : 0);
+  } catch (const aether::startup_error& e) {
+    std::fprintf(stderr, "bus_node: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,167 @@
+// The event bus between node processes on a real nats-server: live delivery,
+// and a durable subscriber whose process is stopped, or killed, and started
+// again.
+#include "store_fixtures.hpp"
+#include "support/child_process.hpp"
+
+#include <sys/wait.h>
+
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <set>
+#include <sstream>
+
+using namespace std::chrono_literals;
+using aether::testing::child_process;
+
+namespace {
+
+struct delivery {
+  std::string actor;
+  std::uint64_t version = 0;
+  std::uint64_t sequence = 0;
+};
+
+child_process subscriber(const std::string& url, const std::string& durable = "", int delay_ms = 0) {
+  std::vector<std::string> args{AETHER_BUS_NODE, url, "subscribe", "bus"};
+  if (!durable.empty()) {
+    args.push_back(durable);
+    args.push_back(std::to_string(delay_ms));
+  }
+  return child_process{std::move(args)};
+}
+
+void wait_ready(child_process& p) {
+  const auto l = p.line(std::chrono::steady_clock::now() + 30s);
+  REQUIRE_MESSAGE(l, "the subscriber did not start");
+  REQUIRE(*l == "ready");
+}
+
+/// Publishes `count` persisted and `count` published events from a node
+/// process; returns what its own subscriber got.
+int publish(const std::string& url, int count, int first) {
+  child_process p{{AETHER_BUS_NODE, url, "publish", "bus", std::to_string(count), std::to_string(first)}};
+  const auto l = p.line(std::chrono::steady_clock::now() + 60s);
+  REQUIRE_MESSAGE(l, "the publisher did not finish");
+  const int status = p.wait();
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(l->starts_with("own "));
+  return std::stoi(l->substr(4));
+}
+
+/// Reads deliveries until `count` arrived (or the deadline).
+std::vector<delivery> read(child_process& p, std::size_t count, std::chrono::seconds timeout = 60s) {
+  std::vector<delivery> out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (out.size() < count) {
+    auto l = p.line(deadline);
+    if (!l) break;
+    std::istringstream in{*l};
+    std::string tag;
+    delivery d;
+    in >> tag >> d.actor >> d.version >> d.sequence;
+    if (tag == "E") out.push_back(d);
+  }
+  return out;
+}
+
+/// The versions each actor got, in delivery order.
+std::map<std::string, std::vector<std::uint64_t>> by_actor(const std::vector<delivery>& ds) {
+  std::map<std::string, std::vector<std::uint64_t>> out;
+  for (const auto& d : ds) out[d.actor].push_back(d.version);
+  return out;
+}
+
+std::vector<std::uint64_t> versions(std::uint64_t from, std::uint64_t to) {
+  std::vector<std::uint64_t> out;
+  for (auto v = from; v <= to; ++v) out.push_back(v);
+  return out;
+}
+
+void stop(child_process& p) {
+  p.signal(SIGTERM);
+  const int status = p.wait();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+} // namespace
+
+TEST_CASE("events from one node process reach a subscriber in another, once each and in order") {
+  aether::testing::nats_server server;
+  auto sub = subscriber(server.url());
+  wait_ready(sub);
+  // The publishing node's own subscriber gets each event once: its persisted
+  // and published events come back from the server and are not taken twice.
+  CHECK(publish(server.url(), 100, 1) == 200);
+  const auto got = read(sub, 200);
+  const auto actors = by_actor(got);
+  REQUIRE(actors.size() == 2);
+  CHECK(actors.at("account/acc") == versions(1, 100));
+  CHECK(actors.at("notice/n") == versions(1, 100));
+  stop(sub);
+}
+
+TEST_CASE("a durable subscriber stopped and started again gets what it missed, in order, and nothing twice") {
+  aether::testing::nats_server server;
+  {
+    auto sub = subscriber(server.url(), "ledger");
+    wait_ready(sub);
+    publish(server.url(), 50, 1);
+    const auto got = by_actor(read(sub, 100));
+    CHECK(got.at("account/acc") == versions(1, 50));
+    CHECK(got.at("notice/n") == versions(1, 50));
+    stop(sub);
+  }
+  publish(server.url(), 50, 51); // while nobody listens
+  auto sub = subscriber(server.url(), "ledger");
+  wait_ready(sub);
+  const auto got = read(sub, 100);
+  const auto actors = by_actor(got);
+  CHECK(actors.at("account/acc") == versions(51, 100));
+  CHECK(actors.at("notice/n") == versions(51, 100));
+  for (std::size_t i = 1; i < got.size(); ++i) CHECK(got[i - 1].sequence < got[i].sequence);
+  // Nothing more comes: the first run's events were acknowledged.
+  CHECK(read(sub, 1, 1s).empty());
+  stop(sub);
+}
+
+TEST_CASE("a durable subscriber killed mid-stream loses nothing and gets nothing acknowledged again") {
+  aether::testing::nats_server server;
+  std::vector<delivery> before;
+  {
+    auto sub = subscriber(server.url(), "ledger", 5); // a slow handler: the stream waits in the server
+    wait_ready(sub);
+    publish(server.url(), 150, 1);
+    before = read(sub, 60);
+    REQUIRE(before.size() == 60);
+    sub.signal(SIGKILL);
+    sub.wait();
+    const auto rest = read(sub, 300, 2s); // what it printed before it died
+    before.insert(before.end(), rest.begin(), rest.end());
+  }
+  // What the server had recorded as acknowledged when the process died.
+  auto conn = test::connect(server.url());
+  const auto floor = conn->consumer_ack_floor("bus_events", "ledger");
+  REQUIRE(floor);
+  auto sub = subscriber(server.url(), "ledger");
+  wait_ready(sub);
+  const auto after = read(sub, 300 - static_cast<std::size_t>(*floor));
+  REQUIRE(!after.empty());
+  // It starts right after the acknowledged ones, and goes on in stream order to the end.
+  CHECK(after.front().sequence == *floor + 1);
+  for (std::size_t i = 1; i < after.size(); ++i) CHECK(after[i].sequence == after[i - 1].sequence + 1);
+  CHECK(after.back().sequence == 300);
+  // Together the two runs saw every event, and the second repeated only
+  // what the first handled without the server recording it.
+  std::set<std::uint64_t> seen;
+  for (const auto& d : before) seen.insert(d.sequence);
+  for (const auto& d : after) seen.insert(d.sequence);
+  CHECK(seen.size() == 300);
+  const auto actors = by_actor(after);
+  CHECK(actors.at("account/acc").back() == 150);
+  CHECK(actors.at("notice/n").back() == 150);
+  stop(sub);
+}
