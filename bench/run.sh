@@ -3,6 +3,7 @@
 #
 #   bench/run.sh local [--scale F]
 #   bench/run.sh persistence [--scale F] [--only append|replay|activation]
+#   bench/run.sh bus [--scale F] [--only local|cross_node]
 #
 # local: builds and runs Aether's and CAF's local benchmarks (Release build in
 # build-bench/), collects their JSON lines in build-bench/local.jsonl and
@@ -13,6 +14,12 @@
 # runs Aether's JetStream event store beside raw nats.c against it, collects
 # the JSON lines in build-bench/persistence.jsonl and prints a table and the
 # project's persistence goals.
+#
+# bus: builds aether_bus_bench, starts a nats-server the same way, runs the
+# local event bus alone and the NATS bus between two nodes (two connections
+# to that server) beside raw nats.c pub/sub between the same connections,
+# collects the JSON lines in build-bench/bus.jsonl and prints a table and the
+# project's event-bus goal.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +29,7 @@ build_dir="$repo_root/build-bench"
 usage() {
   echo "usage: $0 local [--scale F]" >&2
   echo "       $0 persistence [--scale F] [--only append|replay|activation]" >&2
+  echo "       $0 bus [--scale F] [--only local|cross_node]" >&2
   exit 2
 }
 
@@ -206,6 +214,33 @@ persistence_goals() {
   ' "$@"
 }
 
+# Starts a nats-server of our own with JetStream: a port the kernel picks
+# (-p -1), read back from its log, and a store that goes away with it (see
+# stop_server). Sets `url`.
+start_server() {
+  server_dir=$(mktemp -d "${TMPDIR:-/tmp}/aether-bench-nats.XXXXXX")
+  server_pid=
+  trap 'stop_server' EXIT
+  trap 'exit 130' INT TERM
+  nats-server -js -a 127.0.0.1 -p -1 -sd "$server_dir/store" >"$server_dir/log" 2>&1 &
+  server_pid=$!
+  url=""
+  local _
+  for _ in $(seq 100); do
+    url=$(sed -n 's/.*Listening for client connections on \([0-9.]*:[0-9]*\).*/nats:\/\/\1/p' \
+      "$server_dir/log" | head -n 1)
+    [[ -n $url ]] && grep -q 'Server is ready' "$server_dir/log" && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z $url ]] || ! grep -q 'Server is ready' "$server_dir/log"; then
+    echo "nats-server did not start:" >&2
+    cat "$server_dir/log" >&2
+    exit 1
+  fi
+  echo "== nats-server $(nats-server --version) on $url" >&2
+}
+
 run_persistence() {
   local args=()
   while (($#)); do
@@ -227,28 +262,7 @@ run_persistence() {
   "$repo_root/tools/install_deps.sh"
   build_targets -- aether_persistence_bench
 
-  # A nats-server of our own: a port the kernel picks (-p -1), read back from
-  # its log, and a store that goes away with it.
-  server_dir=$(mktemp -d "${TMPDIR:-/tmp}/aether-bench-nats.XXXXXX")
-  server_pid=
-  trap 'stop_server' EXIT
-  trap 'exit 130' INT TERM
-  nats-server -js -a 127.0.0.1 -p -1 -sd "$server_dir/store" >"$server_dir/log" 2>&1 &
-  server_pid=$!
-  local url="" _
-  for _ in $(seq 100); do
-    url=$(sed -n 's/.*Listening for client connections on \([0-9.]*:[0-9]*\).*/nats:\/\/\1/p' \
-      "$server_dir/log" | head -n 1)
-    [[ -n $url ]] && grep -q 'Server is ready' "$server_dir/log" && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -z $url ]] || ! grep -q 'Server is ready' "$server_dir/log"; then
-    echo "nats-server did not start:" >&2
-    cat "$server_dir/log" >&2
-    exit 1
-  fi
-  echo "== nats-server $(nats-server --version) on $url" >&2
+  start_server
 
   local results="$build_dir/persistence.jsonl"
   : >"$results"
@@ -260,7 +274,77 @@ run_persistence() {
   persistence_goals "$results"
 }
 
-# Stops the server started by run_persistence and removes its store.
+# Prints the event-bus goal of the project brief, checked against the results
+# in the given file: cross-node p50 latency within 1.5x raw nats.c pub/sub.
+bus_goals() {
+  awk '
+    function field(line, key,   m) {
+      if (match(line, "\"" key "\":(\"[^\"]*\"|[^,}]*)")) {
+        m = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+        gsub(/"/, "", m)
+        return m
+      }
+      return ""
+    }
+    /^[[:space:]]*\{/ {
+      if (field($0, "bench") != "cross_node" || field($0, "mode") != "latency" || field($0, "metric") != "p50_us") next
+      asap = field($0, "send_asap")
+      if (!(asap in seen)) { seen[asap] = 1; modes[++nmodes] = asap }
+      p50[asap, field($0, "impl")] = field($0, "value") + 0
+    }
+    function verdict(ok) { return ok ? "met" : "MISSED" }
+    END {
+      print "goals:"
+      for (k = 1; k <= nmodes; k++) {
+        a = modes[k]
+        if (!((a, "aether") in p50) || !((a, "nats.c") in p50) || p50[a, "nats.c"] == 0) continue
+        r = p50[a, "aether"] / p50[a, "nats.c"]
+        printf "  cross-node p50 latency (send_asap=%s): aether %.4g us / raw nats.c %.4g us = %.3f (goal <= 1.5): %s\n",
+               a, p50[a, "aether"], p50[a, "nats.c"], r, verdict(r <= 1.5)
+      }
+    }
+  ' "$@"
+}
+
+run_bus() {
+  local args=() only=""
+  while (($#)); do
+    case "$1" in
+      --scale)
+        [[ $# -ge 2 && $2 =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || usage
+        args+=(--scale "$2")
+        shift 2
+        ;;
+      --only)
+        [[ $# -ge 2 && $2 =~ ^(local|cross_node)$ ]] || usage
+        only=$2
+        args+=(--only "$2")
+        shift 2
+        ;;
+      *) usage ;;
+    esac
+  done
+
+  "$repo_root/tools/install_deps.sh"
+  build_targets -- aether_bus_bench
+
+  # The local bus needs no server.
+  if [[ $only != local ]]; then
+    start_server
+    args+=(--url "$url")
+  fi
+
+  local results="$build_dir/bus.jsonl"
+  : >"$results"
+  echo "== running bench/aether_bus_bench ${args[*]}" >&2
+  "$build_dir/bench/aether_bus_bench" "${args[@]}" | tee -a "$results"
+  echo
+  compare_table nats.c "$results"
+  echo
+  bus_goals "$results"
+}
+
+# Stops the server started by start_server and removes its store.
 stop_server() {
   if [[ -n ${server_pid:-} ]]; then
     kill "$server_pid" 2>/dev/null || true
@@ -276,5 +360,6 @@ shift
 case "$suite" in
   local) run_local "$@" ;;
   persistence) run_persistence "$@" ;;
+  bus) run_bus "$@" ;;
   *) usage ;;
 esac

@@ -77,8 +77,12 @@ std::string bus_selector::subject(std::string_view kind) const {
 
 bus_subscription::bus_subscription(executor& e, std::size_t l, bus_selector s, event_bus::handler h,
                                    subscribe_options options)
-    : ex{e}, lane{l}, selector{std::move(s)}, durable{!options.durable.empty()},
-      capacity{std::max<std::size_t>(options.buffer, 1)}, handler_{std::move(h)},
+    : ex{e},
+      lane{l},
+      selector{std::move(s)},
+      durable{!options.durable.empty()},
+      capacity{std::max<std::size_t>(options.buffer, 1)},
+      handler_{std::move(h)},
       on_error_{std::move(options.on_error)} {}
 
 void bus_subscription::push(bus_item item) {

@@ -69,7 +69,10 @@ expected<void> validate_durable(std::string_view name) {
 
 struct nats_event_bus::impl {
   impl(executor& e, std::shared_ptr<nats::connection> c, nats_bus_options o)
-      : ex{e}, conn{std::move(c)}, options{o}, origin{new_event_id()},
+      : ex{e},
+        conn{std::move(c)},
+        options{o},
+        origin{new_event_id()},
         registry{std::make_shared<detail::bus_registry>(e)} {}
 
   executor& ex;
@@ -107,7 +110,8 @@ struct nats_event_bus::impl {
               return;
             }
             for (auto& e : *events) {
-              if (self->selector.matches(e)) self->push(detail::bus_item{std::make_shared<const event>(std::move(e)), {}, 0});
+              if (self->selector.matches(e))
+                self->push(detail::bus_item{std::make_shared<const event>(std::move(e)), {}, 0});
             }
           },
           // The client's own queue stays far from full: the handler only queues.
@@ -171,8 +175,7 @@ nats_event_bus::~nats_event_bus() { close(); }
 expected<std::shared_ptr<nats_event_bus>> nats_event_bus::open(executor& ex, std::shared_ptr<nats::connection> conn,
                                                                nats_bus_options options) {
   if (!conn) return error{errc::invalid_argument, "no connection"};
-  return std::shared_ptr<nats_event_bus>{
-      new nats_event_bus{std::make_shared<impl>(ex, std::move(conn), options)}};
+  return std::shared_ptr<nats_event_bus>{new nats_event_bus{std::make_shared<impl>(ex, std::move(conn), options)}};
 }
 
 const std::string& nats_event_bus::origin() const noexcept { return impl_->origin; }
@@ -186,9 +189,8 @@ expected<void> nats_event_bus::publish(std::string_view ns, event e) {
   // Headers and subject ride along; keep well inside the server's limit.
   const auto limit = impl_->conn->max_payload() - 512;
   if (static_cast<std::int64_t>(payload.size()) > limit) {
-    return error{errc::payload_too_large,
-                 fmt::format("event {} of {} takes {} bytes; the server takes at most {}", e.type, e.actor.to_string(),
-                             payload.size(), limit)};
+    return error{errc::payload_too_large, fmt::format("event {} of {} takes {} bytes; the server takes at most {}",
+                                                      e.type, e.actor.to_string(), payload.size(), limit)};
   }
   const nats::header headers[] = {{detail::origin_header, impl_->origin}};
   const auto subject = fmt::format("aether.{}.pub.{}.{}.{}", ns, e.actor.type(), e.actor.key(), e.version);

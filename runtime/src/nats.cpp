@@ -28,7 +28,8 @@ error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_c
   std::string detail = fmt::format("{}: {}", what, natsStatus_GetText(s));
   if (last != nullptr && *last != '\0') detail = fmt::format("{} ({})", detail, last);
   if (js_code == wrong_last_sequence) return error{errc::version_conflict, std::move(detail)};
-  if (js_code == stream_not_found || js_code == no_message_found || js_code == consumer_not_found) return error{errc::not_found, std::move(detail)};
+  if (js_code == stream_not_found || js_code == no_message_found || js_code == consumer_not_found)
+    return error{errc::not_found, std::move(detail)};
   switch (s) {
   case NATS_NOT_FOUND:
     return error{errc::not_found, std::move(detail)};
@@ -344,10 +345,9 @@ expected<void> connection::publish(std::string_view subject, std::string_view da
     const auto subj = z(subject);
     const auto rep = z(reply);
     const auto status =
-        reply.empty()
-            ? natsConnection_Publish(impl_->nc, subj.c_str(), data.data(), static_cast<int>(data.size()))
-            : natsConnection_PublishRequest(impl_->nc, subj.c_str(), rep.c_str(), data.data(),
-                                            static_cast<int>(data.size()));
+        reply.empty() ? natsConnection_Publish(impl_->nc, subj.c_str(), data.data(), static_cast<int>(data.size()))
+                      : natsConnection_PublishRequest(impl_->nc, subj.c_str(), rep.c_str(), data.data(),
+                                                      static_cast<int>(data.size()));
     return check(status, "publishing");
   }
   auto m = build(subject, reply, data, headers);

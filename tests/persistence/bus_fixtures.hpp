@@ -53,9 +53,8 @@ struct local_bus : bus_fixture_base {
   }
 };
 
-inline std::shared_ptr<aether::nats_event_bus> open_bus(aether::executor& ex,
-                                                        std::shared_ptr<aether::nats::connection> conn,
-                                                        int replicas = 1) {
+inline std::shared_ptr<aether::nats_event_bus>
+open_bus(aether::executor& ex, std::shared_ptr<aether::nats::connection> conn, int replicas = 1) {
   auto b = aether::nats_event_bus::open(ex, std::move(conn), aether::nats_bus_options{replicas});
   REQUIRE_MESSAGE(b, (b ? "" : b.error().to_string()));
   return *b;
@@ -117,7 +116,8 @@ public:
   /// `type/key:event type` of each event, sorted.
   std::vector<std::string> names() {
     std::vector<std::string> out;
-    for (const auto& e : events()) out.push_back(std::string{e.actor.type()} + "/" + std::string{e.actor.key()} + ":" + e.type);
+    for (const auto& e : events())
+      out.push_back(std::string{e.actor.type()} + "/" + std::string{e.actor.key()} + ":" + e.type);
     std::sort(out.begin(), out.end());
     return out;
   }

@@ -108,7 +108,8 @@ TEST_CASE_TEMPLATE("filters by event type and by actor pattern, alone and togeth
   }
 }
 
-TEST_CASE_TEMPLATE("persisted events reach subscribers once, in version order, with no publish of their own", B, BUSES) {
+TEST_CASE_TEMPLATE("persisted events reach subscribers once, in version order, with no publish of their own", B,
+                   BUSES) {
   B b;
   collector got;
   auto sub = b.sub().subscribe("bank", {{}, "account.*"}, got.handler());
@@ -205,7 +206,8 @@ TEST_CASE_TEMPLATE("a slow subscriber's overflow is dropped, counted and reporte
   while (sub->dropped() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
   release.count_down();
   deadline = std::chrono::steady_clock::now() + 15s;
-  while (static_cast<std::uint64_t>(handled.load()) + sub->dropped() < 200 && std::chrono::steady_clock::now() < deadline)
+  while (static_cast<std::uint64_t>(handled.load()) + sub->dropped() < 200 &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(1ms);
   CHECK(sub->dropped() > 0);
   CHECK(static_cast<std::uint64_t>(handled.load()) + sub->dropped() == 200);
@@ -271,7 +273,8 @@ TEST_CASE_TEMPLATE("an actor can subscribe: events arrive as messages on its own
   };
   std::atomic<int> count{0};
   aether::actor_system system{aether::system_config{}, b.pool};
-  system.register_actor("projection", [&count](const aether::actor_id&) { return std::make_unique<projection>(count); });
+  system.register_actor("projection",
+                        [&count](const aether::actor_id&) { return std::make_unique<projection>(count); });
   auto sub = b.sub().subscribe("orders", {{"placed"}, ""}, system, aether::actor_id{"projection", "p1"});
   REQUIRE(sub);
   for (int i = 0; i < 20; ++i) REQUIRE(b.bus->publish("orders", bus_event("orders", "order", "o1", "placed")));
@@ -302,7 +305,8 @@ TEST_CASE("the local bus keeps no events, so it refuses durable subscriptions") 
   test::local_bus b;
   aether::subscribe_options o;
   o.durable = "projection";
-  auto s = b.sub().subscribe("orders", {}, [](const aether::event&) {}, o);
+  auto s = b.sub().subscribe(
+      "orders", {}, [](const aether::event&) {}, o);
   REQUIRE_FALSE(s);
   CHECK(s.error().code() == errc::invalid_argument);
 }

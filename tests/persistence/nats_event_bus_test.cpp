@@ -163,7 +163,8 @@ TEST_CASE("with the server gone, subscribing fails with a typed error and nothin
   auto live = b.bus->subscribe("shop", {}, [](const aether::event&) {});
   REQUIRE_FALSE(live);
   CHECK(live.error().code() == errc::unavailable);
-  auto kept = b.bus->subscribe("shop", {}, [](const aether::event&) {}, durable("ledger"));
+  auto kept = b.bus->subscribe(
+      "shop", {}, [](const aether::event&) {}, durable("ledger"));
   REQUIRE_FALSE(kept);
   CHECK(kept.error().code() == errc::unavailable);
 }

@@ -1,0 +1,624 @@
+// Aether's event-bus benchmarks: the local bus on its own, and the NATS bus
+// between two nodes beside raw nats.c pub/sub between the same two
+// connections, in the same run.
+//
+// Prints one flat JSON object per line on stdout:
+//   {"bench":B,"impl":"aether"|"nats.c","metric":M,"value":V,"unit":U,<params>}
+// and per-run diagnostics on stderr.
+//
+// Usage: aether_bus_bench [--url nats://127.0.0.1:PORT] [--only local|cross_node] [--scale F]
+//
+// local:       a local bus on a thread pool, one subscriber, events of
+//              128-byte data published from a thread outside the pool.
+//              burst: 1,000,000 events with at most as many not yet handled
+//              as the subscription buffers (so none is dropped), until the
+//              handler got the last. latency: 10,000 events one at a time,
+//              the next published once the handler got the previous one.
+// cross_node:  two nodes in this process, each with its own thread pool,
+//              connection and NATS bus, on one nats-server: node A
+//              publishes, node B subscribes. latency: 5,000 events one at a
+//              time; burst: 100,000 events with at most `window` in flight.
+//              Beside each, raw nats.c pub/sub of 128-byte messages between
+//              two connections of its own, the same way; the two take turns.
+//              Both with send-asap connections (every publish written at
+//              once, as a node's bus does) and with batching ones (the
+//              client's default).
+//
+// Latency runs from just before publish to the start of the handler: the
+// event's `timestamp_ns` (a raw message carries it in its first bytes), set
+// by the publisher and read with the same clock in the handler.
+//
+// Without --url only the local benchmarks run. Every run publishes in a
+// namespace of its own (a random prefix) that has no stream: live events only.
+#include <aether/persistence/event_bus.hpp>
+#include <aether/runtime/nats.hpp>
+#include <aether/runtime/thread_pool_executor.hpp>
+
+#include <nats/nats.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+
+namespace {
+
+using bench_clock = std::chrono::steady_clock;
+
+constexpr std::size_t payload_bytes = 128;
+constexpr std::size_t lanes = 16;
+constexpr auto wait_limit = std::chrono::seconds{30}; // a lost event fails the run instead of hanging it
+constexpr std::int64_t warmup_events = 200;
+
+double seconds_since(bench_clock::time_point start) {
+  return std::chrono::duration<double>(bench_clock::now() - start).count();
+}
+
+unsigned worker_count() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+void emit(std::string_view bench, std::string_view impl, std::string_view metric, double value, std::string_view unit,
+          const std::string& params) {
+  fmt::print("{{\"bench\":\"{}\",\"impl\":\"{}\",\"metric\":\"{}\",\"value\":{:.6g},\"unit\":\"{}\"{}}}\n", bench, impl,
+             metric, value, unit, params);
+  std::fflush(stdout);
+}
+
+std::string param(std::string_view key, std::int64_t value) { return fmt::format(",\"{}\":{}", key, value); }
+std::string param(std::string_view key, std::string_view value) { return fmt::format(",\"{}\":\"{}\"", key, value); }
+
+std::int64_t scaled(double base, double scale) { return std::max<std::int64_t>(1, std::llround(base * scale)); }
+
+template <class... Args>
+void note(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "{}\n", fmt::format(format, std::forward<Args>(args)...));
+  std::fflush(stderr);
+}
+
+/// Nearest-rank percentile of latencies in nanoseconds, in microseconds.
+double percentile_us(std::vector<std::int64_t>& ns, double p) {
+  if (ns.empty()) return 0;
+  const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(ns.size())));
+  const auto index = std::min(ns.size() - 1, rank == 0 ? 0 : rank - 1);
+  std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(index), ns.end());
+  return static_cast<double>(ns[index]) / 1e3;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+/// JSON event data of exactly `payload_bytes` bytes.
+std::string event_data() {
+  const std::string head = "{\"pad\":\"";
+  const std::string tail = "\"}";
+  return head + std::string(payload_bytes - head.size() - tail.size(), 'x') + tail;
+}
+
+/// A raw message of `payload_bytes` bytes that starts with its send time
+/// (`aether::now_ns`, 20 digits; 0: not timed).
+std::string raw_payload(std::int64_t sent_ns) {
+  auto out = fmt::format("{:020}", sent_ns);
+  out.resize(payload_bytes, 'x');
+  return out;
+}
+
+std::int64_t raw_sent_ns(std::string_view data) {
+  std::int64_t sent = 0;
+  const auto digits = data.substr(0, 20);
+  std::from_chars(digits.data(), digits.data() + digits.size(), sent);
+  return sent;
+}
+
+/// What a subscriber got: its handler counts each message, and the thread
+/// that publishes waits here until a count is reached.
+class receiver {
+public:
+  /// The handler's part: one more message, sent at `sent_ns` (the
+  /// `aether::now_ns` clock), whose latency becomes `last_latency_ns`.
+  void got(std::int64_t sent_ns) {
+    if (sent_ns != 0) last_latency_ns_.store(aether::now_ns() - sent_ns, std::memory_order_relaxed);
+    // Sequentially consistent with the waiter's store of `wake_at_`: one of
+    // the two sees the other, so no wake-up is lost.
+    const auto n = count_.fetch_add(1) + 1;
+    if (n >= wake_at_.load()) {
+      // Notified under the lock: the waiter may move on as soon as it wakes.
+      std::lock_guard lock{mutex_};
+      reached_.notify_all();
+    }
+  }
+
+  /// Waits until `target` messages came; false after `wait_limit`.
+  bool wait_for(std::int64_t target) {
+    if (count_.load() >= target) return true;
+    std::unique_lock lock{mutex_};
+    wake_at_.store(target);
+    const bool ok = reached_.wait_for(lock, wait_limit, [&] { return count_.load() >= target; });
+    wake_at_.store(never);
+    return ok;
+  }
+
+  [[nodiscard]] std::int64_t count() const noexcept { return count_.load(); }
+  /// The latency of the last timed message, once `wait_for` saw it counted.
+  [[nodiscard]] std::int64_t last_latency_ns() const noexcept {
+    return last_latency_ns_.load(std::memory_order_relaxed);
+  }
+
+private:
+  static constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+  std::atomic<std::int64_t> count_{0};
+  std::atomic<std::int64_t> wake_at_{never};
+  std::atomic<std::int64_t> last_latency_ns_{0};
+  std::mutex mutex_;
+  std::condition_variable reached_;
+};
+
+/// Publishes `n` messages one at a time through `publish` (which stamps the
+/// send time), each once `rx` has the one before; `sent` counts what was
+/// published to `rx` so far. Appends the latencies to `out`, if given.
+bool one_at_a_time(receiver& rx, std::int64_t& sent, std::int64_t n, const std::function<bool()>& publish,
+                   std::vector<std::int64_t>* out) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!publish()) return false;
+    if (!rx.wait_for(++sent)) {
+      note("  message {} did not arrive ({} of {} did)", sent, rx.count(), sent);
+      return false;
+    }
+    if (out) out->push_back(rx.last_latency_ns());
+  }
+  return true;
+}
+
+/// Publishes `n` messages as fast as `rx` takes them, with at most `window`
+/// not yet received; seconds until the last one arrived, or nullopt.
+std::optional<double> burst(receiver& rx, std::int64_t& sent, std::int64_t n, std::int64_t window,
+                            const std::function<bool()>& publish) {
+  const auto start = bench_clock::now();
+  for (std::int64_t i = 0; i < n; ++i) {
+    // A full window waits until half of it arrived, rather than waking for each.
+    if (sent - rx.count() >= window && !rx.wait_for(sent - window / 2)) {
+      note("  stalled: {} of {} arrived", rx.count(), sent);
+      return std::nullopt;
+    }
+    if (!publish()) return std::nullopt;
+    ++sent;
+  }
+  if (!rx.wait_for(sent)) {
+    note("  {} of {} arrived", rx.count(), sent);
+    return std::nullopt;
+  }
+  return seconds_since(start);
+}
+
+// -- raw nats.c: connections and subscriptions of its own.
+
+struct nats_deleter {
+  void operator()(natsConnection* nc) const noexcept {
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+  }
+  void operator()(natsOptions* o) const noexcept { natsOptions_Destroy(o); }
+};
+template <class T>
+using nats_ptr = std::unique_ptr<T, nats_deleter>;
+
+std::string nats_failure(natsStatus s, std::string_view what) {
+  return fmt::format("{}: {} ({})", what, natsStatus_GetText(s), nats_GetLastError(nullptr));
+}
+
+/// A raw connection, set up as `aether::nats::connection` sets up its own.
+nats_ptr<natsConnection> raw_connect(const std::string& url, const char* name, bool send_asap) {
+  natsOptions* opts = nullptr;
+  if (natsOptions_Create(&opts) != NATS_OK) return nullptr;
+  nats_ptr<natsOptions> guard{opts};
+  natsOptions_SetURL(opts, url.c_str());
+  natsOptions_SetName(opts, name);
+  natsOptions_SetSendAsap(opts, send_asap);
+  natsConnection* nc = nullptr;
+  if (auto s = natsConnection_Connect(&nc, opts); s != NATS_OK) {
+    note("raw: {}", nats_failure(s, "connecting"));
+    return nullptr;
+  }
+  return nats_ptr<natsConnection>{nc};
+}
+
+/// A raw subscription counting into a receiver. Ending it waits until
+/// nats.c calls nothing more on it.
+class raw_subscription {
+public:
+  explicit raw_subscription(std::shared_ptr<receiver> rx) : rx_{std::move(rx)} {}
+  raw_subscription(const raw_subscription&) = delete;
+  raw_subscription& operator=(const raw_subscription&) = delete;
+  ~raw_subscription() {
+    if (!sub_) return;
+    natsSubscription_Unsubscribe(sub_);
+    if (closed_.get_future().wait_for(10s) != std::future_status::ready) {
+      note("raw: the subscription did not close");
+      std::abort(); // its callback may still run on this
+    }
+    natsSubscription_Destroy(sub_);
+  }
+
+  /// Subscribes to `subject` with the pending limits `aether::nats::connection` sets.
+  bool start(natsConnection* nc, const std::string& subject) {
+    if (auto s = natsConnection_Subscribe(&sub_, nc, subject.c_str(), &raw_subscription::on_message, this);
+        s != NATS_OK) {
+      sub_ = nullptr;
+      note("raw: {}", nats_failure(s, "subscribing"));
+      return false;
+    }
+    natsSubscription_SetOnCompleteCB(sub_, &raw_subscription::on_complete, this);
+    natsSubscription_SetPendingLimits(sub_, 65536, 64 * 1024 * 1024);
+    return true;
+  }
+
+  [[nodiscard]] std::int64_t dropped() const noexcept {
+    std::int64_t n = 0;
+    if (sub_) natsSubscription_GetDropped(sub_, &n);
+    return n;
+  }
+
+private:
+  static void on_message(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+    auto& self = *static_cast<raw_subscription*>(closure);
+    self.rx_->got(raw_sent_ns({natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))}));
+    natsMsg_Destroy(m);
+  }
+  static void on_complete(void* closure) { static_cast<raw_subscription*>(closure)->closed_.set_value(); }
+
+  std::shared_ptr<receiver> rx_;
+  natsSubscription* sub_ = nullptr;
+  std::promise<void> closed_;
+};
+
+/// A node's runtime: a thread pool and a bus on it, closed in order.
+struct bus_node {
+  bus_node() = default;
+  bus_node(const bus_node&) = delete;
+  bus_node& operator=(const bus_node&) = delete;
+  ~bus_node() {
+    if (bus) bus->close();
+    pool.stop();
+    pool.join();
+  }
+
+  aether::thread_pool_executor pool{worker_count(), lanes};
+  std::shared_ptr<aether::event_bus> bus;
+};
+
+struct bench_env {
+  double scale = 1;
+  std::string url;
+  std::string prefix; // namespaces and subjects of this run start with it
+};
+
+/// A handler that counts events into `rx`.
+aether::event_bus::handler count_into(const std::shared_ptr<receiver>& rx) {
+  return [rx](const aether::event& e) { rx->got(e.timestamp_ns); };
+}
+
+aether::event bench_event(const std::string& ns) {
+  aether::event e;
+  e.type = "bench.ticked";
+  e.actor = actor_id{"sensor", "s1", ns};
+  e.data = event_data();
+  return e;
+}
+
+/// Publishes a copy of `proto` on `bus`, stamped now when `timed`.
+bool publish_event(aether::event_bus& bus, const std::string& ns, const aether::event& proto, bool timed) {
+  auto e = proto;
+  if (timed) e.timestamp_ns = aether::now_ns();
+  if (auto r = bus.publish(ns, std::move(e)); !r) {
+    note("  publish: {}", r.error().to_string());
+    return false;
+  }
+  return true;
+}
+
+// -- local: one bus, one subscriber, in this process.
+
+bool run_local(const bench_env& env) {
+  const auto ns = fmt::format("{}_local", env.prefix);
+  const auto proto = bench_event(ns);
+  const auto window = static_cast<std::int64_t>(aether::subscribe_options{}.buffer);
+
+  bus_node node;
+  node.bus = std::make_shared<aether::local_event_bus>(node.pool);
+  auto rx = std::make_shared<receiver>();
+  auto sub = node.bus->subscribe(ns, {}, count_into(rx));
+  if (!sub) {
+    note("local: {}", sub.error().to_string());
+    return false;
+  }
+  std::int64_t sent = 0;
+  auto publish = [&](bool timed) { return [&, timed] { return publish_event(*node.bus, ns, proto, timed); }; };
+
+  const auto total = scaled(1'000'000, env.scale);
+  if (!burst(*rx, sent, std::min<std::int64_t>(total, 10'000), window, publish(false))) return false;
+  const auto secs = burst(*rx, sent, total, window, publish(false));
+  if (!secs) return false;
+  note("local burst events={}: {:.3f} s", total, *secs);
+  const auto burst_params =
+      param("mode", "burst") + param("events", total) + param("window", window) + param("payload_bytes", payload_bytes);
+  emit("local", "aether", "events_per_s", static_cast<double>(total) / *secs, "events/s", burst_params);
+
+  const auto round_trips = scaled(10'000, env.scale);
+  std::vector<std::int64_t> lat;
+  lat.reserve(static_cast<std::size_t>(round_trips));
+  if (!one_at_a_time(*rx, sent, warmup_events, publish(true), nullptr) ||
+      !one_at_a_time(*rx, sent, round_trips, publish(true), &lat)) {
+    return false;
+  }
+  if (sub->dropped() != 0) {
+    note("local: {} events dropped", sub->dropped());
+    return false;
+  }
+  const auto lat_params =
+      param("mode", "latency") + param("round_trips", round_trips) + param("payload_bytes", payload_bytes);
+  emit("local", "aether", "p50_us", percentile_us(lat, 0.50), "us", lat_params);
+  emit("local", "aether", "p99_us", percentile_us(lat, 0.99), "us", lat_params);
+  return true;
+}
+
+// -- cross_node: node A publishes on its bus, node B's bus delivers; beside
+//    it raw nats.c pub/sub from one connection to another.
+
+struct cross_nodes {
+  std::shared_ptr<aether::nats::connection> conn_a;
+  std::shared_ptr<aether::nats::connection> conn_b;
+  bus_node node_a;
+  bus_node node_b;
+  nats_ptr<natsConnection> raw_a;
+  nats_ptr<natsConnection> raw_b;
+};
+
+std::shared_ptr<aether::nats::connection> connect(const bench_env& env, std::string name, bool send_asap) {
+  aether::nats::connect_options o;
+  o.url = env.url;
+  o.name = std::move(name);
+  o.send_asap = send_asap;
+  auto c = aether::nats::connection::connect(o);
+  if (!c) {
+    note("{}", c.error().to_string());
+    return nullptr;
+  }
+  return *c;
+}
+
+bool open_nodes(const bench_env& env, bool send_asap, cross_nodes& nodes) {
+  nodes.conn_a = connect(env, "bench-node-a", send_asap);
+  nodes.conn_b = connect(env, "bench-node-b", send_asap);
+  nodes.raw_a = raw_connect(env.url, "bench-raw-a", send_asap);
+  nodes.raw_b = raw_connect(env.url, "bench-raw-b", send_asap);
+  if (!nodes.conn_a || !nodes.conn_b || !nodes.raw_a || !nodes.raw_b) return false;
+  for (auto [node, conn] : {std::pair{&nodes.node_a, nodes.conn_a}, std::pair{&nodes.node_b, nodes.conn_b}}) {
+    auto bus = aether::nats_event_bus::open(node->pool, conn);
+    if (!bus) {
+      note("{}", bus.error().to_string());
+      return false;
+    }
+    node->bus = *bus;
+  }
+  return true;
+}
+
+/// Both sides of one cross-node run: the aether subscription on node B and
+/// the raw one, each with what it got.
+struct cross_run {
+  cross_nodes& nodes;
+  std::string ns;
+  std::string raw_subject;
+  aether::event proto;
+  std::string raw_untimed = raw_payload(0);
+  std::shared_ptr<receiver> aether_rx = std::make_shared<receiver>();
+  std::shared_ptr<receiver> raw_rx = std::make_shared<receiver>();
+  std::int64_t aether_sent = 0;
+  std::int64_t raw_sent = 0;
+  aether::event_subscription aether_sub;
+  std::unique_ptr<raw_subscription> raw_sub = std::make_unique<raw_subscription>(raw_rx);
+
+  cross_run(const bench_env& e, cross_nodes& n, std::string_view what)
+      : nodes{n},
+        ns{fmt::format("{}_{}", e.prefix, what)},
+        raw_subject{fmt::format("bench.{}.raw.{}", e.prefix, what)},
+        proto{bench_event(ns)} {}
+
+  bool subscribe() {
+    auto s = nodes.node_b.bus->subscribe(ns, {}, count_into(aether_rx));
+    if (!s) {
+      note("cross_node: {}", s.error().to_string());
+      return false;
+    }
+    aether_sub = std::move(*s);
+    if (!raw_sub->start(nodes.raw_b.get(), raw_subject)) return false;
+    // The server has both interests once this returns (the bus flushed its own).
+    if (auto f = natsConnection_FlushTimeout(nodes.raw_b.get(), 5'000); f != NATS_OK) {
+      note("cross_node: {}", nats_failure(f, "flushing"));
+      return false;
+    }
+    return true;
+  }
+
+  std::function<bool()> publish_aether(bool timed) {
+    return [this, timed] { return publish_event(*nodes.node_a.bus, ns, proto, timed); };
+  }
+
+  std::function<bool()> publish_raw(bool timed) {
+    return [this, timed] {
+      const auto payload = timed ? raw_payload(aether::now_ns()) : raw_untimed;
+      const auto s = natsConnection_Publish(nodes.raw_a.get(), raw_subject.c_str(), payload.data(),
+                                            static_cast<int>(payload.size()));
+      if (s != NATS_OK) note("  raw publish: {}", nats_failure(s, "publishing"));
+      return s == NATS_OK;
+    };
+  }
+
+  /// Warms up both paths, one at a time.
+  bool warm_up() {
+    return one_at_a_time(*aether_rx, aether_sent, warmup_events, publish_aether(true), nullptr) &&
+           one_at_a_time(*raw_rx, raw_sent, warmup_events, publish_raw(true), nullptr);
+  }
+
+  /// Checks that nothing was dropped.
+  bool check() const {
+    if (aether_sub.dropped() != 0 || raw_sub->dropped() != 0) {
+      note("cross_node: dropped: aether {}, nats.c {}", aether_sub.dropped(), raw_sub->dropped());
+      return false;
+    }
+    return true;
+  }
+};
+
+/// The size of the message node A's bus sends for one bench event.
+std::optional<std::size_t> wire_size(cross_run& run) {
+  auto rx = std::make_shared<receiver>();
+  auto size = std::make_shared<std::atomic<std::size_t>>(0);
+  auto probe = run.nodes.conn_b->subscribe(fmt::format("aether.{}.pub.>", run.ns),
+                                           [rx, size](const aether::nats::message_view& m) {
+                                             size->store(m.data().size());
+                                             rx->got(0);
+                                           });
+  if (!probe || !run.nodes.conn_b->flush(5s)) return std::nullopt;
+  std::int64_t sent = 0;
+  if (!one_at_a_time(*rx, sent, 1, run.publish_aether(false), nullptr)) return std::nullopt;
+  ++run.aether_sent; // node B's subscription gets it too
+  return size->load();
+}
+
+bool run_cross_latency(const bench_env& env, cross_nodes& nodes, bool send_asap) {
+  cross_run run{env, nodes, send_asap ? "lat_asap" : "lat"};
+  if (!run.subscribe() || !run.warm_up()) return false;
+  if (const auto size = wire_size(run)) {
+    note("cross_node: an event of {} bytes of data travels as {} bytes; raw messages have {}", payload_bytes, *size,
+         payload_bytes);
+  }
+  const auto round_trips = scaled(5'000, env.scale);
+  constexpr std::int64_t turns = 5; // the two sides take turns, so drift hits both alike
+  std::vector<std::int64_t> aether_lat;
+  std::vector<std::int64_t> raw_lat;
+  const auto start = bench_clock::now();
+  for (std::int64_t t = 0; t < turns; ++t) {
+    const auto n = round_trips * (t + 1) / turns - round_trips * t / turns;
+    if (!one_at_a_time(*run.aether_rx, run.aether_sent, n, run.publish_aether(true), &aether_lat) ||
+        !one_at_a_time(*run.raw_rx, run.raw_sent, n, run.publish_raw(true), &raw_lat)) {
+      return false;
+    }
+  }
+  note("cross_node latency send_asap={} round_trips={}: {:.3f} s for both", send_asap ? 1 : 0, round_trips,
+       seconds_since(start));
+  if (!run.check()) return false;
+  const auto params = param("mode", "latency") + param("send_asap", send_asap ? 1 : 0) +
+                      param("round_trips", round_trips) + param("payload_bytes", payload_bytes);
+  emit("cross_node", "aether", "p50_us", percentile_us(aether_lat, 0.50), "us", params);
+  emit("cross_node", "nats.c", "p50_us", percentile_us(raw_lat, 0.50), "us", params);
+  emit("cross_node", "aether", "p99_us", percentile_us(aether_lat, 0.99), "us", params);
+  emit("cross_node", "nats.c", "p99_us", percentile_us(raw_lat, 0.99), "us", params);
+  return true;
+}
+
+bool run_cross_burst(const bench_env& env, cross_nodes& nodes, bool send_asap) {
+  cross_run run{env, nodes, send_asap ? "burst_asap" : "burst"};
+  if (!run.subscribe() || !run.warm_up()) return false;
+  const auto events = scaled(100'000, env.scale);
+  constexpr std::int64_t window = 1'024;
+  constexpr int runs = 3; // the median of these; the two sides take turns
+  std::vector<double> aether_secs;
+  std::vector<double> raw_secs;
+  for (int r = 0; r < runs; ++r) {
+    const auto a = burst(*run.aether_rx, run.aether_sent, events, window, run.publish_aether(false));
+    if (!a) return false;
+    const auto n = burst(*run.raw_rx, run.raw_sent, events, window, run.publish_raw(false));
+    if (!n) return false;
+    aether_secs.push_back(*a);
+    raw_secs.push_back(*n);
+    note("cross_node burst send_asap={} events={} run {}: aether {:.3f} s, nats.c {:.3f} s", send_asap ? 1 : 0, events,
+         r + 1, *a, *n);
+  }
+  if (!run.check()) return false;
+  const auto params = param("mode", "burst") + param("send_asap", send_asap ? 1 : 0) + param("events", events) +
+                      param("window", window) + param("payload_bytes", payload_bytes);
+  emit("cross_node", "aether", "events_per_s", static_cast<double>(events) / median(aether_secs), "events/s", params);
+  emit("cross_node", "nats.c", "events_per_s", static_cast<double>(events) / median(raw_secs), "events/s", params);
+  return true;
+}
+
+bool run_cross_node(const bench_env& env) {
+  for (const bool send_asap : {true, false}) {
+    cross_nodes nodes;
+    if (!open_nodes(env, send_asap, nodes)) return false;
+    if (!run_cross_latency(env, nodes, send_asap) || !run_cross_burst(env, nodes, send_asap)) return false;
+    note("slow consumer events: node A {}, node B {}", nodes.conn_a->slow_consumer_events(),
+         nodes.conn_b->slow_consumer_events());
+  }
+  return true;
+}
+
+std::string random_prefix() {
+  std::random_device device;
+  return fmt::format("bb{:08x}", device());
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  bench_env env;
+  std::string only;
+  bool usage_error = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg{argv[i]};
+    if (arg == "--url" && i + 1 < argc) {
+      env.url = argv[++i];
+    } else if (arg == "--only" && i + 1 < argc) {
+      only = argv[++i];
+    } else if (arg == "--scale" && i + 1 < argc) {
+      env.scale = std::atof(argv[++i]);
+    } else {
+      usage_error = true;
+      break;
+    }
+  }
+  if (usage_error || (!only.empty() && only != "local" && only != "cross_node") ||
+      (only == "cross_node" && env.url.empty())) {
+    std::fprintf(stderr, "usage: %s [--url nats://HOST:PORT] [--only local|cross_node] [--scale F]\n", argv[0]);
+    return 2;
+  }
+  if (env.scale <= 0) {
+    std::fprintf(stderr, "--scale must be positive\n");
+    return 2;
+  }
+  env.prefix = random_prefix();
+  note("run prefix {}", env.prefix);
+
+  bool ok = true;
+  if (ok && (only.empty() || only == "local")) ok = run_local(env);
+  if (ok && (only.empty() || only == "cross_node")) {
+    if (env.url.empty()) {
+      note("no --url: cross_node skipped");
+    } else {
+      ok = run_cross_node(env);
+    }
+  }
+  return ok ? 0 : 1;
+}
