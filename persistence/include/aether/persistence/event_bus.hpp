@@ -104,7 +104,7 @@ public:
 
   /// Subscribes the actor `target`: each event arrives as an `aether::event`
   /// message. An event its full mailbox refuses is dropped like one that
-  /// overflows the buffer.
+  /// overflows the buffer. `system` must outlive the subscription.
   [[nodiscard]] expected<event_subscription> subscribe(std::string_view ns_pattern, event_filter filter,
                                                        actor_system& system, actor_id target,
                                                        subscribe_options options = {});
