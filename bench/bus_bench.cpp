@@ -30,6 +30,8 @@
 //
 // Without --url only the local benchmarks run. Every run publishes in a
 // namespace of its own (a random prefix) that has no stream: live events only.
+#include "bench_report.hpp"
+
 #include <aether/persistence/event_bus.hpp>
 #include <aether/runtime/nats.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
@@ -64,50 +66,20 @@ using aether::actor_id;
 
 namespace {
 
-using bench_clock = std::chrono::steady_clock;
+using bench::bench_clock;
+using bench::emit;
+using bench::median;
+using bench::note;
+using bench::param;
+using bench::percentile_us;
+using bench::scaled;
+using bench::seconds_since;
+using bench::worker_count;
 
 constexpr std::size_t payload_bytes = 128;
 constexpr std::size_t lanes = 16;
 constexpr auto wait_limit = std::chrono::seconds{30}; // a lost event fails the run instead of hanging it
 constexpr std::int64_t warmup_events = 200;
-
-double seconds_since(bench_clock::time_point start) {
-  return std::chrono::duration<double>(bench_clock::now() - start).count();
-}
-
-unsigned worker_count() { return std::max(1u, std::thread::hardware_concurrency()); }
-
-void emit(std::string_view bench, std::string_view impl, std::string_view metric, double value, std::string_view unit,
-          const std::string& params) {
-  fmt::print("{{\"bench\":\"{}\",\"impl\":\"{}\",\"metric\":\"{}\",\"value\":{:.6g},\"unit\":\"{}\"{}}}\n", bench, impl,
-             metric, value, unit, params);
-  std::fflush(stdout);
-}
-
-std::string param(std::string_view key, std::int64_t value) { return fmt::format(",\"{}\":{}", key, value); }
-std::string param(std::string_view key, std::string_view value) { return fmt::format(",\"{}\":\"{}\"", key, value); }
-
-std::int64_t scaled(double base, double scale) { return std::max<std::int64_t>(1, std::llround(base * scale)); }
-
-template <class... Args>
-void note(fmt::format_string<Args...> format, Args&&... args) {
-  fmt::print(stderr, "{}\n", fmt::format(format, std::forward<Args>(args)...));
-  std::fflush(stderr);
-}
-
-/// Nearest-rank percentile of latencies in nanoseconds, in microseconds.
-double percentile_us(std::vector<std::int64_t>& ns, double p) {
-  if (ns.empty()) return 0;
-  const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(ns.size())));
-  const auto index = std::min(ns.size() - 1, rank == 0 ? 0 : rank - 1);
-  std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(index), ns.end());
-  return static_cast<double>(ns[index]) / 1e3;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 /// JSON event data of exactly `payload_bytes` bytes.
 std::string event_data() {

@@ -5,6 +5,8 @@
 //   {"bench":B,"impl":"aether","metric":M,"value":V,"unit":U,<params>}
 //
 // Usage: aether_local_bench [--only ping_pong|contention|activate|skynet] [--scale F]
+#include "bench_report.hpp"
+
 #include <aether/actors/actor.hpp>
 #include <aether/actors/actor_system.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
@@ -29,24 +31,12 @@ using aether::actor_id;
 
 namespace {
 
-using bench_clock = std::chrono::steady_clock;
-
-double seconds_since(bench_clock::time_point start) {
-  return std::chrono::duration<double>(bench_clock::now() - start).count();
-}
-
-unsigned worker_count() { return std::max(1u, std::thread::hardware_concurrency()); }
-
-void emit(std::string_view bench, std::string_view metric, double value, std::string_view unit,
-          const std::string& params) {
-  fmt::print("{{\"bench\":\"{}\",\"impl\":\"aether\",\"metric\":\"{}\",\"value\":{:.6g},\"unit\":\"{}\"{}}}\n", bench,
-             metric, value, unit, params);
-  std::fflush(stdout);
-}
-
-std::string param(std::string_view key, std::int64_t value) { return fmt::format(",\"{}\":{}", key, value); }
-
-std::int64_t scaled(double base, double scale) { return std::max<std::int64_t>(1, std::llround(base * scale)); }
+using bench::bench_clock;
+using bench::emit;
+using bench::param;
+using bench::scaled;
+using bench::seconds_since;
+using bench::worker_count;
 
 std::int64_t resident_bytes() {
   long pages_total = 0;
@@ -123,8 +113,8 @@ void run_ping_pong(double scale) {
     for (auto& d : done) d.get_future().wait();
     const double secs = seconds_since(start);
     const auto params = param("pairs", pairs) + param("round_trips", round_trips);
-    emit("ping_pong", "msg_per_s", 2.0 * static_cast<double>(round_trips * pairs) / secs, "msg/s", params);
-    emit("ping_pong", "rtt_ns", secs * 1e9 / static_cast<double>(round_trips), "ns", params);
+    emit("ping_pong", "aether", "msg_per_s", 2.0 * static_cast<double>(round_trips * pairs) / secs, "msg/s", params);
+    emit("ping_pong", "aether", "rtt_ns", secs * 1e9 / static_cast<double>(round_trips), "ns", params);
   }
 }
 
@@ -179,7 +169,7 @@ void run_contention(double scale) {
     done.get_future().wait();
     const double secs = seconds_since(start);
     for (auto& t : threads) t.join();
-    emit("contention", "msg_per_s", static_cast<double>(senders * per_sender) / secs, "msg/s",
+    emit("contention", "aether", "msg_per_s", static_cast<double>(senders * per_sender) / secs, "msg/s",
          param("senders", senders) + param("messages_per_sender", per_sender));
     std::fprintf(stderr, "contention: %lld sends refused by a full mailbox and retried\n",
                  static_cast<long long>(refused.load()));
@@ -229,9 +219,9 @@ void run_activate(double scale) {
   const double secs = seconds_since(start);
   const auto rss_after = resident_bytes();
   const auto params = param("actors", n);
-  emit("activate", "seconds", secs, "s", params);
-  emit("activate", "bytes_per_actor", static_cast<double>(rss_after - rss_before) / static_cast<double>(n), "B",
-       params);
+  emit("activate", "aether", "seconds", secs, "s", params);
+  emit("activate", "aether", "bytes_per_actor", static_cast<double>(rss_after - rss_before) / static_cast<double>(n),
+       "B", params);
   std::fprintf(stderr, "activate: %zu actors active\n", rt.system.active_actors());
 }
 
@@ -297,7 +287,7 @@ bool run_skynet(double scale) {
                  static_cast<long long>(expected));
     return false;
   }
-  emit("skynet", "seconds", secs, "s", param("actors", total_actors) + param("branching", 10));
+  emit("skynet", "aether", "seconds", secs, "s", param("actors", total_actors) + param("branching", 10));
   return true;
 }
 
