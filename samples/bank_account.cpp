@@ -10,6 +10,10 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -83,6 +87,17 @@ int main() {
     node.register_event_sourced<account>("account");
     fmt::print("events are stored {}\n", node.on_nats() ? "in JetStream at " + config->nats_url : "in memory");
 
+    // An audit trail fed by the event bus: what the accounts persist reaches it
+    // once stored, here or (on NATS) from any node.
+    std::mutex audit_mutex;
+    std::vector<std::string> audit;
+    auto audit_sub =
+        node.bus().subscribe(aether::actor_id::default_namespace, {{}, "account.*"}, [&](const aether::event& e) {
+          std::lock_guard lock{audit_mutex};
+          audit.push_back(fmt::format("{} v{} {}", e.actor.key(), e.version, e.type));
+        });
+    if (!audit_sub) throw aether::startup_error{audit_sub.error()};
+
     const aether::actor_id alice{"account", "alice"};
     const aether::actor_id bob{"account", "bob"};
     auto run = [&](const aether::actor_id& who, auto command, std::string_view what) {
@@ -105,6 +120,19 @@ int main() {
     if (history) {
       fmt::print("alice's history:\n");
       for (const auto& e : *history) fmt::print("  v{} {} {}\n", e.version, e.type, e.data);
+    }
+    // Handlers run on the node's threads: give the last events a moment.
+    for (int i = 0; i < 100; ++i) {
+      {
+        std::lock_guard lock{audit_mutex};
+        if (audit.size() >= 3) break; // one event from each of the three commands that succeeded
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    {
+      std::lock_guard lock{audit_mutex};
+      fmt::print("the audit trail got from the event bus:\n");
+      for (const auto& line : audit) fmt::print("  {}\n", line);
     }
     node.stop();
     const auto m = node.metrics();
