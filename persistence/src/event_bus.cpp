@@ -140,7 +140,6 @@ void bus_subscription::drain() {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
-    drop_reported_ = false; // there is room again: the next drop is news
   }
   for (auto& item : batch) {
     if (ended_.load(std::memory_order_relaxed)) break;
@@ -167,6 +166,7 @@ void bus_subscription::drain() {
     std::lock_guard lock{mutex_};
     again = !queue_.empty() && !ended_.load(std::memory_order_relaxed);
     scheduled_ = again;
+    if (queue_.empty()) drop_reported_ = false; // caught up: the next drop is news
   }
   if (again) ex.post(lane, [self = shared_from_this()] { self->drain(); });
 }
@@ -232,7 +232,15 @@ void bus_registry::dispatch(const std::shared_ptr<const event>& e) {
 }
 
 void bus_registry::dispatch(const std::vector<event>& events) {
-  for (const auto& e : events) dispatch(std::make_shared<const event>(e));
+  std::shared_lock lock{mutex_};
+  for (const auto& e : events) {
+    std::shared_ptr<const event> copy; // made only if someone wants it
+    for (const auto& s : subs_) {
+      if (s->durable || !s->selector.matches(e)) continue;
+      if (!copy) copy = std::make_shared<const event>(e);
+      s->push(bus_item{copy, {}, 0});
+    }
+  }
 }
 
 expected<void> prepare_publish(std::string_view ns, event& e) {

@@ -9,10 +9,14 @@
 #include <aether/persistence/event_bus.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +30,60 @@ inline void watch(aether::event_store& store, const std::shared_ptr<aether::even
   });
 }
 
+/// Collects what a subscription delivers; sentinels (see `sync`) are
+/// noted apart.
+class collector {
+public:
+  aether::event_bus::handler handler() {
+    return [this](const aether::event& e) {
+      std::lock_guard lock{mutex_};
+      if (auto it = e.metadata.find("sentinel"); it != e.metadata.end()) {
+        sentinels_.insert(it->second);
+      } else {
+        events_.push_back(e);
+      }
+      cv_.notify_all();
+    };
+  }
+  /// Waits until at least `n` events arrived; false after `timeout`.
+  bool wait_for(std::size_t n, std::chrono::milliseconds timeout = 15s) {
+    std::unique_lock lock{mutex_};
+    return cv_.wait_for(lock, timeout, [&] { return events_.size() >= n; });
+  }
+  /// Waits until the sentinel `id` arrived; false after `timeout`.
+  bool wait_sentinel(const std::string& id, std::chrono::milliseconds timeout = 15s) {
+    std::unique_lock lock{mutex_};
+    return cv_.wait_for(lock, timeout, [&] { return sentinels_.contains(id); });
+  }
+  std::vector<aether::event> events() {
+    std::lock_guard lock{mutex_};
+    return events_;
+  }
+  std::size_t size() {
+    std::lock_guard lock{mutex_};
+    return events_.size();
+  }
+  /// `type/key:event type` of each event, sorted.
+  std::vector<std::string> names() {
+    std::vector<std::string> out;
+    for (const auto& e : events())
+      out.push_back(std::string{e.actor.type()} + "/" + std::string{e.actor.key()} + ":" + e.type);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<aether::event> events_;
+  std::set<std::string> sentinels_;
+};
+
+/// A token of an actor pattern made concrete: wildcards become `sentinel`.
+inline std::string concrete(std::string_view token) {
+  return token.empty() || token == "*" || token == ">" ? "sentinel" : std::string{token};
+}
+
 /// `bus` publishes and `store` persists; `sub()` is where the tests subscribe:
 /// the same bus, or another node's.
 struct bus_fixture_base {
@@ -33,8 +91,46 @@ struct bus_fixture_base {
   std::shared_ptr<aether::event_bus> bus;
   std::shared_ptr<aether::event_store> store;
   std::shared_ptr<aether::event_bus> peer;
+  /// The bus's own connection, on NATS.
+  std::shared_ptr<aether::nats::connection> raw;
 
   aether::event_bus& sub() { return peer ? *peer : *bus; }
+
+  /// Sends a sentinel event that `filter` lets through to namespace `ns`
+  /// (as a persisted write when `stored`) and waits until each collector got
+  /// it. Delivery keeps each publisher's order, so whatever was sent before
+  /// has reached them by then, copies coming back from the server included:
+  /// on NATS the sentinel goes out on the bus's own connection, without its
+  /// origin, so it travels behind them.
+  void sync(std::string_view ns, const aether::event_filter& filter, std::initializer_list<collector*> collectors,
+            bool stored = false) {
+    static std::atomic<int> next{0};
+    const auto id = std::to_string(next.fetch_add(1));
+    const std::string_view pattern = filter.actor_pattern;
+    const auto dot = pattern.find('.');
+    const auto type = concrete(pattern.substr(0, dot));
+    const auto key_token = dot == std::string_view::npos ? std::string_view{} : pattern.substr(dot + 1);
+    // A fresh actor where the pattern allows one, so a persisted sentinel starts at version 1.
+    const auto key = concrete(key_token) == "sentinel" ? "sentinel" + id : std::string{key_token};
+    const std::string event_type = filter.event_types.empty() ? "sentinel" : filter.event_types.front();
+    if (raw) {
+      const auto payload = fmt::format(
+          R"([{{"id":"s{}","type":"{}","schema_version":1,"timestamp_ns":1,"data":null,"metadata":{{"sentinel":"{}"}}}}])",
+          id, event_type, id);
+      REQUIRE(raw->publish(fmt::format("aether.{}.{}.{}.{}.1", ns, stored ? "ev" : "pub", type, key), payload));
+    } else {
+      aether::event e;
+      e.actor = aether::actor_id{type, key, ns};
+      e.type = event_type;
+      e.metadata["sentinel"] = id;
+      if (stored) {
+        REQUIRE(store->append_wait(e.actor, 0, {e}));
+      } else {
+        REQUIRE(bus->publish(ns, e));
+      }
+    }
+    for (auto* c : collectors) REQUIRE_MESSAGE(c->wait_sentinel(id), "sentinel " << id << " did not arrive");
+  }
 
   ~bus_fixture_base() {
     if (peer) peer->close();
@@ -77,6 +173,7 @@ struct nats_bus : bus_fixture_base {
   aether::testing::nats_server server;
   std::shared_ptr<aether::nats::connection> conn = connect(server.url());
   nats_bus() {
+    raw = conn;
     auto b = open_bus(pool, conn);
     store = open_watched_store(conn, b);
     bus = std::move(b);
@@ -90,44 +187,6 @@ struct nats_bus_across_nodes : nats_bus {
   nats_bus_across_nodes() { peer = open_bus(pool, peer_conn); }
 };
 
-/// Collects what a subscription delivers.
-class collector {
-public:
-  aether::event_bus::handler handler() {
-    return [this](const aether::event& e) {
-      std::lock_guard lock{mutex_};
-      events_.push_back(e);
-      cv_.notify_all();
-    };
-  }
-  /// Waits until at least `n` events arrived; false after `timeout`.
-  bool wait_for(std::size_t n, std::chrono::milliseconds timeout = 15s) {
-    std::unique_lock lock{mutex_};
-    return cv_.wait_for(lock, timeout, [&] { return events_.size() >= n; });
-  }
-  std::vector<aether::event> events() {
-    std::lock_guard lock{mutex_};
-    return events_;
-  }
-  std::size_t size() {
-    std::lock_guard lock{mutex_};
-    return events_.size();
-  }
-  /// `type/key:event type` of each event, sorted.
-  std::vector<std::string> names() {
-    std::vector<std::string> out;
-    for (const auto& e : events())
-      out.push_back(std::string{e.actor.type()} + "/" + std::string{e.actor.key()} + ":" + e.type);
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<aether::event> events_;
-};
-
 /// An event of actor `ns/type/key`.
 inline aether::event bus_event(std::string_view ns, std::string_view type, std::string_view key, std::string event_type,
                                std::string data = "{}") {
@@ -137,8 +196,5 @@ inline aether::event bus_event(std::string_view ns, std::string_view type, std::
   e.data = std::move(data);
   return e;
 }
-
-/// Lets events still on their way arrive, so a test can check none does.
-inline void settle() { std::this_thread::sleep_for(300ms); }
 
 } // namespace test

@@ -4,8 +4,8 @@
 //     Deposits into the event-sourced account `account/acc` of <ns> <count>
 //     times (persisted events) and publishes <count> `notice/n` events with
 //     versions <first>, <first>+1, ... (published events). Its own live
-//     subscriber counts what it gets; after a pause it prints "own <n>" and
-//     exits.
+//     subscriber counts what it gets; once it has them all (or after 10 s)
+//     it prints "own <n>" and exits.
 //   bus_node <nats-url> subscribe <ns> [<durable name> [<handler delay ms>]]
 //     Prints "ready" once subscribed, then "E <type>/<key> <version>
 //     <sequence>" for every event, until SIGTERM.
@@ -49,11 +49,9 @@ int publish(aether::node& node, const std::string& ns, int count, std::uint64_t 
       return 1;
     }
   }
-  // Anything delivered twice would arrive in this pause.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
   while (own.load() < 2 * count && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
-  std::this_thread::sleep_for(std::chrono::milliseconds{300});
   std::printf("own %d\n", own.load());
   std::fflush(stdout);
   return 0;

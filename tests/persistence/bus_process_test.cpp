@@ -93,8 +93,9 @@ TEST_CASE("events from one node process reach a subscriber in another, once each
   aether::testing::nats_server server;
   auto sub = subscriber(server.url());
   wait_ready(sub);
-  // The publishing node's own subscriber gets each event once: its persisted
-  // and published events come back from the server and are not taken twice.
+  // The publishing node's own subscriber gets them all (that it gets none
+  // twice is checked in the conformance suite, where a marker can follow the
+  // events back from the server).
   CHECK(publish(server.url(), 100, 1) == 200);
   const auto got = read(sub, 200);
   const auto actors = by_actor(got);
@@ -123,8 +124,11 @@ TEST_CASE("a durable subscriber stopped and started again gets what it missed, i
   CHECK(actors.at("account/acc") == versions(51, 100));
   CHECK(actors.at("notice/n") == versions(51, 100));
   for (std::size_t i = 1; i < got.size(); ++i) CHECK(got[i - 1].sequence < got[i].sequence);
-  // Nothing more comes: the first run's events were acknowledged.
-  CHECK(read(sub, 1, 1s).empty());
+  // What comes next is new: nothing of the first run comes again.
+  publish(server.url(), 1, 101);
+  const auto next = by_actor(read(sub, 2));
+  CHECK(next.at("account/acc") == versions(101, 101));
+  CHECK(next.at("notice/n") == versions(101, 101));
   stop(sub);
 }
 

@@ -41,9 +41,9 @@ TEST_CASE_TEMPLATE("an exact subscriber gets what is published to its namespace,
     CHECK_FALSE(e.id.empty());
     CHECK(e.timestamp_ns > 0);
   }
-  test::settle();
+  b.sync("orders", {}, {&got});
   CHECK(got.size() == 50);
-  CHECK(sub->delivered() == 50);
+  CHECK(sub->delivered() == 50 + 1); // and the sentinel
 }
 
 TEST_CASE_TEMPLATE("namespace patterns: exact, '*' and '>' match, and nothing leaks across namespaces", B, BUSES) {
@@ -61,7 +61,8 @@ TEST_CASE_TEMPLATE("namespace patterns: exact, '*' and '>' match, and nothing le
   REQUIRE(rest.wait_for(3));
   REQUIRE(orders.wait_for(1));
   REQUIRE(payments.wait_for(1));
-  test::settle();
+  b.sync("orders", {}, {&orders, &star, &rest});
+  b.sync("payments", {}, {&payments});
   CHECK(orders.names() == std::vector<std::string>{"order/o1:placed"});
   CHECK(payments.names() == std::vector<std::string>{"payment/p1:paid"});
   CHECK(star.names() == std::vector<std::string>{"order/o1:placed", "order/o2:placed", "payment/p1:paid"});
@@ -100,8 +101,7 @@ TEST_CASE_TEMPLATE("filters by event type and by actor pattern, alone and togeth
   REQUIRE(b.bus->publish("shop", bus_event("shop", "order", "c1", "shipped")));
   REQUIRE(b.bus->publish("shop", bus_event("shop", "order", "c2", "placed")));
   REQUIRE(b.bus->publish("shop", bus_event("shop", "invoice", "c1", "sent")));
-  for (std::size_t i = 0; i < cases.size(); ++i) REQUIRE(got[i].wait_for(cases[i].names.size()));
-  test::settle();
+  for (std::size_t i = 0; i < cases.size(); ++i) b.sync("shop", cases[i].filter, {&got[i]});
   for (std::size_t i = 0; i < cases.size(); ++i) {
     INFO("filter ", i, ": actor pattern '", cases[i].filter.actor_pattern, "'");
     CHECK(got[i].names() == cases[i].names);
@@ -118,7 +118,7 @@ TEST_CASE_TEMPLATE("persisted events reach subscribers once, in version order, w
   REQUIRE(b.store->append_wait(a, 0, {test::make_event("opened"), test::make_event("deposited", "5")}));
   REQUIRE(b.store->append_wait(a, 2, {test::make_event("withdrawn", "2")}));
   REQUIRE(got.wait_for(3));
-  test::settle();
+  b.sync("bank", {{}, "account.*"}, {&got}, true);
   const auto events = got.events();
   REQUIRE(events.size() == 3);
   CHECK(events[0].type == "opened");
@@ -126,13 +126,16 @@ TEST_CASE_TEMPLATE("persisted events reach subscribers once, in version order, w
   for (std::size_t i = 0; i < 3; ++i) CHECK(events[i].version == i + 1);
   // A stale writer's append stores nothing, so nothing reaches the bus.
   CHECK(b.store->append_wait(a, 0, {test::make_event("opened")}).error().code() == errc::version_conflict);
-  test::settle();
+  b.sync("bank", {{}, "account.*"}, {&got}, true);
   CHECK(got.size() == 3);
 }
 
 TEST_CASE_TEMPLATE("dropping the handle ends the subscription", B, BUSES) {
   B b;
   collector got;
+  collector witness; // stays subscribed throughout
+  auto watching = b.sub().subscribe("orders", {}, witness.handler());
+  REQUIRE(watching);
   {
     auto sub = b.sub().subscribe("orders", {}, got.handler());
     REQUIRE(sub);
@@ -145,7 +148,7 @@ TEST_CASE_TEMPLATE("dropping the handle ends the subscription", B, BUSES) {
   moved->unsubscribe();
   CHECK_FALSE(moved->active());
   REQUIRE(b.bus->publish("orders", bus_event("orders", "order", "o1", "delivered")));
-  test::settle();
+  b.sync("orders", {}, {&witness});
   CHECK(got.size() == 1);
 }
 
@@ -258,7 +261,7 @@ TEST_CASE_TEMPLATE("invalid patterns, filters and events get typed errors and pu
   const std::string huge = "\"" + std::string(2u << 20, 'x') + "\"";
   CHECK(b.bus->publish("orders", bus_event("orders", "order", "o1", "placed", huge)).error().code() ==
         errc::payload_too_large);
-  test::settle();
+  b.sync("orders", {}, {&got});
   CHECK(got.size() == 0);
 }
 
@@ -297,7 +300,6 @@ TEST_CASE_TEMPLATE("a closed bus ends its subscriptions and refuses publishes", 
   REQUIRE_FALSE(late);
   CHECK(late.error().code() == errc::shutting_down);
   CHECK(b.sub().subscribe("orders", {}, got.handler()).error().code() == errc::shutting_down);
-  test::settle();
   CHECK(got.size() == 0);
 }
 

@@ -64,7 +64,7 @@ TEST_CASE("a durable subscriber gets what it missed while away, in order, and no
   auto sub = b.sub().subscribe("bank", {}, second.handler(), durable("ledger"));
   REQUIRE(sub);
   REQUIRE(second.wait_for(20));
-  test::settle();
+  b.sync("bank", {}, {&second});
   std::vector<std::string> accounts;
   std::vector<std::string> notes;
   for (const auto& h : history(second)) (h.starts_with("account") ? accounts : notes).push_back(h);
@@ -87,7 +87,11 @@ TEST_CASE("a durable subscription filters, and what it filters out still counts 
     REQUIRE(b.store->append_wait(a, 2, {test::make_event("shipped")}));
     REQUIRE(b.store->append_wait(a, 3, {test::make_event("delivered")}));
     REQUIRE(got.wait_for(1));
-    test::settle();
+    // The last write is filtered out, and acknowledged all the same.
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (b.conn->consumer_ack_floor("shop_events", "shipping").value_or(0) < 3 &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(5ms);
   }
   CHECK(history(got) == std::vector<std::string>{"order/o1:3"});
   // Everything up to the last write was acknowledged, the filtered ones too.
@@ -95,7 +99,7 @@ TEST_CASE("a durable subscription filters, and what it filters out still counts 
   collector again;
   auto sub = b.sub().subscribe("shop", {{"shipped"}, ""}, again.handler(), durable("shipping"));
   REQUIRE(sub);
-  test::settle();
+  b.sync("shop", {{"shipped"}, ""}, {&again});
   CHECK(again.size() == 0);
 }
 
@@ -150,7 +154,7 @@ TEST_CASE("a message on a bus subject that does not decode is reported, and the 
   REQUIRE(b.conn->publish("aether.shop.pub.order.o1.x", "[]"));
   REQUIRE(b.bus->publish("shop", bus_event("shop", "order", "o1", "placed")));
   REQUIRE(got.wait_for(1));
-  test::settle();
+  b.sync("shop", {}, {&got});
   CHECK(got.size() == 1);
   std::lock_guard lock{m};
   REQUIRE(errors.size() == 2);
@@ -195,7 +199,11 @@ TEST_CASE("on a three-server cluster, events cross servers and a durable subscri
   auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger"));
   REQUIRE(sub);
   REQUIRE(kept.wait_for(20));
-  test::settle();
+  // A last write, marked: once it is in, nothing else is on its way.
+  auto last = test::make_event("sentinel");
+  last.metadata["sentinel"] = "end";
+  REQUIRE(store->append_wait(aether::actor_id{"account", "end", "bank"}, 0, {last}));
+  REQUIRE(kept.wait_sentinel("end"));
   CHECK(history(kept) == range("account/r3", 1, 20));
   sub->unsubscribe();
   live_sub->unsubscribe();

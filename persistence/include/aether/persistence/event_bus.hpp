@@ -36,7 +36,8 @@ struct subscribe_options {
   /// Called on the subscription's strand when events were dropped
   /// (`mailbox_full`, with the count dropped so far as `value()`), when one
   /// could not be read (`malformed_payload`) or a handler threw
-  /// (`handler_failed`). At most once per burst of drops.
+  /// (`handler_failed`). Drops are reported once until the subscriber has
+  /// caught up (its queue emptied), then once again for the next ones.
   std::function<void(const error&)> on_error;
   /// Nonempty: a durable subscription of this name (letters, digits, `-`,
   /// `_`), on the NATS bus and one exact namespace. It gets every event of
