@@ -135,8 +135,14 @@ compare_table() {
   ' "$@"
 }
 
-run_local() {
-  local args=()
+# Reads a suite's options into `args` (for the program) and `only`:
+# --scale F, and --only NAME where NAME matches the given pattern (empty: no
+# --only for this suite).
+parse_options() {
+  local only_pattern="$1"
+  shift
+  args=()
+  only=""
   while (($#)); do
     case "$1" in
       --scale)
@@ -144,9 +150,31 @@ run_local() {
         args+=(--scale "$2")
         shift 2
         ;;
+      --only)
+        [[ -n $only_pattern && $# -ge 2 && $2 =~ ^($only_pattern)$ ]] || usage
+        only=$2
+        args+=(--only "$2")
+        shift 2
+        ;;
       *) usage ;;
     esac
   done
+}
+
+# An awk function reading a field of a flat JSON line, for the goal checks.
+awk_field='
+    function field(line, key,   m) {
+      if (match(line, "\"" key "\":(\"[^\"]*\"|[^,}]*)")) {
+        m = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+        gsub(/"/, "", m)
+        return m
+      }
+      return ""
+    }'
+
+run_local() {
+  local args only
+  parse_options "" "$@"
 
   ensure_packages cmake ninja-build g++ libcaf-dev libasio-dev libnats-dev \
     libsimdjson-dev libfmt-dev doctest-dev libconcurrentqueue-dev
@@ -166,15 +194,7 @@ run_local() {
 # Prints the persistence goals of the project brief, checked against the
 # results in the given file.
 persistence_goals() {
-  awk '
-    function field(line, key,   m) {
-      if (match(line, "\"" key "\":(\"[^\"]*\"|[^,}]*)")) {
-        m = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
-        gsub(/"/, "", m)
-        return m
-      }
-      return ""
-    }
+  awk "$awk_field"'
     /^[[:space:]]*\{/ {
       b = field($0, "bench"); i = field($0, "impl"); m = field($0, "metric"); v = field($0, "value") + 0
       if (b == "append" && m == "events_per_s") {
@@ -242,22 +262,8 @@ start_server() {
 }
 
 run_persistence() {
-  local args=()
-  while (($#)); do
-    case "$1" in
-      --scale)
-        [[ $# -ge 2 && $2 =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || usage
-        args+=(--scale "$2")
-        shift 2
-        ;;
-      --only)
-        [[ $# -ge 2 && $2 =~ ^(append|replay|activation)$ ]] || usage
-        args+=(--only "$2")
-        shift 2
-        ;;
-      *) usage ;;
-    esac
-  done
+  local args only
+  parse_options "append|replay|activation" "$@"
 
   "$repo_root/tools/install_deps.sh"
   build_targets -- aether_persistence_bench
@@ -277,15 +283,7 @@ run_persistence() {
 # Prints the event-bus goal of the project brief, checked against the results
 # in the given file: cross-node p50 latency within 1.5x raw nats.c pub/sub.
 bus_goals() {
-  awk '
-    function field(line, key,   m) {
-      if (match(line, "\"" key "\":(\"[^\"]*\"|[^,}]*)")) {
-        m = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
-        gsub(/"/, "", m)
-        return m
-      }
-      return ""
-    }
+  awk "$awk_field"'
     /^[[:space:]]*\{/ {
       if (field($0, "bench") != "cross_node" || field($0, "mode") != "latency" || field($0, "metric") != "p50_us") next
       asap = field($0, "send_asap")
@@ -307,23 +305,8 @@ bus_goals() {
 }
 
 run_bus() {
-  local args=() only=""
-  while (($#)); do
-    case "$1" in
-      --scale)
-        [[ $# -ge 2 && $2 =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]] || usage
-        args+=(--scale "$2")
-        shift 2
-        ;;
-      --only)
-        [[ $# -ge 2 && $2 =~ ^(local|cross_node)$ ]] || usage
-        only=$2
-        args+=(--only "$2")
-        shift 2
-        ;;
-      *) usage ;;
-    esac
-  done
+  local args only
+  parse_options "local|cross_node" "$@"
 
   "$repo_root/tools/install_deps.sh"
   build_targets -- aether_bus_bench
