@@ -66,15 +66,7 @@ using aether::actor_id;
 
 namespace {
 
-using bench::bench_clock;
-using bench::emit;
-using bench::median;
-using bench::note;
-using bench::param;
-using bench::percentile_us;
-using bench::scaled;
-using bench::seconds_since;
-using bench::worker_count;
+using namespace bench;
 
 constexpr std::size_t payload_bytes = 128;
 constexpr std::size_t lanes = 16;

@@ -31,12 +31,7 @@ using aether::actor_id;
 
 namespace {
 
-using bench::bench_clock;
-using bench::emit;
-using bench::param;
-using bench::scaled;
-using bench::seconds_since;
-using bench::worker_count;
+using namespace bench;
 
 std::int64_t resident_bytes() {
   long pages_total = 0;
