@@ -146,10 +146,12 @@ void bus_subscription::drain() {
     // A durable delivery sent again after its acknowledgement got lost.
     const bool seen = durable && item.sequence <= acknowledged_.load(std::memory_order_relaxed);
     if (item.ev && !seen) {
+      // Counted first, so that whatever the handler did is seen with its count.
+      delivered.fetch_add(1, std::memory_order_relaxed);
       try {
         handler_(*item.ev);
-        delivered.fetch_add(1, std::memory_order_relaxed);
       } catch (const dropped_event& d) {
+        delivered.fetch_sub(1, std::memory_order_relaxed);
         count_drop(d.reason);
       } catch (const std::exception& x) {
         notify(error{errc::handler_failed, fmt::format("an event handler threw on {} of {}: {}", item.ev->type,

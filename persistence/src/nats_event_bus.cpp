@@ -213,6 +213,8 @@ expected<event_subscription> nats_event_bus::subscribe(std::string_view ns_patte
                                name, ns_pattern)};
     }
   }
+  // A lost connection would only make the setup below wait out its timeouts.
+  if (!impl_->conn->connected()) return error{errc::unavailable, "subscribing: not connected to a server"};
   auto s = impl_->registry->make(std::move(*selector), std::move(h), std::move(options));
   event_subscription handle{s}; // ends it on every early return
   if (auto r = name.empty() ? impl_->feed_live(s) : impl_->feed_durable(s, name); !r) return r.error();

@@ -382,8 +382,26 @@ expected<subscription> connection::subscribe(std::string_view subject, handler h
   return sub;
 }
 
+// natsConnection_FlushTimeout reports success when writing its PING fails (the
+// socket died before the client noticed), so a flush is a request instead: the
+// server answers "no responders" only after it processed everything sent
+// before on this connection, and a write that fails never gets that answer.
+// It is asked in short rounds so that a connection found lost ends the wait.
 expected<void> connection::flush(std::chrono::milliseconds timeout) {
-  return check(natsConnection_FlushTimeout(impl_->nc, timeout.count()), "flushing");
+  constexpr std::chrono::milliseconds round{200};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto subject = new_inbox(); // nobody listens there
+  for (;;) {
+    if (!connected()) return error{errc::unavailable, "flushing: not connected to a server"};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return error{errc::unavailable, "flushing: the server did not answer in time"};
+    natsMsg* reply = nullptr;
+    const auto s = natsConnection_RequestString(&reply, impl_->nc, subject.c_str(), "", std::min(left, round).count());
+    msg_ptr owned{reply};
+    if (s == NATS_NO_RESPONDERS || s == NATS_OK) return {};
+    if (s != NATS_TIMEOUT) return check(s, "flushing");
+  }
 }
 
 expected<void> connection::ensure_stream(const stream_config& c) {

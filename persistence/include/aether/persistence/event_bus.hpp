@@ -66,7 +66,8 @@ public:
   event_subscription& operator=(event_subscription&& o) noexcept;
   ~event_subscription();
 
-  /// Events handed to the handler.
+  /// Events handed to the handler (one that threw included); an event is
+  /// counted before its handler runs.
   [[nodiscard]] std::uint64_t delivered() const noexcept;
   /// Events dropped because the buffer was full.
   [[nodiscard]] std::uint64_t dropped() const noexcept;
