@@ -143,6 +143,9 @@ TEST_CASE_TEMPLATE("dropping the handle ends the subscription", B, BUSES) {
     REQUIRE(got.wait_for(1));
   }
   REQUIRE(b.bus->publish("orders", bus_event("orders", "order", "o1", "shipped")));
+  // "shipped" has reached every subscriber before the next one starts.
+  b.sync("orders", {}, {&witness});
+  CHECK(got.size() == 1);
   auto moved = b.sub().subscribe("orders", {}, got.handler());
   REQUIRE(moved);
   moved->unsubscribe();
