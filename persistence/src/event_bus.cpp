@@ -189,8 +189,8 @@ void bus_subscription::settle_acknowledgements() noexcept {
   (void)conn->flush(std::chrono::seconds{2});
   // The server applies acknowledgements after it answers the flush.
   while (std::chrono::steady_clock::now() < deadline) {
-    auto floor = conn->consumer_ack_floor(stream, consumer);
-    if (!floor || *floor >= acknowledged()) return;
+    auto state = conn->consumer(stream, consumer);
+    if (!state || state->ack_floor >= acknowledged()) return;
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
   }
 }

@@ -10,12 +10,16 @@
 #include <charconv>
 #include <climits>
 #include <set>
+#include <thread>
 
 namespace aether {
 
 namespace {
 
 constexpr std::chrono::milliseconds subscribe_timeout{5'000};
+/// How long a durable subscribe waits for a previous holder of the name to go.
+constexpr std::chrono::milliseconds held_wait{2'000};
+constexpr std::chrono::milliseconds held_poll{50};
 
 /// The events of a message on `aether.{ns}.{ev|pub|stored}.{type}.{key}.{version}`.
 expected<std::vector<event>> decode_message(const nats::message_view& m, std::uint64_t sequence) {
@@ -132,11 +136,24 @@ struct nats_event_bus::impl {
     if (auto r = ensure_stream(ns); !r) return r;
     const auto stream = detail::namespace_stream_name(ns);
     std::uint64_t start = 1;
-    if (auto floor = conn->consumer_ack_floor(stream, name)) {
-      start = *floor + 1;
-      if (auto r = conn->delete_consumer(stream, name); !r) return r;
-    } else if (floor.error().code() != errc::not_found) {
-      return floor.error();
+    // A subscriber that just ended may still look bound for a moment (on a
+    // cluster the server learns of it over a route): wait a little first.
+    const auto deadline = std::chrono::steady_clock::now() + held_wait;
+    for (;;) {
+      auto state = conn->consumer(stream, name);
+      if (!state) {
+        if (state.error().code() != errc::not_found) return state.error();
+        break;
+      }
+      if (!state->bound) {
+        start = state->ack_floor + 1;
+        if (auto r = conn->delete_consumer(stream, name); !r && r.error().code() != errc::not_found) return r;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return in_use(name, ns);
+      }
+      std::this_thread::sleep_for(held_poll);
     }
     nats::durable_consumer_config c;
     c.stream = stream;
@@ -163,9 +180,18 @@ struct nats_event_bus::impl {
       items.back().ack = m.reply();
       for (auto& item : items) self->push(std::move(item));
     });
-    if (!feed) return feed.error();
+    if (!feed) {
+      // Another subscriber made the consumer between the check and here.
+      if (conn->consumer(stream, name)) return in_use(name, ns);
+      return feed.error();
+    }
     s->feeds.push_back(std::move(*feed));
     return {};
+  }
+
+  static error in_use(std::string_view name, std::string_view ns) {
+    return error{errc::in_use,
+                 fmt::format("durable subscription {} on namespace {}: another subscriber holds it", name, ns)};
   }
 };
 

@@ -42,6 +42,8 @@ std::string_view to_string(errc e) noexcept {
     return "not_found";
   case errc::io_error:
     return "io_error";
+  case errc::in_use:
+    return "in_use";
   }
   return "unknown";
 }

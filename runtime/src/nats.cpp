@@ -578,10 +578,21 @@ expected<subscription> connection::replay(std::string_view stream, std::string_v
   return sub;
 }
 
+// The subscription to the consumer's deliver subject comes first, as a plain
+// one: the server then has the interest before the consumer exists, and no
+// check that the consumer is "bound" elsewhere can misread a fresh consumer on
+// a cluster (nats.c's bind asks the server, whose answer lags under load).
 expected<subscription> connection::consume_durable(const durable_consumer_config& c, handler h) {
   const auto stream = z(c.stream);
   const auto name = z(c.name);
   const auto deliver = new_inbox();
+  auto sub = subscribe(deliver, std::move(h));
+  if (!sub) return sub.error();
+  {
+    // The server holds back all but max_ack_pending messages: no client limit.
+    std::lock_guard lock{sub->state_->mutex};
+    natsSubscription_SetPendingLimits(sub->state_->sub, -1, -1);
+  }
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
   cfg.Durable = name.c_str();
@@ -603,22 +614,10 @@ expected<subscription> connection::consume_durable(const durable_consumer_config
     return r.error();
   }
   jsConsumerInfo_Destroy(info);
-  auto* js = impl_->js;
-  jsErrCode sub_code = static_cast<jsErrCode>(0);
-  // Bound to a consumer it did not create, nats.c never deletes it.
-  return impl_->make_subscription(
-      [&](natsSubscription** out, void* closure) {
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = stream.c_str();
-        so.Consumer = name.c_str();
-        so.ManualAck = true;
-        return js_Subscribe(out, js, nullptr, &subscription::state::deliver, closure, nullptr, &so, &sub_code);
-      },
-      std::move(h), {}, fmt::format("subscribing to consumer {} on {}", c.name, c.stream), &sub_code);
+  return sub;
 }
 
-expected<std::uint64_t> connection::consumer_ack_floor(std::string_view stream, std::string_view name) {
+expected<consumer_state> connection::consumer(std::string_view stream, std::string_view name) {
   jsConsumerInfo* info = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   if (auto r = check(js_GetConsumerInfo(&info, impl_->js, z(stream).c_str(), z(name).c_str(), nullptr, &jerr),
@@ -626,9 +625,9 @@ expected<std::uint64_t> connection::consumer_ack_floor(std::string_view stream, 
       !r) {
     return r.error();
   }
-  const auto floor = info->AckFloor.Stream;
+  const consumer_state out{info->AckFloor.Stream, info->PushBound};
   jsConsumerInfo_Destroy(info);
-  return floor;
+  return out;
 }
 
 expected<void> connection::delete_consumer(std::string_view stream, std::string_view name) {

@@ -62,6 +62,8 @@ int subscribe(aether::node& node, const std::string& ns, const std::string& dura
   aether::subscribe_options o;
   o.durable = durable;
   o.buffer = 64;
+  // Deliveries may start before subscribe returns: "ready" still comes first.
+  std::unique_lock ready{out};
   auto sub = node.bus().subscribe(
       ns, {},
       [&out, delay_ms](const aether::event& e) {
@@ -78,6 +80,7 @@ int subscribe(aether::node& node, const std::string& ns, const std::string& dura
   }
   std::printf("ready\n");
   std::fflush(stdout);
+  ready.unlock();
   return node.run(); // closing the bus ends the subscription, acknowledgements recorded
 }
 

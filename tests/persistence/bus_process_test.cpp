@@ -148,14 +148,15 @@ TEST_CASE("a durable subscriber killed mid-stream loses nothing and gets nothing
   }
   // What the server had recorded as acknowledged when the process died.
   auto conn = test::connect(server.url());
-  const auto floor = conn->consumer_ack_floor("bus_events", "ledger");
-  REQUIRE(floor);
+  const auto state = conn->consumer("bus_events", "ledger");
+  REQUIRE(state);
+  const auto floor = state->ack_floor;
   auto sub = subscriber(server.url(), "ledger");
   wait_ready(sub);
-  const auto after = read(sub, 300 - static_cast<std::size_t>(*floor));
+  const auto after = read(sub, 300 - static_cast<std::size_t>(floor));
   REQUIRE(!after.empty());
   // It starts right after the acknowledged ones, and goes on in stream order to the end.
-  CHECK(after.front().sequence == *floor + 1);
+  CHECK(after.front().sequence == floor + 1);
   for (std::size_t i = 1; i < after.size(); ++i) CHECK(after[i].sequence == after[i - 1].sequence + 1);
   CHECK(after.back().sequence == 300);
   // Together the two runs saw every event, and the second repeated only

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <latch>
 #include <thread>
 
 using aether::errc;
@@ -27,6 +29,11 @@ std::vector<std::string> history(collector& c) {
   std::vector<std::string> out;
   for (const auto& e : c.events()) out.push_back(fmt::format("{}/{}:{}", e.actor.type(), e.actor.key(), e.version));
   return out;
+}
+
+std::uint64_t ack_floor(aether::nats::connection& conn, std::string_view stream, std::string_view name) {
+  auto state = conn.consumer(stream, name);
+  return state ? state->ack_floor : 0;
 }
 
 std::vector<std::string> range(std::string_view actor, int from, int to) {
@@ -89,13 +96,12 @@ TEST_CASE("a durable subscription filters, and what it filters out still counts 
     REQUIRE(got.wait_for(1));
     // The last write is filtered out, and acknowledged all the same.
     const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (b.conn->consumer_ack_floor("shop_events", "shipping").value_or(0) < 3 &&
-           std::chrono::steady_clock::now() < deadline)
+    while (ack_floor(*b.conn, "shop_events", "shipping") < 3 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(5ms);
   }
   CHECK(history(got) == std::vector<std::string>{"order/o1:3"});
   // Everything up to the last write was acknowledged, the filtered ones too.
-  CHECK(b.conn->consumer_ack_floor("shop_events", "shipping").value_or(0) == 3);
+  CHECK(ack_floor(*b.conn, "shop_events", "shipping") == 3);
   collector again;
   auto sub = b.sub().subscribe("shop", {{"shipped"}, ""}, again.handler(), durable("shipping"));
   REQUIRE(sub);
@@ -135,6 +141,52 @@ TEST_CASE("durable subscriptions need one namespace and a plain name") {
     INFO("durable name '", name, "'");
     REQUIRE_FALSE(s);
     CHECK(s.error().code() == errc::invalid_argument);
+  }
+}
+
+TEST_CASE("a durable name has one subscriber at a time: others get in_use until it ends") {
+  test::nats_bus_across_nodes b;
+  const aether::actor_id a{"account", "a1", "bank"};
+  collector holder;
+  auto held = b.sub().subscribe("bank", {}, holder.handler(), durable("ledger"));
+  REQUIRE_MESSAGE(held, (held ? "" : held.error().to_string()));
+  REQUIRE(b.store->append_wait(a, 0, {test::make_event("opened")}));
+  REQUIRE(holder.wait_for(1));
+  // Another node, and the holder's own, are both refused; the holder goes on.
+  for (auto* bus : {b.peer.get(), b.bus.get()}) {
+    auto other = bus->subscribe(
+        "bank", {}, [](const aether::event&) {}, durable("ledger"));
+    REQUIRE_FALSE(other);
+    CHECK(other.error().code() == errc::in_use);
+  }
+  REQUIRE(b.store->append_wait(a, 1, {test::make_event("deposited")}));
+  REQUIRE(holder.wait_for(2));
+  CHECK(history(holder) == range("account/a1", 1, 2));
+  // Once it ends, the name is free, and the next holder goes on after it.
+  held->unsubscribe();
+  REQUIRE(b.store->append_wait(a, 2, {test::make_event("deposited")}));
+  collector next;
+  auto taken = b.bus->subscribe("bank", {}, next.handler(), durable("ledger"));
+  REQUIRE_MESSAGE(taken, (taken ? "" : taken.error().to_string()));
+  REQUIRE(next.wait_for(1));
+  CHECK(history(next) == range("account/a1", 3, 3));
+  CHECK(holder.size() == 2);
+  // Two nodes asking for a fresh name at once: one gets it.
+  std::array<aether::expected<aether::event_subscription>, 2> racers{aether::error{errc::io_error},
+                                                                     aether::error{errc::io_error}};
+  std::latch start{2};
+  std::thread other{[&] {
+    start.arrive_and_wait();
+    racers[1] = b.peer->subscribe(
+        "bank", {}, [](const aether::event&) {}, durable("audit"));
+  }};
+  start.arrive_and_wait();
+  racers[0] = b.bus->subscribe(
+      "bank", {}, [](const aether::event&) {}, durable("audit"));
+  other.join();
+  CHECK(static_cast<bool>(racers[0]) != static_cast<bool>(racers[1]));
+  for (const auto& r : racers) {
+    if (!r) CHECK_MESSAGE(r.error().code() == errc::in_use, r.error().to_string());
   }
 }
 

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <ostream>
+#include <set>
 #include <string>
 
 TEST_CASE("an errc converts to a std::error_code of the aether category") {
@@ -11,6 +12,15 @@ TEST_CASE("an errc converts to a std::error_code of the aether category") {
   CHECK(ec.category().name() == std::string{"aether"});
   CHECK(ec.message() == "mailbox_full");
   CHECK(ec == aether::errc::mailbox_full);
+}
+
+TEST_CASE("every errc has a name of its own") {
+  std::set<std::string_view> names;
+  for (int c = static_cast<int>(aether::errc::invalid_id); c <= static_cast<int>(aether::errc::in_use); ++c) {
+    const auto name = aether::to_string(static_cast<aether::errc>(c));
+    CHECK(name != "unknown");
+    CHECK(names.insert(name).second);
+  }
 }
 
 TEST_CASE("an error prints its code and detail") {

@@ -45,7 +45,8 @@ struct subscribe_options {
   /// stored the first time, then after the last one it acknowledged: an
   /// event is acknowledged once its handler returned. Ending the
   /// subscription waits until the server has recorded the acknowledgements.
-  /// One subscriber per name at a time.
+  /// One subscriber per name at a time: while one holds it, another gets
+  /// `in_use` (after up to 2 s, in case the holder is just ending).
   std::string durable;
 };
 

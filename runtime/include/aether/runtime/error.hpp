@@ -27,6 +27,7 @@ enum class errc {
   unavailable,          ///< the server cannot be reached or did not answer in time
   not_found,            ///< no such stream, key or event
   io_error,             ///< the server refused an operation for another reason
+  in_use,               ///< a name another live party holds (a durable subscription's)
 };
 
 /// The `std::error_category` of `errc`.

@@ -115,6 +115,14 @@ struct durable_consumer_config {
   std::chrono::milliseconds ack_wait{std::chrono::minutes{5}};
 };
 
+/// What the server knows of a durable consumer.
+struct consumer_state {
+  /// The stream sequence up to which its messages are all acknowledged.
+  std::uint64_t ack_floor = 0;
+  /// Someone listens on its deliver subject.
+  bool bound = false;
+};
+
 /// A key-value bucket to create or open.
 struct bucket_config {
   std::string name;
@@ -187,9 +195,9 @@ public:
   /// (`sequence_and_pending`); acknowledge them with `ack`. The consumer
   /// stays when the subscription ends.
   [[nodiscard]] expected<subscription> consume_durable(const durable_consumer_config& config, handler h);
-  /// The stream sequence up to which a durable consumer's messages are all
-  /// acknowledged; `not_found` when there is no such consumer.
-  [[nodiscard]] expected<std::uint64_t> consumer_ack_floor(std::string_view stream, std::string_view name);
+  /// A durable consumer's acknowledgement floor and whether someone listens
+  /// to it; `not_found` when there is no such consumer.
+  [[nodiscard]] expected<consumer_state> consumer(std::string_view stream, std::string_view name);
   /// Deletes a consumer; `not_found` when there is none.
   expected<void> delete_consumer(std::string_view stream, std::string_view name);
   /// Acknowledges a message a consumer delivered, by its reply subject.
