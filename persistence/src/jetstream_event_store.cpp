@@ -13,7 +13,6 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -117,7 +116,7 @@ struct jetstream_event_store::impl {
   std::unordered_map<std::uint64_t, write> writes;
   std::unordered_map<actor_id, actor_lane> lanes;
   std::uint64_t next_token = 1;
-  std::set<std::string, std::less<>> streams;
+  detail::namespace_streams streams; // guarded by itself
   // Writes waiting for their namespace's stream, in the order they came.
   std::unordered_map<std::string, std::vector<std::uint64_t>> waiting;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
@@ -210,25 +209,18 @@ struct jetstream_event_store::impl {
     }
   }
 
-  expected<void> ensure_stream(std::string_view ns) {
-    {
-      std::lock_guard lock{mutex};
-      if (streams.contains(ns)) return {};
-    }
-    if (auto r = conn->ensure_stream(detail::namespace_stream(ns, options.replicas)); !r) return r;
-    std::lock_guard lock{mutex};
-    streams.emplace(ns);
-    return {};
-  }
+  expected<void> ensure_stream(std::string_view ns) { return streams.ensure(*conn, ns, options.replicas); }
 
   /// Sends the write now if its namespace's stream is there; otherwise
   /// queues it behind the ones already waiting, and the first one sets the
   /// stream up. Waiting writes go out in order before later ones do.
   void send_when_ready(std::string ns, std::uint64_t token) {
     bool setup = false;
+    // Known stays known: checked before the lock, the waiting list under it.
+    const bool known = streams.known(ns);
     {
       std::lock_guard lock{mutex};
-      if (streams.contains(ns) && !waiting.contains(ns)) {
+      if (known && !waiting.contains(ns)) {
         setup = false;
       } else {
         auto& list = waiting[ns];
@@ -280,20 +272,14 @@ struct jetstream_event_store::impl {
   /// Whether the namespace's stream exists: known, or asked for once (a
   /// direct get on a missing stream would only time out).
   expected<bool> stream_exists(std::string_view ns) {
-    if (stream_known(ns)) return true;
+    if (streams.known(ns)) return true;
     auto count = conn->stream_message_count(stream_name(ns));
     if (!count) {
       if (count.error().code() == errc::not_found) return false;
       return count.error();
     }
-    std::lock_guard lock{mutex};
-    streams.emplace(ns);
+    streams.learn(ns);
     return true;
-  }
-
-  bool stream_known(std::string_view ns) {
-    std::lock_guard lock{mutex};
-    return streams.contains(ns);
   }
 
   void send(std::uint64_t token) {

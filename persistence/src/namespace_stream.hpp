@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -31,5 +33,33 @@ inline nats::stream_config namespace_stream(std::string_view ns, int replicas) {
   c.republish_destination = fmt::format("aether.{}.stored.>", ns);
   return c;
 }
+
+/// The namespaces whose stream is known to exist, so that each is set up
+/// once per store or bus rather than asked of the server on every use.
+///
+/// Thread-safety: every member may be called from any thread.
+class namespace_streams {
+public:
+  /// Creates (or updates) the stream of `ns` unless it is known to exist.
+  expected<void> ensure(nats::connection& conn, std::string_view ns, int replicas) {
+    if (known(ns)) return {};
+    if (auto r = conn.ensure_stream(namespace_stream(ns, replicas)); !r) return r;
+    learn(ns);
+    return {};
+  }
+  [[nodiscard]] bool known(std::string_view ns) const {
+    std::lock_guard lock{mutex_};
+    return known_.contains(ns);
+  }
+  /// Records a stream seen to exist.
+  void learn(std::string_view ns) {
+    std::lock_guard lock{mutex_};
+    known_.emplace(ns);
+  }
+
+private:
+  mutable std::mutex mutex_;
+  std::set<std::string, std::less<>> known_;
+};
 
 } // namespace aether::detail

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
-#include <set>
 #include <thread>
 
 namespace aether {
@@ -84,19 +83,7 @@ struct nats_event_bus::impl {
   nats_bus_options options;
   const std::string origin;
   std::shared_ptr<detail::bus_registry> registry;
-  std::mutex mutex;
-  std::set<std::string, std::less<>> streams; // namespaces whose stream is known to exist
-
-  expected<void> ensure_stream(std::string_view ns) {
-    {
-      std::lock_guard lock{mutex};
-      if (streams.contains(ns)) return {};
-    }
-    if (auto r = conn->ensure_stream(detail::namespace_stream(ns, options.replicas)); !r) return r;
-    std::lock_guard lock{mutex};
-    streams.emplace(ns);
-    return {};
-  }
+  detail::namespace_streams streams;
 
   /// Live: what NATS carries from now on, but this bus's own messages (those
   /// reach the subscription from the registry): persisted events as the
@@ -133,7 +120,7 @@ struct nats_event_bus::impl {
   /// again first, in order, rather than after a redelivery timeout.
   expected<void> feed_durable(const std::shared_ptr<detail::bus_subscription>& s, const std::string& name) {
     const auto& ns = s->selector.ns();
-    if (auto r = ensure_stream(ns); !r) return r;
+    if (auto r = streams.ensure(*conn, ns, options.replicas); !r) return r;
     const auto stream = detail::namespace_stream_name(ns);
     std::uint64_t start = 1;
     // A subscriber that just ended may still look bound for a moment (on a
