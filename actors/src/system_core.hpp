@@ -39,8 +39,8 @@ struct type_entry {
 /// What only actors that used timers, failed or are restarting need.
 struct cell_extras {
   std::vector<executor::timer_id> timers;
-  std::deque<envelope> stash;                // messages waiting for a restart or an exclusive wait
-  std::deque<executor::time_point> failures; // inside the restart window
+  std::deque<envelope> stash;                 // messages waiting for a restart or an exclusive wait
+  std::vector<executor::time_point> failures; // inside the restart window (few: a vector allocates nothing until used)
   executor::timer_id restart_timer = 0;
 };
 
