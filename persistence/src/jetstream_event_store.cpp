@@ -363,7 +363,11 @@ struct jetstream_event_store::impl {
       return std::nullopt;
     }
     if (!*exists) return 0;
-    auto m = conn->direct_get_last(stream_name(actor.ns()), actor_filter(actor));
+    // A direct get may be answered by a replica that lags behind a write the
+    // leader acknowledged; replicated streams are read through the leader.
+    const auto stream = stream_name(actor.ns());
+    const auto filter = actor_filter(actor);
+    auto m = options.replicas > 1 ? conn->leader_get_last(stream, filter) : conn->direct_get_last(stream, filter);
     if (!m) {
       if (m.error().code() == errc::not_found) return 0;
       if (failure) *failure = m.error();
@@ -382,12 +386,17 @@ struct jetstream_event_store::impl {
         succeed(w, stored->sequence);
         return;
       }
+      // The current version is at least the end of the write that took
+      // ours: never report less, even if the read below is answered by a
+      // leader that has not applied everything yet.
+      std::uint64_t current = w.first;
+      if (auto v = stored->header(last_version_header); v && to_number(*v)) current = *to_number(*v);
       error failure{errc::unavailable};
-      const auto current = latest(w.actor, &failure);
+      current = std::max(current, latest(w.actor, &failure).value_or(0));
       w.done(error{errc::version_conflict,
                    fmt::format("{} version {} was written by another writer; the actor is at version {}",
-                               w.actor.to_string(), w.first, current.value_or(0)),
-                   current.value_or(w.first)});
+                               w.actor.to_string(), w.first, current),
+                   current});
       return;
     }
     if (stored.error().code() != errc::not_found) {

@@ -1,6 +1,8 @@
 // What only the JetStream store has to prove: the fence across connections
 // and servers, lost acknowledgements, corrupt bytes, server restarts.
 #include "store_fixtures.hpp"
+#include "support/race_tally.hpp"
+#include "support/scale.hpp"
 
 #include <atomic>
 #include <barrier>
@@ -18,62 +20,114 @@ using test::make_event;
 
 namespace {
 
-/// Two writers, each with its own connection and store, race for version 1
-/// of a fresh actor per trial. Returns the trials without exactly one
-/// winner, described ("win/conflict", or the error).
-std::vector<std::string> race(aether::event_store& left, aether::event_store& right, const std::string& prefix,
-                              int trials) {
+using aether::testing::race_tally;
+using aether::testing::write_outcome;
+
+/// Two writers, each with its own connection and store, race for one
+/// version of an actor per trial (version 1 of a fresh actor, or the next
+/// after 1-4 stored events); `setup` writes the histories first, `reader`
+/// reads every trial back. Every trial must have one winner, a loser told
+/// the winner's version, and the winner's event in the store; each writer
+/// must win some trials. A writer that does not answer within the liveness
+/// bound fails the test at once.
+void race(aether::event_store& left, aether::event_store& right, aether::event_store& setup,
+          aether::event_store& reader, const std::string& prefix, std::size_t trials) {
+  const std::vector<std::string> names{"left", "right"};
+  for (std::size_t t = 0; t < trials; ++t) {
+    test::write_history(setup, actor_id{"race", prefix + std::to_string(t)}, test::race_history(t));
+  }
+  race_tally tally{2};
   std::barrier sync{2};
-  std::vector<std::string> outcomes(2 * static_cast<std::size_t>(trials));
-  auto writer = [&](aether::event_store& store, int side) {
-    for (int t = 0; t < trials; ++t) {
+  std::atomic<bool> stuck{false};
+  auto writer = [&](aether::event_store& store, std::size_t side) {
+    for (std::size_t t = 0; t < trials && !stuck.load(); ++t) {
       const actor_id a{"race", prefix + std::to_string(t)};
+      const auto history = test::race_history(t);
       sync.arrive_and_wait();
-      auto r = store.append_wait(a, 0, {make_event("claimed", std::to_string(side))});
-      outcomes[static_cast<std::size_t>(2 * t + side)] =
-          r ? "win" : (r.error().code() == errc::version_conflict ? "conflict" : r.error().to_string());
+      // Shared: a late answer after a failed test must find it alive.
+      auto done = std::make_shared<std::promise<aether::expected<aether::append_result>>>();
+      auto answer = done->get_future();
+      store.append(a, history, {make_event("claimed", test::race_data(names[side]))},
+                   [done](aether::expected<aether::append_result> r) { done->set_value(std::move(r)); });
+      if (answer.wait_for(60s) != std::future_status::ready) {
+        stuck = true; // the other writer stops at its next trial
+        sync.arrive_and_drop();
+        tally.record(t, side, {});
+        return;
+      }
+      auto r = answer.get();
+      write_outcome o;
+      if (r) {
+        o = {write_outcome::kind::won, r->last_version, {}};
+      } else if (r.error().code() == errc::version_conflict) {
+        o = {write_outcome::kind::conflict, r.error().value(), r.error().to_string()};
+      } else {
+        o = {write_outcome::kind::failed, 0, r.error().to_string()};
+      }
+      tally.record(t, side, std::move(o));
     }
+    sync.arrive_and_drop();
   };
   std::thread a{writer, std::ref(left), 0};
   std::thread b{writer, std::ref(right), 1};
   a.join();
   b.join();
-  std::vector<std::string> broken;
-  for (int t = 0; t < trials; ++t) {
-    const auto& x = outcomes[static_cast<std::size_t>(2 * t)];
-    const auto& y = outcomes[static_cast<std::size_t>(2 * t + 1)];
-    const bool one_winner = (x == "win" && y == "conflict") || (x == "conflict" && y == "win");
-    if (!one_winner) broken.push_back(fmt::format("trial {}: {} / {}", t, x, y));
+  REQUIRE_MESSAGE(!stuck.load(),
+                  "a writer did not answer within 60 s: " << fmt::format("{}", fmt::join(tally.problems(), "; ")));
+  for (std::size_t t = 0; t < trials; ++t) {
+    tally.expect_version(t, test::race_history(t) + 1);
+    tally.stored(t, test::stored_writer(reader, actor_id{"race", prefix + std::to_string(t)},
+                                        test::race_history(t) + 1, names));
   }
-  return broken;
+  const auto broken = tally.problems();
+  CHECK_MESSAGE(broken.empty(), fmt::format("{}", fmt::join(broken, "; ")));
+  CHECK(tally.trials() == trials);
+  CHECK_MESSAGE(tally.every_writer_won(), tally.summary()); // the race is real
+  MESSAGE(tally.summary());
 }
 
 } // namespace
 
-TEST_CASE("two connections racing for the same versions of an R1 stream: one winner in each of 200 trials") {
+TEST_CASE("two connections racing for the same versions of an R1 stream: one winner, the loser told its version") {
   aether::testing::nats_server server;
   auto left = test::open_store(test::connect(server.url()));
   auto right = test::open_store(test::connect(server.url()));
-  const auto broken = race(*left, *right, "r1-", 200);
-  CHECK_MESSAGE(broken.empty(), fmt::format("{}", fmt::join(broken, "; ")));
+  race(*left, *right, *left, *right, "r1-", static_cast<std::size_t>(aether::testing::scaled(200)));
 }
 
-TEST_CASE("writers on different servers of a cluster racing on an R3 stream: one winner in each of 200 trials") {
+TEST_CASE("writers on different servers of a cluster racing on an R3 stream: one winner, the loser told its "
+          "version") {
   aether::testing::nats_cluster cluster{3};
   aether::jetstream_store_options o;
   o.replicas = 3;
   auto left = test::open_store(test::connect(cluster.server(0).url()), o);
   auto right = test::open_store(test::connect(cluster.server(1).url()), o);
   REQUIRE(left->prepare("default"));
-  const auto broken = race(*left, *right, "r3-", 200);
-  CHECK_MESSAGE(broken.empty(), fmt::format("{}", fmt::join(broken, "; ")));
-  // Every trial left exactly one event, readable through the third server.
-  auto reader = test::open_store(test::connect(cluster.server(2).url()), o);
-  for (int t = 0; t < 200; t += 37) {
-    auto events = reader->read_wait(actor_id{"race", "r3-" + std::to_string(t)});
-    REQUIRE(events);
-    CHECK(events->size() == 1);
+  // Histories written and every trial read back through the third server.
+  auto third = test::open_store(test::connect(cluster.server(2).url()), o);
+  race(*left, *right, *third, *third, "r3-", static_cast<std::size_t>(aether::testing::scaled(200)));
+}
+
+TEST_CASE("the latest version read right after a write on another server of a cluster is never behind it") {
+  aether::testing::nats_cluster cluster{3};
+  aether::jetstream_store_options o;
+  o.replicas = 3;
+  std::vector<std::shared_ptr<aether::jetstream_event_store>> stores;
+  for (std::size_t i = 0; i < 3; ++i) stores.push_back(test::open_store(test::connect(cluster.server(i).url()), o));
+  REQUIRE(stores[0]->prepare("default"));
+  const int trials = aether::testing::scaled(150);
+  std::vector<std::string> behind;
+  for (int t = 0; t < trials; ++t) {
+    const actor_id a{"latest", "r3-" + std::to_string(t)};
+    auto& writer = *stores[static_cast<std::size_t>(t) % 3];
+    auto& reader = *stores[static_cast<std::size_t>(t + 1) % 3];
+    auto w = writer.append_wait(a, 0, {make_event("opened"), make_event("deposited")});
+    REQUIRE_MESSAGE(w, (w ? "" : w.error().to_string()));
+    auto latest = reader.latest_version_wait(a);
+    REQUIRE_MESSAGE(latest, (latest ? "" : latest.error().to_string()));
+    if (*latest != 2) behind.push_back(fmt::format("{}: {}", a.to_string(), *latest));
   }
+  CHECK_MESSAGE(behind.empty(), fmt::format("{}", fmt::join(behind, "; ")));
 }
 
 TEST_CASE("a write whose acknowledgement is late is sent again and stored once") {

@@ -1,17 +1,19 @@
-// A writer process for the fence's race test: for every number N read from
-// stdin it appends version 1 of actor race/<prefix>N and prints
-// "N win", "N conflict" or "N error <what>".
+// A writer process for the fence's race tests: for every line "N H" read
+// from stdin it appends one event, version H+1, to actor race/<prefix>N
+// (whose history holds H events) with data {"writer":"<name>"}, and prints
+// "N win <last version>", "N conflict <current version>" or "N error <what>".
 //
-//   race_writer <nats-url> <replicas> <prefix>
+//   race_writer <nats-url> <replicas> <prefix> <name>
 #include <aether/persistence/jetstream_event_store.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: race_writer <nats-url> <replicas> <prefix>\n");
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: race_writer <nats-url> <replicas> <prefix> <name>\n");
     return 2;
   }
   aether::nats::connect_options o;
@@ -27,16 +29,22 @@ int main(int argc, char** argv) {
   if (!store || !(*store)->prepare("default")) return 1;
   std::printf("ready\n");
   std::fflush(stdout);
-  std::string n;
-  while (std::getline(std::cin, n)) {
+  const std::string prefix = argv[3];
+  const std::string name = argv[4];
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::istringstream in{line};
+    std::string n;
+    std::uint64_t history = 0;
+    in >> n >> history;
     aether::event e;
     e.type = "claimed";
-    e.data = "{}";
-    auto r = (*store)->append_wait(aether::actor_id{"race", std::string{argv[3]} + n}, 0, {e});
+    e.data = "{\"writer\":\"" + name + "\"}";
+    auto r = (*store)->append_wait(aether::actor_id{"race", prefix + n}, history, {e});
     if (r) {
-      std::printf("%s win\n", n.c_str());
+      std::printf("%s win %llu\n", n.c_str(), static_cast<unsigned long long>(r->last_version));
     } else if (r.error().code() == aether::errc::version_conflict) {
-      std::printf("%s conflict\n", n.c_str());
+      std::printf("%s conflict %llu\n", n.c_str(), static_cast<unsigned long long>(r.error().value()));
     } else {
       std::printf("%s error %s\n", n.c_str(), r.error().to_string().c_str());
     }

@@ -10,7 +10,13 @@
 
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace test {
 
@@ -50,6 +56,40 @@ inline aether::event make_event(std::string type, std::string data = "{}") {
   e.type = std::move(type);
   e.data = std::move(data);
   return e;
+}
+
+} // namespace test
+
+namespace test {
+
+/// The history a race trial starts from: even trials race for version 1 of a
+/// fresh actor, odd ones after 1 to 4 events already stored.
+inline std::uint64_t race_history(std::size_t trial) { return trial % 2 == 0 ? 0 : 1 + trial % 4; }
+
+/// Stores `history` events of `actor` in one write, before a race.
+inline void write_history(aether::event_store& store, const aether::actor_id& actor, std::uint64_t history) {
+  if (history == 0) return;
+  std::vector<aether::event> events;
+  for (std::uint64_t v = 1; v <= history; ++v) events.push_back(make_event("opened", "{}"));
+  auto r = store.append_wait(actor, 0, std::move(events));
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().to_string()));
+}
+
+/// The event data a racing writer named `name` appends.
+inline std::string race_data(std::string_view name) { return fmt::format("{{\"writer\":\"{}\"}}", name); }
+
+/// Which of `names` wrote the event the store holds at `version` of `actor`
+/// (the one whose `race_data` it carries); nullopt if there is none or it is
+/// nobody's, and also when more than the events up to it are stored.
+inline std::optional<std::size_t> stored_writer(aether::event_store& store, const aether::actor_id& actor,
+                                                std::uint64_t version, const std::vector<std::string>& names) {
+  auto events = store.read_wait(actor);
+  REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+  if (events->size() != version) return std::nullopt;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (events->back().version == version && events->back().data == race_data(names[i])) return i;
+  }
+  return std::nullopt;
 }
 
 } // namespace test

@@ -1,30 +1,47 @@
 #include "support/child_process.hpp"
+#include "support/spawn.hpp"
 
+#include <cerrno>
 #include <csignal>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdexcept>
-#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <system_error>
+#include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace aether::testing {
+
+std::vector<std::string> words(std::string_view line) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    const auto start = line.find_first_not_of(" \t\r", i);
+    if (start == std::string_view::npos) break;
+    auto end = line.find_first_of(" \t\r", start);
+    if (end == std::string_view::npos) end = line.size();
+    out.emplace_back(line.substr(start, end - start));
+    i = end;
+  }
+  return out;
+}
 
 child_process::child_process(std::vector<std::string> args) {
   int in[2];
   int out[2];
-  if (::pipe(in) != 0 || ::pipe(out) != 0) throw std::runtime_error{"pipe failed"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error{"fork failed"};
-  if (pid_ == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the test
-    ::dup2(in[0], STDIN_FILENO);
-    ::dup2(out[1], STDOUT_FILENO);
+  if (::pipe2(in, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    throw std::system_error(errno, std::generic_category(), "pipe2");
+  }
+  try {
+    pid_ = spawn(args, {.in = in[0], .out = out[1], .err = STDERR_FILENO});
+  } catch (...) {
     for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
+    throw;
   }
   ::close(in[0]);
   ::close(out[1]);
@@ -37,8 +54,27 @@ child_process::~child_process() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
-  ::close(in_);
+  if (in_ >= 0) ::close(in_);
   ::close(out_);
+}
+
+bool child_process::fill(std::chrono::steady_clock::time_point deadline) {
+  if (eof_) return false;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{out_, POLLIN, 0};
+  const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+  if (ready < 0 && errno == EINTR) return true;
+  if (ready <= 0) return false;
+  char chunk[4096];
+  const auto n = ::read(out_, chunk, sizeof chunk);
+  if (n < 0 && errno == EINTR) return true;
+  if (n <= 0) {
+    eof_ = true;
+    return false;
+  }
+  buffer_.append(chunk, static_cast<std::size_t>(n));
+  return true;
 }
 
 std::optional<std::string> child_process::line(std::chrono::steady_clock::time_point deadline) {
@@ -48,33 +84,94 @@ std::optional<std::string> child_process::line(std::chrono::steady_clock::time_p
       buffer_.erase(0, nl + 1);
       return l;
     }
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd p{out_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    char chunk[4096];
-    const auto n = ::read(out_, chunk, sizeof chunk);
-    if (n <= 0) return std::nullopt;
-    buffer_.append(chunk, static_cast<std::size_t>(n));
+    if (!fill(deadline)) return std::nullopt;
   }
+}
+
+std::optional<std::vector<std::string>> child_process::rest(std::chrono::steady_clock::time_point deadline) {
+  while (!eof_) {
+    if (!fill(deadline) && !eof_) return std::nullopt;
+  }
+  std::vector<std::string> lines;
+  for (auto nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n')) {
+    lines.push_back(buffer_.substr(0, nl));
+    buffer_.erase(0, nl + 1);
+  }
+  return lines;
 }
 
 void child_process::write(const std::string& text) {
-  if (::write(in_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    throw std::runtime_error{"writing to a child failed"};
+  if (in_ < 0) throw std::runtime_error{"writing to a child whose input is closed"};
+  // A child that died makes the write fail with EPIPE instead of killing the
+  // test with SIGPIPE: the signal is blocked meanwhile and a pending one dropped.
+  sigset_t pipe_set;
+  sigset_t old;
+  ::sigemptyset(&pipe_set);
+  ::sigaddset(&pipe_set, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  bool failed = false;
+  for (std::size_t sent = 0; sent < text.size();) {
+    const auto n = ::write(in_, text.data() + sent, text.size() - sent);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      failed = true;
+      break;
+    }
+    sent += static_cast<std::size_t>(n);
   }
+  if (failed) {
+    timespec zero{};
+    ::sigtimedwait(&pipe_set, nullptr, &zero);
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (failed) throw std::runtime_error{"writing to a child failed (it exited?)"};
+}
+
+void child_process::close_input() {
+  if (in_ >= 0) ::close(std::exchange(in_, -1));
 }
 
 void child_process::signal(int sig) {
-  if (::kill(pid_, sig) != 0) throw std::runtime_error{"kill failed"};
+  if (pid_ <= 0 || ::kill(pid_, sig) != 0) throw std::runtime_error{"kill failed"};
 }
 
 int child_process::wait() {
   int status = 0;
-  if (::waitpid(pid_, &status, 0) != pid_) throw std::runtime_error{"waitpid failed"};
+  pid_t r = 0;
+  do r = ::waitpid(pid_, &status, 0);
+  while (r < 0 && errno == EINTR);
+  if (r != pid_) throw std::runtime_error{"waitpid failed"};
   pid_ = -1;
   return status;
+}
+
+std::optional<int> child_process::wait(std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    if (r < 0 && errno != EINTR) throw std::runtime_error{"waitpid failed"};
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds{5}); // polls an exit; no order depends on it
+  }
+}
+
+void child_process::kill() {
+  signal(SIGKILL);
+  wait();
+}
+
+int child_process::terminate(std::chrono::milliseconds timeout) {
+  signal(SIGTERM);
+  const auto status = wait(std::chrono::steady_clock::now() + timeout);
+  if (!status) {
+    kill();
+    return -1;
+  }
+  return WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
 }
 
 } // namespace aether::testing

@@ -1,10 +1,12 @@
 #include "support/nats_server.hpp"
+#include "support/spawn.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -299,6 +301,24 @@ void nats_server::restart() {
   throw std::runtime_error(failure);
 }
 
+std::optional<std::string> nats_server::monitor(std::string_view path) const {
+  auto response = http_get(monitor_port_, path);
+  if (!response || response->status != 200) return std::nullopt;
+  return std::move(response->body);
+}
+
+std::optional<std::uint64_t> nats_server::monitor_number(std::string_view path, std::string_view key) const {
+  const auto body = monitor(path);
+  if (!body) return std::nullopt;
+  const auto start = json_value(*body, key);
+  if (start == std::string_view::npos) return std::nullopt;
+  std::uint64_t value = 0;
+  const auto* first = body->data() + start;
+  const auto [end, ec] = std::from_chars(first, body->data() + body->size(), value);
+  if (ec != std::errc{} || end == first) return std::nullopt;
+  return value;
+}
+
 std::string nats_server::log_tail(std::size_t max_bytes) const {
   std::ifstream log{dir_ + "/server.log", std::ios::binary};
   if (!log) return {};
@@ -333,58 +353,11 @@ void nats_server::write_config() const {
 
 void nats_server::launch() {
   const auto log = dir_ + "/server.log";
-  std::vector<std::string> arguments{server_binary(), "-c", dir_ + "/nats.conf", "-l", log};
-  std::vector<char*> argv;
-  for (auto& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-
-  // Both ends are close-on-exec: the parent reads EOF once exec succeeded, or
-  // the child's errno if it failed.
-  std::array<int, 2> exec_error{};
-  if (::pipe2(exec_error.data(), O_CLOEXEC) != 0) throw_errno("pipe2");
-  file_descriptor error_reader{exec_error[0]};
-  file_descriptor error_writer{exec_error[1]};
   // stdout and stderr go to the log too: config errors are only printed there.
   file_descriptor output{::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)};
   if (output.get() < 0) throw_errno(fmt::format("open {}", log));
-  file_descriptor input{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
-  if (input.get() < 0) throw_errno("open /dev/null");
-
-  const pid_t parent = ::getpid();
-  const pid_t child = ::fork();
-  if (child < 0) throw_errno("fork");
-  if (child == 0) {
-    // Only async-signal-safe calls from here to exec: other threads of the
-    // parent may have held locks at the fork.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127); // the parent died before prctl
-    ::dup2(input.get(), STDIN_FILENO);
-    ::dup2(output.get(), STDOUT_FILENO);
-    ::dup2(output.get(), STDERR_FILENO);
-    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); // no inherited sockets of the test
-    // Undo the test's signal mask and ignored signals, which exec keeps; a
-    // value-initialised sigaction has sa_handler == SIG_DFL.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction default_action {};
-    for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &default_action, nullptr);
-    ::execvp(argv[0], argv.data());
-    const int error = errno;
-    [[maybe_unused]] const auto written = ::write(error_writer.get(), &error, sizeof error);
-    ::_exit(127);
-  }
-  error_writer = file_descriptor{};
-  int error = 0;
-  ssize_t n = 0;
-  do n = ::read(error_reader.get(), &error, sizeof error);
-  while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    pid_ = child;
-    while (pid_ > 0) reap(true);
-    throw std::system_error(error, std::generic_category(), fmt::format("cannot execute {}", arguments.front()));
-  }
-  pid_ = child;
+  pid_ = spawn({server_binary(), "-c", dir_ + "/nats.conf", "-l", log},
+               {.in = -1, .out = output.get(), .err = output.get()});
   stopped_ = false;
 }
 
@@ -555,6 +528,24 @@ void nats_cluster::wait_until_ready(std::chrono::milliseconds timeout) const {
     }
     std::this_thread::sleep_for(poll_interval);
   }
+}
+
+std::optional<std::size_t> nats_cluster::stream_leader(std::string_view stream) const {
+  const auto name = fmt::format("\"name\":\"{}\"", stream);
+  for (const auto& server : servers_) {
+    if (!server->running() || server->stopped_) continue;
+    const auto jsz = server->monitor("/jsz?accounts=true&streams=true");
+    if (!jsz) continue;
+    const auto at = jsz->find(name);
+    if (at == std::string::npos) continue;
+    const auto cluster = json_object(std::string_view{*jsz}.substr(at), "cluster");
+    const auto leader = json_string(cluster, "leader");
+    if (leader.empty()) continue;
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+      if (servers_[i]->name() == leader) return i;
+    }
+  }
+  return std::nullopt;
 }
 
 bool nats_cluster::ready() const { return meta_leader().has_value(); }

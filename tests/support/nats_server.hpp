@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 /// Real `nats-server` processes for integration and fault tests.
@@ -79,6 +80,14 @@ public:
   /// JetStream meta leader and its replicas are current, which needs a quorum
   /// of its peers to be running.
   void restart();
+
+  /// The body of a monitoring endpoint (`/varz`, `/jsz?streams=true`, ...),
+  /// or nothing if the server does not answer within a second.
+  [[nodiscard]] std::optional<std::string> monitor(std::string_view path) const;
+  /// A number of a monitoring endpoint, by its key (the first one in the
+  /// body): `monitor_number("/varz", "in_msgs")` counts the messages clients
+  /// published to this server. Nothing if it does not answer.
+  [[nodiscard]] std::optional<std::uint64_t> monitor_number(std::string_view path, std::string_view key) const;
 
   /// The last `max_bytes` of the server's log file (which also holds its
   /// stdout and stderr), cut at a line start.
@@ -161,6 +170,10 @@ public:
   /// Waits until meta_leader() is known, for example after killing the leader
   /// or restarting a server. Throws std::runtime_error on timeout.
   void wait_until_ready(std::chrono::milliseconds timeout = std::chrono::seconds{30}) const;
+  /// The index of the server that leads JetStream stream `stream` (of the
+  /// global account), as the running, unpaused servers report it on their
+  /// monitoring endpoints; nothing while no leader is known.
+  [[nodiscard]] std::optional<std::size_t> stream_leader(std::string_view stream) const;
 
 private:
   [[nodiscard]] bool ready() const;
