@@ -14,10 +14,6 @@ struct recovered {
 };
 } // namespace
 
-void event_sourced_core::add_replayer(std::string_view type, std::uint32_t schema_version, decode_apply fn) {
-  replayers_[{std::string{type}, schema_version}] = std::move(fn);
-}
-
 void event_sourced_core::recover(context& ctx, std::function<expected<void>(const snapshot&)> restore) {
   if (!persistence_ || !persistence_->events) {
     ctx.stop(error{errc::invalid_argument, fmt::format("{} has no event store", ctx.self().to_string())});
@@ -77,14 +73,14 @@ expected<void> event_sourced_core::replay(const actor_id& self, const std::vecto
                                version_, e.sequence),
                    e.version};
     }
-    auto it = replayers_.find({e.type, e.schema_version});
-    if (it == replayers_.end()) {
+    auto applied = replay_one(e.type, e.schema_version, e.data);
+    if (!applied) {
       return error{errc::replay_failed,
                    fmt::format("{} version {} (stream sequence {}): unknown event type {} (schema {})",
                                self.to_string(), e.version, e.sequence, e.type, e.schema_version),
                    e.version};
     }
-    if (auto ok = it->second(e.data); !ok) {
+    if (const auto& ok = *applied; !ok) {
       return error{errc::replay_failed,
                    fmt::format("{} version {} (stream sequence {}): {} does not decode: {}", self.to_string(),
                                e.version, e.sequence, e.type, ok.error().detail()),

@@ -8,14 +8,17 @@
 #include <aether/persistence/snapshot_store.hpp>
 #include <aether/runtime/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -50,17 +53,17 @@ constexpr std::uint32_t schema_version_of() {
   }
 }
 
+/// What an event-sourced actor's replay of one stored event found: applied,
+/// or the type has no replayer (nullopt), or it did not decode.
+using replay_outcome = std::optional<expected<void>>;
+
 /// The untyped half of an event-sourced actor: versions, stores, recovery.
 class event_sourced_core {
 public:
-  using decode_apply = std::function<expected<void>(std::string_view json)>;
-
   void set_persistence(std::shared_ptr<const persistence> p) noexcept { persistence_ = std::move(p); }
   [[nodiscard]] std::uint64_t version() const noexcept { return version_; }
 
 protected:
-  /// How a stored event of `type` at `schema_version` is decoded and applied.
-  void add_replayer(std::string_view type, std::uint32_t schema_version, decode_apply fn);
   /// Loads snapshot and events under an exclusive wait; then `restore` (with
   /// the snapshot's state, if any) and the replayers run on the actor's turn.
   void recover(context& ctx, std::function<expected<void>(const snapshot&)> restore);
@@ -72,6 +75,8 @@ protected:
   void maybe_snapshot(context& ctx, bool passivating);
   /// The state as JSON, for a snapshot; nullopt when it cannot be encoded.
   [[nodiscard]] virtual std::optional<std::string> encode_state() const = 0;
+  /// Decodes and applies one stored event of `type` at `schema_version`.
+  virtual replay_outcome replay_one(const std::string& type, std::uint32_t schema_version, std::string_view data) = 0;
 
   ~event_sourced_core() = default;
 
@@ -80,11 +85,34 @@ private:
   void reload(context& ctx);
 
   std::shared_ptr<const persistence> persistence_;
-  std::map<std::pair<std::string, std::uint32_t>, decode_apply> replayers_;
   std::uint64_t version_ = 0;
   std::uint64_t last_sequence_ = 0;
   std::uint64_t snapshot_version_ = 0;
 };
+
+/// How an event-sourced actor type over `State` applies and replays events:
+/// built by the constructor of the first instance and shared by the later
+/// ones, since it depends on the type only. Its functions take the instance.
+///
+/// Thread-safety: filled by one constructor at a time (`register_event_sourced`
+/// holds `build`), read-only once `sealed`.
+template <class Actor, class State>
+struct event_tables {
+  using applier = std::function<void(State&, const void*)>;
+  using replayer = std::function<expected<void>(Actor&, std::string_view)>;
+  std::map<const message_type*, applier> appliers;
+  std::map<std::pair<std::string, std::uint32_t>, replayer> replayers;
+  /// Whether every registered function is stateless, so one instance's
+  /// functions serve all of them.
+  bool shareable = true;
+  /// Complete: constructors of later instances register nothing.
+  std::atomic<bool> sealed{false};
+  std::mutex build;
+};
+
+/// The shared tables the next event-sourced actor constructed on this thread
+/// takes (set by `register_event_sourced` around the constructor).
+inline thread_local void* tables_in_construction = nullptr;
 
 } // namespace detail
 
@@ -116,6 +144,9 @@ private:
 template <class State>
 class event_sourced_actor : public actor, public detail::event_sourced_core {
 public:
+  using state_type = State;
+  using tables = detail::event_tables<event_sourced_actor, State>;
+
   [[nodiscard]] const State& state() const noexcept { return state_; }
 
   void on_activate(context& ctx) final {
@@ -136,26 +167,39 @@ public:
   }
 
 protected:
-  event_sourced_actor() = default;
+  /// Takes the type's shared tables when `register_event_sourced` offers
+  /// them, else tables of its own.
+  event_sourced_actor() {
+    if (auto* shared = static_cast<std::shared_ptr<tables>*>(detail::tables_in_construction)) {
+      detail::tables_in_construction = nullptr; // for this instance only, not for actors it makes
+      tables_ = *shared;
+    } else {
+      tables_ = std::make_shared<tables>();
+    }
+  }
 
   /// Called before the actor is dropped (the snapshot, if due, is taken).
   virtual void on_stop(context&) {}
 
   /// Registers how an event type changes the state: `f(State&, const E&)`.
+  /// A stateless `f` (no captures) is registered once per actor type.
   template <class F>
   void apply(F f) {
     using traits = detail::callable_traits<std::decay_t<F>>;
     using E = std::remove_cvref_t<std::tuple_element_t<1, typename traits::args>>;
     static_assert(json::declared_type<E>, "events are declared with AETHER_JSON_FIELDS");
     static_assert(detail::self_named<E>, "events name themselves with a static type_name");
+    if (tables_->sealed.load(std::memory_order_acquire)) return;
+    if constexpr (!std::is_empty_v<F>) tables_->shareable = false;
     auto fn = std::make_shared<F>(std::move(f));
-    appliers_[message_type_of<E>()] = [this, fn](const void* e) { (*fn)(state_, *static_cast<const E*>(e)); };
-    add_replayer(E::type_name, detail::schema_version_of<E>(), [this, fn](std::string_view json) -> expected<void> {
+    tables_->appliers[message_type_of<E>()] = [fn](State& s, const void* e) { (*fn)(s, *static_cast<const E*>(e)); };
+    tables_->replayers[{std::string{E::type_name}, detail::schema_version_of<E>()}] =
+        [fn](event_sourced_actor& self, std::string_view json) -> expected<void> {
       auto e = json::decode<E>(json);
       if (!e) return e.error();
-      (*fn)(state_, *e);
+      (*fn)(self.state_, *e);
       return {};
-    });
+    };
   }
 
   /// Registers an upcaster: stored events of `Old` (same `type_name`, an
@@ -163,13 +207,15 @@ protected:
   template <class Old, class F>
   void upcast(F f) {
     static_assert(json::declared_type<Old>, "old event versions are declared too");
-    add_replayer(Old::type_name, detail::schema_version_of<Old>(),
-                 [this, f = std::move(f)](std::string_view json) -> expected<void> {
-                   auto old = json::decode<Old>(json);
-                   if (!old) return old.error();
-                   auto current = f(std::move(*old));
-                   return apply_typed(current);
-                 });
+    if (tables_->sealed.load(std::memory_order_acquire)) return;
+    if constexpr (!std::is_empty_v<F>) tables_->shareable = false;
+    tables_->replayers[{std::string{Old::type_name}, detail::schema_version_of<Old>()}] =
+        [f = std::move(f)](event_sourced_actor& self, std::string_view json) -> expected<void> {
+      auto old = json::decode<Old>(json);
+      if (!old) return old.error();
+      auto current = f(std::move(*old));
+      return self.apply_typed(current);
+    };
   }
 
   /// Persists `events`, applies them once stored and replies `persisted`.
@@ -188,7 +234,7 @@ protected:
     out.reserve(sizeof...(E));
     (out.push_back(to_event(events)), ...);
     for (const auto* t : {message_type_of<E>()...}) {
-      if (!appliers_.contains(t)) {
+      if (!tables_->appliers.contains(t)) {
         ctx.reply(error{errc::unknown_message_type, fmt::format("no apply function for {}", t->name)});
         return;
       }
@@ -220,26 +266,53 @@ private:
     return out;
   }
 
+  detail::replay_outcome replay_one(const std::string& type, std::uint32_t schema_version,
+                                    std::string_view data) final {
+    auto it = tables_->replayers.find(std::pair{type, schema_version});
+    if (it == tables_->replayers.end()) return std::nullopt;
+    return it->second(*this, data);
+  }
+
   template <class E>
   expected<void> apply_typed(const E& e) {
-    auto it = appliers_.find(message_type_of<E>());
-    if (it == appliers_.end()) return error{errc::unknown_message_type, std::string{E::type_name}};
-    it->second(&e);
+    auto it = tables_->appliers.find(message_type_of<E>());
+    if (it == tables_->appliers.end()) return error{errc::unknown_message_type, std::string{E::type_name}};
+    it->second(state_, &e);
     return {};
   }
 
   State state_{};
-  std::map<const message_type*, std::function<void(const void*)>> appliers_;
+  std::shared_ptr<tables> tables_;
 };
 
 /// Registers event-sourced actor type `T` (default-constructed) on `system`,
-/// backed by `p`.
+/// backed by `p`. The first instance's constructor fills the type's apply
+/// and replay tables; later instances share them (unless a registered
+/// function has captures, which may refer to its instance).
 template <class T>
 void register_event_sourced(actor_system& system, std::string_view type, std::shared_ptr<const persistence> p,
                             actor_options options = {}) {
+  using tables = typename T::tables;
+  static_assert(std::is_base_of_v<event_sourced_actor<typename T::state_type>, T>, "T is an event_sourced_actor");
   system.register_actor(
       type,
-      [p = std::move(p)](const actor_id&) {
+      [p = std::move(p), shared = std::make_shared<tables>()](const actor_id&) {
+        auto make = [&] {
+          auto offered = shared;
+          detail::tables_in_construction = &offered;
+          auto a = std::make_unique<T>();
+          detail::tables_in_construction = nullptr;
+          a->set_persistence(p);
+          return a;
+        };
+        if (shared->sealed.load(std::memory_order_acquire)) return make();
+        std::lock_guard lock{shared->build};
+        if (shared->sealed.load(std::memory_order_acquire) || shared->shareable) {
+          auto a = make();
+          if (shared->shareable) shared->sealed.store(true, std::memory_order_release);
+          return a;
+        }
+        // A registered function has captures: every instance builds its own tables.
         auto a = std::make_unique<T>();
         a->set_persistence(p);
         return a;
