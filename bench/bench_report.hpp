@@ -1,5 +1,10 @@
 // Helpers shared by the benchmark programs: timing, workload sizes, the JSON
 // lines they print on stdout, diagnostics on stderr and latency statistics.
+//
+// A result line names its workload `case`: the key bench/run.sh pairs an
+// Aether row with its peers' rows by (the peers print the same key for the
+// same work). Its `impl` is "aether" or starts with "aether." for Aether's
+// rows; anything else is a peer or a floor.
 #pragma once
 
 #include <fmt/format.h>
@@ -27,14 +32,25 @@ inline double seconds_since(bench_clock::time_point start) {
 }
 
 /// One worker per hardware thread, at least one.
-inline unsigned worker_count() { return std::max(1u, std::thread::hardware_concurrency()); }
+inline unsigned hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+/// Worker threads of the runtime under test: `--threads N`, else one per
+/// hardware thread.
+inline unsigned& worker_threads() {
+  static unsigned n = hardware_threads();
+  return n;
+}
+inline unsigned worker_count() { return worker_threads(); }
 
 /// Prints one result as a flat JSON object on a line of its own on stdout:
-/// {"bench":B,"impl":I,"metric":M,"value":V,"unit":U,<params>}.
-inline void emit(std::string_view bench, std::string_view impl, std::string_view metric, double value,
-                 std::string_view unit, const std::string& params) {
-  fmt::print("{{\"bench\":\"{}\",\"impl\":\"{}\",\"metric\":\"{}\",\"value\":{:.6g},\"unit\":\"{}\"{}}}\n", bench, impl,
-             metric, value, unit, params);
+/// {"bench":B,"case":C,"impl":I,"metric":M,"value":V,"unit":U,<params>}.
+/// Units "count" and "bytes" mark figures that explain others (refusals,
+/// bytes on the wire); they are never compared as wins or losses.
+inline void emit(std::string_view bench, std::string_view case_key, std::string_view impl, std::string_view metric,
+                 double value, std::string_view unit, const std::string& params) {
+  fmt::print(
+      "{{\"bench\":\"{}\",\"case\":\"{}\",\"impl\":\"{}\",\"metric\":\"{}\",\"value\":{:.6g},\"unit\":\"{}\"{}}}\n",
+      bench, case_key, impl, metric, value, unit, params);
   std::fflush(stdout);
 }
 

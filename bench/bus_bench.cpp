@@ -1,12 +1,16 @@
-// Aether's event-bus benchmarks: the local bus on its own, and the NATS bus
-// between two nodes beside raw nats.c pub/sub between the same two
-// connections, in the same run.
+// Aether's event-bus benchmarks: the local bus beside a post to an idle
+// thread pool (its floor), and the NATS bus between two nodes beside raw
+// nats.c pub/sub of messages of the same size between the same two
+// connections.
 //
-// Prints one flat JSON object per line on stdout:
-//   {"bench":B,"impl":"aether"|"nats.c","metric":M,"value":V,"unit":U,<params>}
-// and per-run diagnostics on stderr.
+// One workload and one side per process (bench/run.sh runs each side in a
+// fresh process, in turns, several times). Prints one flat JSON object per
+// line on stdout:
+//   {"bench":B,"case":C,"impl":I,"metric":M,"value":V,"unit":U,<params>}
 //
-// Usage: aether_bus_bench [--url nats://127.0.0.1:PORT] [--only local|cross_node] [--scale F]
+// Usage: aether_bus_bench --only local|floor_post [--scale F]
+//        aether_bus_bench --only cross_node --url nats://127.0.0.1:PORT
+//                         --impl aether|nats.c --send-asap 0|1 [--scale F]
 //
 // local:       a local bus on a thread pool, one subscriber, events of
 //              128-byte data published from a thread outside the pool.
@@ -14,22 +18,26 @@
 //              as the subscription buffers (so none is dropped), until the
 //              handler got the last. latency: 10,000 events one at a time,
 //              the next published once the handler got the previous one.
+// floor_post:  the same two patterns as plain posts from the outside thread
+//              to a lane of an idle pool of the same size: what waking the
+//              pool costs without the bus.
 // cross_node:  two nodes in this process, each with its own thread pool,
 //              connection and NATS bus, on one nats-server: node A
 //              publishes, node B subscribes. latency: 5,000 events one at a
-//              time; burst: 100,000 events with at most `window` in flight.
-//              Beside each, raw nats.c pub/sub of 128-byte messages between
-//              two connections of its own, the same way; the two take turns.
-//              Both with send-asap connections (every publish written at
-//              once, as a node's bus does) and with batching ones (the
-//              client's default).
+//              time; burst: 100,000 events with at most 1,024 in flight.
+//              The raw side sends messages exactly as large as the bus's
+//              (measured first) between two connections of its own, set up
+//              the same way. With send-asap connections (every publish
+//              written at once, as a node's bus does) or batching ones (the
+//              client's default, where both sides wait for nats.c's ~1 ms
+//              flush timer).
 //
 // Latency runs from just before publish to the start of the handler: the
 // event's `timestamp_ns` (a raw message carries it in its first bytes), set
 // by the publisher and read with the same clock in the handler.
 //
-// Without --url only the local benchmarks run. Every run publishes in a
-// namespace of its own (a random prefix) that has no stream: live events only.
+// Every run publishes in a namespace of its own (a random prefix) that has
+// no stream: live events only.
 #include "bench_report.hpp"
 
 #include <aether/persistence/event_bus.hpp>
@@ -80,11 +88,11 @@ std::string event_data() {
   return head + std::string(payload_bytes - head.size() - tail.size(), 'x') + tail;
 }
 
-/// A raw message of `payload_bytes` bytes that starts with its send time
+/// A raw message of `size` bytes that starts with its send time
 /// (`aether::now_ns`, 20 digits; 0: not timed).
-std::string raw_payload(std::int64_t sent_ns) {
+std::string raw_payload(std::int64_t sent_ns, std::size_t size) {
   auto out = fmt::format("{:020}", sent_ns);
-  out.resize(payload_bytes, 'x');
+  out.resize(std::max<std::size_t>(size, 20), 'x');
   return out;
 }
 
@@ -303,6 +311,21 @@ bool publish_event(aether::event_bus& bus, const std::string& ns, const aether::
 
 // -- local: one bus, one subscriber, in this process.
 
+std::string local_burst_case(std::int64_t total) { return fmt::format("local burst events={}", total); }
+
+std::string local_burst_params(std::int64_t total, std::int64_t window) {
+  return param("mode", "burst") + param("events", total) + param("window", window) +
+         param("payload_bytes", payload_bytes) + param("threads", worker_count());
+}
+
+void emit_local_latency(std::string_view impl, std::int64_t round_trips, std::vector<std::int64_t>& lat) {
+  const auto key = fmt::format("local latency round_trips={}", round_trips);
+  const auto params = param("mode", "latency") + param("round_trips", round_trips) +
+                      param("payload_bytes", payload_bytes) + param("threads", worker_count());
+  emit("local", key, impl, "p50_us", percentile_us(lat, 0.50), "us", params);
+  emit("local", key, impl, "p99_us", percentile_us(lat, 0.99), "us", params);
+}
+
 bool run_local(const bench_env& env) {
   const auto ns = fmt::format("{}_local", env.prefix);
   const auto proto = bench_event(ns);
@@ -323,10 +346,8 @@ bool run_local(const bench_env& env) {
   if (!burst(*rx, sent, std::min<std::int64_t>(total, 10'000), window, publish(false))) return false;
   const auto secs = burst(*rx, sent, total, window, publish(false));
   if (!secs) return false;
-  note("local burst events={}: {:.3f} s", total, *secs);
-  const auto burst_params =
-      param("mode", "burst") + param("events", total) + param("window", window) + param("payload_bytes", payload_bytes);
-  emit("local", "aether", "events_per_s", static_cast<double>(total) / *secs, "events/s", burst_params);
+  emit("local", local_burst_case(total), "aether", "events_per_s", static_cast<double>(total) / *secs, "events/s",
+       local_burst_params(total, window));
 
   const auto round_trips = scaled(10'000, env.scale);
   std::vector<std::int64_t> lat;
@@ -339,10 +360,38 @@ bool run_local(const bench_env& env) {
     note("local: {} events dropped", sub->dropped());
     return false;
   }
-  const auto lat_params =
-      param("mode", "latency") + param("round_trips", round_trips) + param("payload_bytes", payload_bytes);
-  emit("local", "aether", "p50_us", percentile_us(lat, 0.50), "us", lat_params);
-  emit("local", "aether", "p99_us", percentile_us(lat, 0.99), "us", lat_params);
+  emit_local_latency("aether", round_trips, lat);
+  return true;
+}
+
+// -- floor_post: the same patterns as plain posts to an idle pool.
+
+bool run_floor_post(const bench_env& env) {
+  const auto window = static_cast<std::int64_t>(aether::subscribe_options{}.buffer);
+  bus_node node; // its pool only
+  receiver rx;
+  std::int64_t sent = 0;
+  std::size_t next_lane = 0;
+  auto post = [&](bool timed) {
+    return [&, timed] {
+      const auto at = timed ? aether::now_ns() : 0;
+      node.pool.post(next_lane++ % lanes, [&rx, at] { rx.got(at); });
+      return true;
+    };
+  };
+  const auto total = scaled(1'000'000, env.scale);
+  if (!burst(rx, sent, std::min<std::int64_t>(total, 10'000), window, post(false))) return false;
+  const auto secs = burst(rx, sent, total, window, post(false));
+  if (!secs) return false;
+  emit("local", local_burst_case(total), "floor.pool_post", "events_per_s", static_cast<double>(total) / *secs,
+       "events/s", local_burst_params(total, window));
+  const auto round_trips = scaled(10'000, env.scale);
+  std::vector<std::int64_t> lat;
+  if (!one_at_a_time(rx, sent, warmup_events, post(true), nullptr) ||
+      !one_at_a_time(rx, sent, round_trips, post(true), &lat)) {
+    return false;
+  }
+  emit_local_latency("floor.pool_post", round_trips, lat);
   return true;
 }
 
@@ -388,36 +437,39 @@ bool open_nodes(const bench_env& env, bool send_asap, cross_nodes& nodes) {
   return true;
 }
 
-/// Both sides of one cross-node run: the aether subscription on node B and
-/// the raw one, each with what it got.
+/// One side of one cross-node run: node B's bus subscription (aether) or a
+/// raw subscription on node B's raw connection (nats.c), with what it got.
 struct cross_run {
   cross_nodes& nodes;
+  bool aether_side;
   std::string ns;
   std::string raw_subject;
   aether::event proto;
-  std::string raw_untimed = raw_payload(0);
-  std::shared_ptr<receiver> aether_rx = std::make_shared<receiver>();
-  std::shared_ptr<receiver> raw_rx = std::make_shared<receiver>();
-  std::int64_t aether_sent = 0;
-  std::int64_t raw_sent = 0;
+  std::size_t raw_size = payload_bytes;
+  std::string raw_untimed;
+  std::shared_ptr<receiver> rx = std::make_shared<receiver>();
+  std::int64_t sent = 0;
   aether::event_subscription aether_sub;
-  std::unique_ptr<raw_subscription> raw_sub = std::make_unique<raw_subscription>(raw_rx);
+  std::unique_ptr<raw_subscription> raw_sub = std::make_unique<raw_subscription>(rx);
 
-  cross_run(const bench_env& e, cross_nodes& n, std::string_view what)
+  cross_run(const bench_env& e, cross_nodes& n, bool aether, std::string_view what)
       : nodes{n},
+        aether_side{aether},
         ns{fmt::format("{}_{}", e.prefix, what)},
         raw_subject{fmt::format("bench.{}.raw.{}", e.prefix, what)},
         proto{bench_event(ns)} {}
 
   bool subscribe() {
-    auto s = nodes.node_b.bus->subscribe(ns, {}, count_into(aether_rx));
-    if (!s) {
-      note("cross_node: {}", s.error().to_string());
-      return false;
+    if (aether_side) {
+      auto s = nodes.node_b.bus->subscribe(ns, {}, count_into(rx));
+      if (!s) {
+        note("cross_node: {}", s.error().to_string());
+        return false;
+      }
+      aether_sub = std::move(*s); // the bus flushed: the server has the interest
+      return true;
     }
-    aether_sub = std::move(*s);
     if (!raw_sub->start(nodes.raw_b.get(), raw_subject)) return false;
-    // The server has both interests once this returns (the bus flushed its own).
     if (auto f = natsConnection_FlushTimeout(nodes.raw_b.get(), 5'000); f != NATS_OK) {
       note("cross_node: {}", nats_failure(f, "flushing"));
       return false;
@@ -425,13 +477,10 @@ struct cross_run {
     return true;
   }
 
-  std::function<bool()> publish_aether(bool timed) {
-    return [this, timed] { return publish_event(*nodes.node_a.bus, ns, proto, timed); };
-  }
-
-  std::function<bool()> publish_raw(bool timed) {
+  std::function<bool()> publish(bool timed) {
+    if (aether_side) return [this, timed] { return publish_event(*nodes.node_a.bus, ns, proto, timed); };
     return [this, timed] {
-      const auto payload = timed ? raw_payload(aether::now_ns()) : raw_untimed;
+      const auto payload = timed ? raw_payload(aether::now_ns(), raw_size) : raw_untimed;
       const auto s = natsConnection_Publish(nodes.raw_a.get(), raw_subject.c_str(), payload.data(),
                                             static_cast<int>(payload.size()));
       if (s != NATS_OK) note("  raw publish: {}", nats_failure(s, "publishing"));
@@ -439,100 +488,87 @@ struct cross_run {
     };
   }
 
-  /// Warms up both paths, one at a time.
-  bool warm_up() {
-    return one_at_a_time(*aether_rx, aether_sent, warmup_events, publish_aether(true), nullptr) &&
-           one_at_a_time(*raw_rx, raw_sent, warmup_events, publish_raw(true), nullptr);
-  }
-
-  /// Checks that nothing was dropped.
-  bool check() const {
-    if (aether_sub.dropped() != 0 || raw_sub->dropped() != 0) {
-      note("cross_node: dropped: aether {}, nats.c {}", aether_sub.dropped(), raw_sub->dropped());
-      return false;
-    }
-    return true;
+  [[nodiscard]] std::int64_t dropped() const noexcept {
+    return aether_side ? static_cast<std::int64_t>(aether_sub.dropped()) : raw_sub->dropped();
   }
 };
 
 /// The size of the message node A's bus sends for one bench event.
-std::optional<std::size_t> wire_size(cross_run& run) {
+std::optional<std::size_t> wire_size(const bench_env& env, cross_nodes& nodes) {
+  const auto ns = fmt::format("{}_size", env.prefix);
   auto rx = std::make_shared<receiver>();
   auto size = std::make_shared<std::atomic<std::size_t>>(0);
-  auto probe = run.nodes.conn_b->subscribe(fmt::format("aether.{}.pub.>", run.ns),
-                                           [rx, size](const aether::nats::message_view& m) {
-                                             size->store(m.data().size());
-                                             rx->got(0);
-                                           });
-  if (!probe || !run.nodes.conn_b->flush(5s)) return std::nullopt;
+  auto probe =
+      nodes.conn_b->subscribe(fmt::format("aether.{}.pub.>", ns), [rx, size](const aether::nats::message_view& m) {
+        size->store(m.data().size());
+        rx->got(0);
+      });
+  if (!probe || !nodes.conn_b->flush(5s)) return std::nullopt;
   std::int64_t sent = 0;
-  if (!one_at_a_time(*rx, sent, 1, run.publish_aether(false), nullptr)) return std::nullopt;
-  ++run.aether_sent; // node B's subscription gets it too
+  const auto proto = bench_event(ns);
+  if (!one_at_a_time(
+          *rx, sent, 1, [&] { return publish_event(*nodes.node_a.bus, ns, proto, false); }, nullptr)) {
+    return std::nullopt;
+  }
   return size->load();
 }
 
-bool run_cross_latency(const bench_env& env, cross_nodes& nodes, bool send_asap) {
-  cross_run run{env, nodes, send_asap ? "lat_asap" : "lat"};
-  if (!run.subscribe() || !run.warm_up()) return false;
-  if (const auto size = wire_size(run)) {
-    note("cross_node: an event of {} bytes of data travels as {} bytes; raw messages have {}", payload_bytes, *size,
-         payload_bytes);
+bool run_cross_node(const bench_env& env, bool aether_side, bool send_asap) {
+  cross_nodes nodes;
+  if (!open_nodes(env, send_asap, nodes)) return false;
+  const auto size = wire_size(env, nodes);
+  if (!size) {
+    note("cross_node: the bus's message size is unknown");
+    return false;
   }
-  const auto round_trips = scaled(5'000, env.scale);
-  constexpr std::int64_t turns = 5; // the two sides take turns, so drift hits both alike
-  std::vector<std::int64_t> aether_lat;
-  std::vector<std::int64_t> raw_lat;
-  const auto start = bench_clock::now();
-  for (std::int64_t t = 0; t < turns; ++t) {
-    const auto n = round_trips * (t + 1) / turns - round_trips * t / turns;
-    if (!one_at_a_time(*run.aether_rx, run.aether_sent, n, run.publish_aether(true), &aether_lat) ||
-        !one_at_a_time(*run.raw_rx, run.raw_sent, n, run.publish_raw(true), &raw_lat)) {
+  const auto impl = aether_side ? "aether" : "nats.c";
+  const auto asap = send_asap ? 1 : 0;
+  const auto size_params = param("send_asap", asap) + param("payload_bytes", payload_bytes);
+
+  // Latency: one at a time, after a warm-up.
+  {
+    cross_run run{env, nodes, aether_side, send_asap ? "lat_asap" : "lat"};
+    run.raw_size = *size;
+    run.raw_untimed = raw_payload(0, *size);
+    if (!run.subscribe() || !one_at_a_time(*run.rx, run.sent, warmup_events, run.publish(true), nullptr)) {
       return false;
     }
+    const auto round_trips = scaled(5'000, env.scale);
+    std::vector<std::int64_t> lat;
+    lat.reserve(static_cast<std::size_t>(round_trips));
+    if (!one_at_a_time(*run.rx, run.sent, round_trips, run.publish(true), &lat)) return false;
+    if (run.dropped() != 0) {
+      note("cross_node: {} dropped", run.dropped());
+      return false;
+    }
+    const auto key = fmt::format("cross_node latency send_asap={}", asap);
+    const auto params = param("mode", "latency") + param("round_trips", round_trips) + size_params;
+    emit("cross_node", key, impl, "p50_us", percentile_us(lat, 0.50), "us", params);
+    emit("cross_node", key, impl, "p99_us", percentile_us(lat, 0.99), "us", params);
+    emit("cross_node", key, impl, "message_bytes_on_wire", static_cast<double>(*size), "bytes", params);
   }
-  note("cross_node latency send_asap={} round_trips={}: {:.3f} s for both", send_asap ? 1 : 0, round_trips,
-       seconds_since(start));
-  if (!run.check()) return false;
-  const auto params = param("mode", "latency") + param("send_asap", send_asap ? 1 : 0) +
-                      param("round_trips", round_trips) + param("payload_bytes", payload_bytes);
-  emit("cross_node", "aether", "p50_us", percentile_us(aether_lat, 0.50), "us", params);
-  emit("cross_node", "nats.c", "p50_us", percentile_us(raw_lat, 0.50), "us", params);
-  emit("cross_node", "aether", "p99_us", percentile_us(aether_lat, 0.99), "us", params);
-  emit("cross_node", "nats.c", "p99_us", percentile_us(raw_lat, 0.99), "us", params);
-  return true;
-}
-
-bool run_cross_burst(const bench_env& env, cross_nodes& nodes, bool send_asap) {
-  cross_run run{env, nodes, send_asap ? "burst_asap" : "burst"};
-  if (!run.subscribe() || !run.warm_up()) return false;
-  const auto events = scaled(100'000, env.scale);
-  constexpr std::int64_t window = 1'024;
-  constexpr int runs = 3; // the median of these; the two sides take turns
-  std::vector<double> aether_secs;
-  std::vector<double> raw_secs;
-  for (int r = 0; r < runs; ++r) {
-    const auto a = burst(*run.aether_rx, run.aether_sent, events, window, run.publish_aether(false));
-    if (!a) return false;
-    const auto n = burst(*run.raw_rx, run.raw_sent, events, window, run.publish_raw(false));
-    if (!n) return false;
-    aether_secs.push_back(*a);
-    raw_secs.push_back(*n);
-    note("cross_node burst send_asap={} events={} run {}: aether {:.3f} s, nats.c {:.3f} s", send_asap ? 1 : 0, events,
-         r + 1, *a, *n);
+  // Burst: a window of 1,024 in flight, after a warm-up burst.
+  {
+    cross_run run{env, nodes, aether_side, send_asap ? "burst_asap" : "burst"};
+    run.raw_size = *size;
+    run.raw_untimed = raw_payload(0, *size);
+    const auto events = scaled(100'000, env.scale);
+    constexpr std::int64_t window = 1'024;
+    if (!run.subscribe() ||
+        !burst(*run.rx, run.sent, std::min<std::int64_t>(events, 10'000), window, run.publish(false))) {
+      return false;
+    }
+    const auto secs = burst(*run.rx, run.sent, events, window, run.publish(false));
+    if (!secs) return false;
+    if (run.dropped() != 0) {
+      note("cross_node: {} dropped", run.dropped());
+      return false;
+    }
+    const auto key = fmt::format("cross_node burst send_asap={}", asap);
+    const auto params = param("mode", "burst") + param("events", events) + param("window", window) + size_params;
+    emit("cross_node", key, impl, "events_per_s", static_cast<double>(events) / *secs, "events/s", params);
   }
-  if (!run.check()) return false;
-  const auto params = param("mode", "burst") + param("send_asap", send_asap ? 1 : 0) + param("events", events) +
-                      param("window", window) + param("payload_bytes", payload_bytes);
-  emit("cross_node", "aether", "events_per_s", static_cast<double>(events) / median(aether_secs), "events/s", params);
-  emit("cross_node", "nats.c", "events_per_s", static_cast<double>(events) / median(raw_secs), "events/s", params);
-  return true;
-}
-
-bool run_cross_node(const bench_env& env) {
-  for (const bool send_asap : {true, false}) {
-    cross_nodes nodes;
-    if (!open_nodes(env, send_asap, nodes)) return false;
-    if (!run_cross_latency(env, nodes, send_asap) || !run_cross_burst(env, nodes, send_asap)) return false;
+  if (nodes.conn_a->slow_consumer_events() != 0 || nodes.conn_b->slow_consumer_events() != 0) {
     note("slow consumer events: node A {}, node B {}", nodes.conn_a->slow_consumer_events(),
          nodes.conn_b->slow_consumer_events());
   }
@@ -549,6 +585,8 @@ std::string random_prefix() {
 int main(int argc, char** argv) {
   bench_env env;
   std::string only;
+  std::string impl = "aether";
+  bool send_asap = true;
   bool usage_error = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg{argv[i]};
@@ -558,31 +596,32 @@ int main(int argc, char** argv) {
       only = argv[++i];
     } else if (arg == "--scale" && i + 1 < argc) {
       env.scale = std::atof(argv[++i]);
+    } else if (arg == "--impl" && i + 1 < argc) {
+      impl = argv[++i];
+    } else if (arg == "--send-asap" && i + 1 < argc) {
+      send_asap = std::string_view{argv[++i]} == "1";
     } else {
       usage_error = true;
       break;
     }
   }
-  if (usage_error || (!only.empty() && only != "local" && only != "cross_node") ||
-      (only == "cross_node" && env.url.empty())) {
-    std::fprintf(stderr, "usage: %s [--url nats://HOST:PORT] [--only local|cross_node] [--scale F]\n", argv[0]);
-    return 2;
-  }
-  if (env.scale <= 0) {
-    std::fprintf(stderr, "--scale must be positive\n");
+  if (usage_error || (only != "local" && only != "floor_post" && only != "cross_node") ||
+      (only == "cross_node" && env.url.empty()) || (impl != "aether" && impl != "nats.c") || env.scale <= 0) {
+    std::fprintf(stderr,
+                 "usage: %s --only local|floor_post [--scale F]\n"
+                 "       %s --only cross_node --url nats://HOST:PORT --impl aether|nats.c --send-asap 0|1 "
+                 "[--scale F]\n",
+                 argv[0], argv[0]);
     return 2;
   }
   env.prefix = random_prefix();
-  note("run prefix {}", env.prefix);
-
-  bool ok = true;
-  if (ok && (only.empty() || only == "local")) ok = run_local(env);
-  if (ok && (only.empty() || only == "cross_node")) {
-    if (env.url.empty()) {
-      note("no --url: cross_node skipped");
-    } else {
-      ok = run_cross_node(env);
-    }
+  bool ok = false;
+  if (only == "local") {
+    ok = run_local(env);
+  } else if (only == "floor_post") {
+    ok = run_floor_post(env);
+  } else {
+    ok = run_cross_node(env, impl == "aether", send_asap);
   }
   return ok ? 0 : 1;
 }

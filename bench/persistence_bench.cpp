@@ -1,30 +1,48 @@
 // Aether's persistence benchmarks: the JetStream event store beside raw nats.c
-// doing the same work on the same nats-server, in the same run.
+// doing the same work on the same nats-server.
 //
-// Prints one flat JSON object per line on stdout:
-//   {"bench":B,"impl":"aether"|"nats.c","metric":M,"value":V,"unit":U,<params>}
-// and per-run diagnostics on stderr.
+// One workload and one side per process (bench/run.sh runs each side in a
+// fresh process, in turns, several times). Prints one flat JSON object per
+// line on stdout:
+//   {"bench":B,"case":C,"impl":I,"metric":M,"value":V,"unit":U,<params>}
 //
-// Usage: aether_persistence_bench --url nats://127.0.0.1:PORT [--only append|replay|activation] [--scale F]
+// Usage: aether_persistence_bench --url nats://127.0.0.1:PORT --only WORKLOAD
+//          [--prefix P] [--scale F] [--actors N] [--window N]
+//          [--mode same_bytes|plain] [--impl aether|same_decoder|count]
+//          [--events N] [--per-message N] [--snapshot 0|1]
 //
-// append:     actors appending 128-byte events one at a time each, many
-//              actors at once (1, 100, 10,000); beside it raw js_Publish
-//              (sync, beside 1 actor) and js_PublishAsync with as many in
-//              flight as the actors keep (async: plain, to one subject;
-//              async_fenced: a subject per write with expect-empty and a
-//              message id, the way the store writes, which shows the
-//              server's share of the fence).
-// replay:      one actor's history read back (10,000 and 100,000 events,
-//              1 and 100 events per stored message); beside it a raw ordered
-//              consumer on the same stream and subjects.
-// activation:  the first message to an event-sourced actor with 10,000
-//              events, without and with a snapshot 10 events before the end.
+// append_writers  aether.store_writers: N writers calling the store
+//                 directly, each appending one 128-byte event after the
+//                 acknowledgement of its previous one (100,000 in all), the
+//                 next append issued from the store's callback.
+// append_actors   aether.es_actors: the same through the actor system: N
+//                 event-sourced actors, each told commands one after the
+//                 other (the next once the reply to the previous came), each
+//                 command persisting one event.
+// append_raw      nats.c with `--window` publishes in flight: same_bytes
+//                 sends what the store sends (its subjects, one per write,
+//                 its headers and JSON batch, to a stream made by the store,
+//                 with its republish and settings); plain sends 128-byte
+//                 messages on one subject of a plain stream: the ceiling.
+// replay          one actor's history (`--events`, `--per-message` events
+//                 per stored message) read back: aether through the store;
+//                 same_decoder: a raw ordered consumer decoding every message
+//                 with the store's decoder; count: a raw consumer that only
+//                 counts (the transport's ceiling).
+// activation      the first message to an event-sourced actor with 10,000
+//                 events, without or with a snapshot 10 events before the
+//                 end, in a fresh actor system after one untimed activation.
 //
-// Every run works in namespaces and streams of its own (a random prefix) and
-// deletes them at the end. Streams use file storage: on nats-server 2.9.10 a
-// memory stream scans for a subject's last message on every conditional
-// publish.
+// Histories for replay and activation live in namespaces named after
+// `--prefix` and are written by the first process that needs them; append
+// workloads use namespaces of their own and delete them at the end. Streams
+// use file storage: on nats-server 2.9.10 a memory stream scans for a
+// subject's last message on every conditional publish.
 #include "bench_report.hpp"
+
+// The store's own encoder and decoder (a private header of the persistence
+// library): the raw peers send and decode exactly what the store does.
+#include "stored_event.hpp"
 
 #include <aether/actors/actor_system.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
@@ -145,12 +163,15 @@ std::string nats_failure(natsStatus s, std::string_view what) {
 
 class raw_client {
 public:
-  static std::optional<raw_client> connect(const std::string& url) {
+  /// `send_asap`: every publish written at once, as the store's second
+  /// connection does while fewer than four writes are in flight.
+  static std::optional<raw_client> connect(const std::string& url, bool send_asap = false) {
     natsOptions* opts = nullptr;
     if (natsOptions_Create(&opts) != NATS_OK) return std::nullopt;
     nats_ptr<natsOptions> guard{opts};
     natsOptions_SetURL(opts, url.c_str());
     natsOptions_SetName(opts, "bench-raw");
+    natsOptions_SetSendAsap(opts, send_asap);
     natsOptions_SetErrorHandler(opts, &raw_client::on_error, nullptr);
     natsConnection* nc = nullptr;
     if (auto s = natsConnection_Connect(&nc, opts); s != NATS_OK) {
@@ -216,29 +237,32 @@ private:
 // -- the run: connections, store, and what to delete at the end.
 
 struct bench_env {
+  std::string url;
   double scale = 1;
-  std::string prefix; // namespaces, streams and subjects of this run start with it
+  std::string prefix; // namespaces, streams and subjects of this suite run start with it
   std::shared_ptr<aether::nats::connection> conn;
   std::shared_ptr<aether::jetstream_event_store> store;
   std::shared_ptr<aether::kv_snapshot_store> snapshots;
   std::optional<raw_client> raw;
-  std::vector<std::string> streams;
-  std::vector<std::string> buckets;
+  std::vector<std::string> streams; // deleted at the end
 
-  /// A namespace of this run, whose stream is deleted at the end.
-  std::string namespace_for(std::string_view what) {
-    auto ns = fmt::format("{}_{}", prefix, what);
+  /// A namespace of this process only, whose stream is deleted at the end.
+  std::string own_namespace(std::string_view what) {
+    auto ns = fmt::format("{}_{}_{:08x}", prefix, what, std::random_device{}());
     streams.push_back(aether::jetstream_event_store::stream_name(ns));
     return ns;
   }
-  /// A raw stream of this run, deleted at the end: its name and the
-  /// subject prefix `p` it captures (as `p.>`).
+  /// A namespace shared by the processes of this suite run (histories).
+  [[nodiscard]] std::string shared_namespace(std::string_view what) const { return fmt::format("{}_{}", prefix, what); }
+
+  /// A plain raw stream of this process, deleted at the end: its name and
+  /// the subject prefix `p` it captures (as `p.>`).
   std::optional<std::pair<std::string, std::string>> raw_stream(std::string_view what) {
-    auto name = fmt::format("{}_raw_{}", prefix, what);
-    auto subject = fmt::format("bench.{}.raw.{}", prefix, what);
-    if (!raw->add_stream(name, subject + ".>")) return std::nullopt;
-    streams.push_back(name);
-    return std::pair{name, subject};
+    auto tag = fmt::format("{}_raw_{}_{:08x}", prefix, what, std::random_device{}());
+    auto subject = fmt::format("bench.{}", tag);
+    if (!raw->add_stream(tag, subject + ".>")) return std::nullopt;
+    streams.push_back(tag);
+    return std::pair{tag, subject};
   }
 
   void cleanup() {
@@ -247,20 +271,11 @@ struct bench_env {
         note("cleanup: {}", r.error().to_string());
       }
     }
-    for (const auto& b : buckets) {
-      if (auto r = conn->delete_bucket(b); !r && r.error().code() != aether::errc::not_found) {
-        note("cleanup: {}", r.error().to_string());
-      }
-    }
   }
 
-  void check_count(const std::string& stream, std::uint64_t expected_messages) {
+  [[nodiscard]] std::uint64_t message_count(const std::string& stream) const {
     auto n = conn->stream_message_count(stream);
-    if (!n) {
-      note("  {}: {}", stream, n.error().to_string());
-    } else if (*n != expected_messages) {
-      note("  {}: {} messages stored, expected {}", stream, *n, expected_messages);
-    }
+    return n ? *n : 0;
   }
 };
 
@@ -310,11 +325,62 @@ expected<std::vector<std::uint64_t>> write_history(aether::event_store& store, c
   return sequences;
 }
 
-// -- append: actors appending one event at a time, each after the previous
-//    one's acknowledgement, all actors at once.
+// -- append
 
-/// Drives `actors` actors through `per_actor` sequential appends each. The
-/// next append of an actor is issued from its previous one's callback (on a
+constexpr std::int64_t append_total = 100'000;
+constexpr std::int64_t append_warmup = 200;
+
+std::string append_case(std::int64_t window) { return fmt::format("append window={}", window); }
+
+std::string append_params(std::int64_t window, std::int64_t total) {
+  return param("window", window) + param("events", total) + param("payload_bytes", payload_bytes);
+}
+
+void emit_append(std::string_view impl, std::int64_t window, std::int64_t total, double secs,
+                 std::vector<std::int64_t>& lat) {
+  const auto key = append_case(window);
+  const auto params = append_params(window, total);
+  emit("append", key, impl, "events_per_s", static_cast<double>(total) / secs, "events/s", params);
+  emit("append", key, impl, "p50_us", percentile_us(lat, 0.50), "us", params);
+  emit("append", key, impl, "p99_us", percentile_us(lat, 0.99), "us", params);
+}
+
+/// One write as the store sends it: subject, headers, payload.
+struct store_write {
+  std::string subject;
+  std::string write_id;
+  std::string last_version;
+  std::string payload;
+};
+
+/// The writes the store would send for `actors` writers appending one event
+/// at a time, `total` in all, in the order a round robin issues them.
+std::vector<store_write> store_writes(const std::string& ns, std::int64_t actors, std::int64_t total) {
+  std::vector<store_write> out;
+  out.reserve(static_cast<std::size_t>(total));
+  for (std::int64_t k = 0; k < total; ++k) {
+    const actor_id id{"account", fmt::format("a{}", k % actors), ns};
+    const auto version = static_cast<std::uint64_t>(k / actors);
+    std::vector<aether::event> events;
+    events.push_back(make_event("bench.appended", event_payload()));
+    if (auto r = aether::detail::prepare_append(id, version, events); !r) std::abort();
+    out.push_back(store_write{aether::jetstream_event_store::subject(id, version + 1), events.front().id,
+                              std::to_string(version + 1), aether::detail::encode_batch(events)});
+  }
+  return out;
+}
+
+/// Warms up the connection, the store's paths and the server's stream of `ns`.
+bool warm_store(bench_env& env, const std::string& ns) {
+  auto warm = write_history(
+      *env.store, actor_id{"warmup", "w", ns}, append_warmup, 1, 1, [](std::int64_t) { return event_payload(); },
+      "bench.appended");
+  if (!warm) note("append warmup: {}", warm.error().to_string());
+  return warm.has_value();
+}
+
+/// Drives `actors` writers through `per_actor` sequential appends each. The
+/// next append of a writer is issued from its previous one's callback (on a
 /// store or nats.c thread): the store's own cost, without an executor hop.
 class append_driver {
 public:
@@ -346,7 +412,7 @@ private:
     bench_clock::time_point sent;
   };
 
-  // Each actor's state is touched by one append chain at a time.
+  // Each writer's state is touched by one append chain at a time.
   void issue(std::size_t i) {
     auto& a = actors_[i];
     std::vector<aether::event> events;
@@ -365,7 +431,7 @@ private:
         ++failures_;
         if (!failure_) failure_ = r.error();
       }
-      finished_.add(); // this actor stops
+      finished_.add(); // this writer stops
       return;
     }
     if (++a.version < per_actor_) {
@@ -386,48 +452,184 @@ private:
   std::int64_t failures_ = 0;
 };
 
-bool run_aether_append(bench_env& env, std::int64_t actors, std::int64_t per_actor) {
-  const auto ns = env.namespace_for(fmt::format("append{}", actors));
+bool run_append_writers(bench_env& env, std::int64_t actors) {
+  const auto total = scaled(append_total, env.scale);
+  const auto per_actor = std::max<std::int64_t>(1, total / actors);
+  const auto ns = env.own_namespace(fmt::format("writers{}", actors));
   if (auto r = env.store->prepare(ns); !r) {
     note("append: {}", r.error().to_string());
     return false;
   }
-  // Warm up the connection, the store's paths and the server's stream.
-  constexpr std::int64_t warmup = 200;
-  auto warm = write_history(
-      *env.store, actor_id{"warmup", "w", ns}, warmup, 1, 1, [](std::int64_t) { return event_payload(); },
-      "bench.appended");
-  if (!warm) {
-    note("append warmup: {}", warm.error().to_string());
-    return false;
-  }
+  if (!warm_store(env, ns)) return false;
   append_driver driver{*env.store, ns, actors, per_actor};
   double secs = 0;
   const bool ok = driver.run(secs);
   auto lat = driver.latencies();
-  const auto total = actors * per_actor;
-  note("append aether actors={} events={}: {:.3f} s, {} latencies", actors, total, secs, lat.size());
-  env.check_count(aether::jetstream_event_store::stream_name(ns), static_cast<std::uint64_t>(total + warmup));
-  if (!ok) return false;
-  const auto params = param("actors", actors) + param("events", total) + param("payload_bytes", payload_bytes);
-  emit("append", "aether", "events_per_s", static_cast<double>(total) / secs, "events/s", params);
-  emit("append", "aether", "p50_us", percentile_us(lat, 0.50), "us", params);
-  emit("append", "aether", "p99_us", percentile_us(lat, 0.99), "us", params);
+  const auto stored = env.message_count(aether::jetstream_event_store::stream_name(ns));
+  if (!ok || stored != static_cast<std::uint64_t>(actors * per_actor + append_warmup)) {
+    note("append writers: {} messages stored, expected {}", stored, actors * per_actor + append_warmup);
+    return false;
+  }
+  emit_append("aether.store_writers", actors, actors * per_actor, secs, lat);
+  emit("append", append_case(actors), "aether.store_writers", "payload_bytes_on_wire",
+       static_cast<double>(store_writes(ns, 1, 1).front().payload.size()), "bytes",
+       append_params(actors, actors * per_actor));
   return true;
 }
+
+// -- append_actors: event-sourced actors in an actor system.
+
+struct appended {
+  static constexpr std::string_view type_name = "bench.appended";
+  std::string pad;
+};
+AETHER_JSON_FIELDS(appended, pad)
+
+struct ledger_state {
+  std::int64_t count = 0;
+};
+AETHER_JSON_FIELDS(ledger_state, count)
+
+struct append_one {};
+
+class ledger : public aether::event_sourced_actor<ledger_state> {
+public:
+  ledger() {
+    apply([](ledger_state& s, const appended&) { ++s.count; });
+    on([this](const append_one&, aether::context& ctx) { persist(ctx, appended{pad()}); });
+  }
+
+private:
+  // 128 bytes of JSON once encoded, like the writers' event.
+  static const std::string& pad() {
+    static const std::string p(payload_bytes - std::string_view{R"({"pad":""})"}.size(), 'x');
+    return p;
+  }
+};
+
+/// A node-like setup: a thread per core, default shards.
+struct runtime {
+  runtime() = default;
+  ~runtime() { aether::close_and_join(system, pool); }
+  aether::thread_pool_executor pool{worker_count(), aether::system_config{}.shard_count};
+  aether::actor_system system{aether::system_config{}, pool};
+};
+
+/// Tells each of `actors` event-sourced actors `per_actor` commands, the next
+/// once the reply to the previous came (its callback runs on a runtime thread).
+class command_driver {
+public:
+  command_driver(aether::actor_system& system, std::string_view ns, std::int64_t actors, std::int64_t per_actor)
+      : system_{system}, per_actor_{per_actor}, latencies_{static_cast<std::size_t>(actors * per_actor)} {
+    for (std::int64_t i = 0; i < actors; ++i) slots_.push_back(slot{actor_id{"ledger", fmt::format("l{}", i), ns}});
+  }
+
+  bool run(double& seconds) {
+    const auto start = bench_clock::now();
+    for (std::size_t i = 0; i < slots_.size(); ++i) issue(i);
+    const bool finished = finished_.wait_for(static_cast<std::int64_t>(slots_.size()), run_deadline);
+    seconds = seconds_since(start);
+    std::lock_guard lock{failure_mutex_};
+    if (failure_) note("  append actors: {} commands failed, the first: {}", failures_, failure_->to_string());
+    return finished && !failure_;
+  }
+
+  std::vector<std::int64_t> latencies() { return latencies_.take(); }
+
+private:
+  struct slot {
+    actor_id id;
+    std::int64_t done = 0;
+    bench_clock::time_point sent{};
+  };
+
+  void issue(std::size_t i) {
+    auto& sending = slots_[i];
+    sending.sent = bench_clock::now();
+    system_.ask<aether::persisted>(sending.id, append_one{}, 60s).then([this, i](expected<aether::persisted> r) {
+      auto& s = slots_[i];
+      latencies_.record(nanos_since(s.sent));
+      if (!r) {
+        std::lock_guard lock{failure_mutex_};
+        ++failures_;
+        if (!failure_) failure_ = r.error();
+        finished_.add();
+      } else if (++s.done < per_actor_) {
+        issue(i);
+      } else {
+        finished_.add();
+      }
+    });
+  }
+
+  aether::actor_system& system_;
+  std::int64_t per_actor_;
+  std::vector<slot> slots_;
+  latency_log latencies_;
+  countdown finished_;
+  std::mutex failure_mutex_;
+  std::optional<aether::error> failure_;
+  std::int64_t failures_ = 0;
+};
+
+bool run_append_actors(bench_env& env, std::int64_t actors) {
+  const auto total = scaled(append_total, env.scale);
+  const auto per_actor = std::max<std::int64_t>(1, total / actors);
+  const auto ns = env.own_namespace(fmt::format("actors{}", actors));
+  if (auto r = env.store->prepare(ns); !r) {
+    note("append: {}", r.error().to_string());
+    return false;
+  }
+  if (!warm_store(env, ns)) return false;
+  auto p = std::make_shared<aether::persistence>();
+  p->events = env.store;
+  p->snapshot_on_passivate = false;
+  double secs = 0;
+  bool ok = false;
+  std::vector<std::int64_t> lat;
+  {
+    runtime rt;
+    aether::register_event_sourced<ledger>(rt.system, "ledger", p);
+    command_driver driver{rt.system, ns, actors, per_actor};
+    ok = driver.run(secs);
+    lat = driver.latencies();
+  }
+  const auto stored = env.message_count(aether::jetstream_event_store::stream_name(ns));
+  if (!ok || stored != static_cast<std::uint64_t>(actors * per_actor + append_warmup)) {
+    note("append actors: {} messages stored, expected {}", stored, actors * per_actor + append_warmup);
+    return false;
+  }
+  emit_append("aether.es_actors", actors, actors * per_actor, secs, lat);
+  return true;
+}
+
+// -- append_raw
 
 /// Raw async publish: what the ack handler needs.
 struct async_acks {
   bench_clock::time_point epoch;
   latency_log* latencies = nullptr;
+  std::vector<std::int64_t>* sent_at = nullptr; // by write index, for same_bytes
+  std::int64_t writers = 1;                     // same_bytes: writes k go to writer k % writers
   std::atomic<std::int64_t> acked{0};
   std::atomic<std::int64_t> failed{0};
 
   static void on_ack(jsCtx*, natsMsg* m, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto& self = *static_cast<async_acks*>(closure);
-    // The send time rides in the payload's first bytes.
     std::int64_t sent = 0;
-    if (natsMsg_GetDataLength(m) >= static_cast<int>(sizeof sent)) std::memcpy(&sent, natsMsg_GetData(m), sizeof sent);
+    if (self.sent_at != nullptr) {
+      // The subject names the writer and version: ...a{writer}.{version}.
+      const std::string_view subject{natsMsg_GetSubject(m)};
+      const auto dot = subject.rfind('.');
+      const auto a = subject.rfind(".a", dot - 1);
+      const auto version = std::atoll(subject.substr(dot + 1).data());
+      const auto writer = std::atoll(std::string{subject.substr(a + 2, dot - a - 2)}.c_str());
+      const auto index = static_cast<std::size_t>((version - 1) * self.writers + writer);
+      if (index < self.sent_at->size()) sent = (*self.sent_at)[index];
+    } else if (natsMsg_GetDataLength(m) >= static_cast<int>(sizeof sent)) {
+      // The send time rides in the payload's first bytes.
+      std::memcpy(&sent, natsMsg_GetData(m), sizeof sent);
+    }
     self.latencies->record(nanos_since(self.epoch) - sent);
     if (pa != nullptr && pae == nullptr) {
       self.acked.fetch_add(1, std::memory_order_relaxed);
@@ -438,52 +640,91 @@ struct async_acks {
   }
 };
 
-/// Raw async publishes with up to `window` in flight: plain (all on one
-/// subject), or `fenced` the way the store writes (a subject per write,
-/// expect-empty and a message id), which tells the server's share of the
-/// fence from the client's.
-bool run_raw_async(bench_env& env, std::int64_t window, std::int64_t total, bool fenced) {
-  const std::string_view mode = fenced ? "async_fenced" : "async";
-  auto stream = env.raw_stream(fmt::format("{}{}", mode, window));
-  if (!stream) return false;
-  latency_log lat_log{static_cast<std::size_t>(total)};
+/// Raw async publishes with up to `window` in flight.
+bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) {
+  const bool same_bytes = mode == "same_bytes";
+  const auto total = std::max<std::int64_t>(1, scaled(append_total, env.scale) / window) * window;
+  // Below four in flight the store writes on a send-asap connection: so does this.
+  auto client = raw_client::connect(env.url, window < 4);
+  if (!client) return false;
+  std::string stream;
+  std::string plain_subject;
+  std::vector<store_write> writes;
+  if (same_bytes) {
+    // A namespace stream made by the store itself: the same settings and republish.
+    const auto ns = env.own_namespace(fmt::format("raw{}", window));
+    if (auto r = env.store->prepare(ns); !r) {
+      note("append raw: {}", r.error().to_string());
+      return false;
+    }
+    stream = aether::jetstream_event_store::stream_name(ns);
+    writes = store_writes(ns, window, total + append_warmup);
+  } else {
+    auto s = env.raw_stream(fmt::format("plain{}", window));
+    if (!s) return false;
+    stream = s->first;
+    plain_subject = s->second + ".all";
+  }
+  latency_log lat_log{static_cast<std::size_t>(total + append_warmup)};
+  std::vector<std::int64_t> sent_at(static_cast<std::size_t>(total + append_warmup));
   async_acks acks;
   acks.epoch = bench_clock::now();
   acks.latencies = &lat_log;
-  auto js = env.raw->jetstream(window, &async_acks::on_ack, &acks);
+  if (same_bytes) {
+    acks.sent_at = &sent_at;
+    acks.writers = window;
+  }
+  auto js = client->jetstream(window, &async_acks::on_ack, &acks);
   if (!js) return false;
   std::string payload(payload_bytes, 'x');
-  const auto plain_subject = stream->second + ".all";
-  const auto start = bench_clock::now();
-  for (std::int64_t i = 0; i < total; ++i) {
-    const auto sent = nanos_since(acks.epoch);
-    std::memcpy(payload.data(), &sent, sizeof sent);
+  std::int64_t wire_bytes = 0;
+  auto publish = [&](std::int64_t i) {
     natsStatus s = NATS_OK;
-    if (fenced) {
-      const auto subject = fmt::format("{}.{}", stream->second, i);
-      const auto msg_id = fmt::format("{}-{}", env.prefix, i);
+    const auto now = nanos_since(acks.epoch);
+    if (same_bytes) {
+      const auto& w = writes[static_cast<std::size_t>(i)];
+      sent_at[static_cast<std::size_t>(i)] = now;
       natsMsg* m = nullptr;
-      s = natsMsg_Create(&m, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
+      s = natsMsg_Create(&m, w.subject.c_str(), nullptr, w.payload.data(), static_cast<int>(w.payload.size()));
+      // The store's headers, in its order.
       if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", "0");
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
+      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Aether-Write-Id", w.write_id.c_str());
+      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Aether-Last-Version", w.last_version.c_str());
+      wire_bytes = static_cast<std::int64_t>(w.payload.size());
       while (s == NATS_OK || s == NATS_TIMEOUT) {
         s = js_PublishMsgAsync(js.get(), &m, nullptr);
         if (s != NATS_TIMEOUT) break; // the window stayed full for the whole stall wait
       }
       natsMsg_Destroy(m); // null once the library took it
     } else {
+      std::memcpy(payload.data(), &now, sizeof now);
+      wire_bytes = static_cast<std::int64_t>(payload.size());
       do {
         s = js_PublishAsync(js.get(), plain_subject.c_str(), payload.data(), static_cast<int>(payload.size()), nullptr);
       } while (s == NATS_TIMEOUT);
     }
-    if (s != NATS_OK) {
-      note("raw {}: {}", mode, nats_failure(s, "publishing"));
-      return false;
-    }
-  }
+    if (s != NATS_OK) note("raw {}: {}", mode, nats_failure(s, "publishing"));
+    return s == NATS_OK;
+  };
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = std::chrono::duration_cast<std::chrono::milliseconds>(run_deadline).count();
+  // The same warm-up as the store gets, then the timed publishes.
+  for (std::int64_t i = 0; i < append_warmup; ++i) {
+    if (!publish(i)) return false;
+  }
+  if (js_PublishAsyncComplete(js.get(), &po) != NATS_OK) return false;
+  for (auto until = bench_clock::now() + 5s; acks.acked + acks.failed < append_warmup && bench_clock::now() < until;) {
+    std::this_thread::sleep_for(1ms);
+  }
+  (void)lat_log.take(); // the warm-up's latencies
+  latency_log timed_log{static_cast<std::size_t>(total)};
+  acks.latencies = &timed_log;
+  acks.acked = 0;
+  const auto start = bench_clock::now();
+  for (std::int64_t i = append_warmup; i < append_warmup + total; ++i) {
+    if (!publish(i)) return false;
+  }
   const auto s = js_PublishAsyncComplete(js.get(), &po);
   const double secs = seconds_since(start);
   if (s != NATS_OK) {
@@ -494,74 +735,32 @@ bool run_raw_async(bench_env& env, std::int64_t window, std::int64_t total, bool
   for (auto until = bench_clock::now() + 5s; acks.acked + acks.failed < total && bench_clock::now() < until;) {
     std::this_thread::sleep_for(1ms);
   }
-  auto lat = lat_log.take();
-  note("append nats.c {} window={} messages={}: {:.3f} s, {} acked, {} failed", mode, window, total, secs,
-       acks.acked.load(), acks.failed.load());
-  env.check_count(stream->first, static_cast<std::uint64_t>(total));
-  if (acks.failed > 0) return false;
-  const auto params =
-      param("mode", mode) + param("window", window) + param("events", total) + param("payload_bytes", payload_bytes);
-  emit("append", "nats.c", "events_per_s", static_cast<double>(total) / secs, "events/s", params);
-  emit("append", "nats.c", "p50_us", percentile_us(lat, 0.50), "us", params);
-  emit("append", "nats.c", "p99_us", percentile_us(lat, 0.99), "us", params);
-  return true;
-}
-
-bool run_raw_sync(bench_env& env, std::int64_t total) {
-  auto stream = env.raw_stream("sync");
-  if (!stream) return false;
-  auto js = env.raw->jetstream();
-  if (!js) return false;
-  const std::string payload(payload_bytes, 'x');
-  const auto subject = stream->second + ".all";
-  std::vector<std::int64_t> lat;
-  lat.reserve(static_cast<std::size_t>(total));
-  const auto start = bench_clock::now();
-  for (std::int64_t i = 0; i < total; ++i) {
-    const auto sent = bench_clock::now();
-    jsPubAck* ack = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    const auto s =
-        js_Publish(&ack, js.get(), subject.c_str(), payload.data(), static_cast<int>(payload.size()), nullptr, &jerr);
-    lat.push_back(nanos_since(sent));
-    jsPubAck_Destroy(ack);
-    if (s != NATS_OK) {
-      note("raw sync: {} (JetStream error {})", nats_failure(s, "publishing"), static_cast<int>(jerr));
-      return false;
-    }
+  auto lat = timed_log.take();
+  const auto stored = env.message_count(stream);
+  if (acks.failed > 0 || stored != static_cast<std::uint64_t>(total + append_warmup)) {
+    note("raw {}: {} failed, {} stored, expected {}", mode, acks.failed.load(), stored, total + append_warmup);
+    return false;
   }
-  const double secs = seconds_since(start);
-  note("append nats.c sync messages={}: {:.3f} s", total, secs);
-  env.check_count(stream->first, static_cast<std::uint64_t>(total));
-  const auto params = param("mode", "sync") + param("events", total) + param("payload_bytes", payload_bytes);
-  emit("append", "nats.c", "events_per_s", static_cast<double>(total) / secs, "events/s", params);
-  emit("append", "nats.c", "p50_us", percentile_us(lat, 0.50), "us", params);
-  emit("append", "nats.c", "p99_us", percentile_us(lat, 0.99), "us", params);
+  const auto impl = same_bytes ? "nats.c.same_bytes" : "nats.c.plain";
+  emit_append(impl, window, total, secs, lat);
+  emit("append", append_case(window), impl, "payload_bytes_on_wire", static_cast<double>(wire_bytes), "bytes",
+       append_params(window, total));
   return true;
 }
 
-bool run_append(bench_env& env) {
-  const auto total = scaled(100'000, env.scale);
-  for (const std::int64_t actors : {1, 100, 10'000}) {
-    const auto per_actor = std::max<std::int64_t>(1, total / actors);
-    if (!run_aether_append(env, actors, per_actor)) return false;
-    // Raw nats.c beside it: one at a time beside one actor, else as many in
-    // flight as the actors keep in flight.
-    const bool ok = actors == 1 ? run_raw_sync(env, per_actor)
-                                : run_raw_async(env, actors, actors * per_actor, false) &&
-                                      run_raw_async(env, actors, actors * per_actor, true);
-    if (!ok) return false;
-  }
-  return true;
-}
+// -- replay: one actor's whole history, through the store or a raw ordered
+//    consumer on the same stream and filter.
 
-// -- replay: one actor's whole history, through the store and through a raw
-//    ordered consumer on the same stream.
-
-/// A raw ordered push consumer reading everything on `filter`.
+/// A raw ordered push consumer reading everything on a filter; with
+/// `decode`, it decodes every message with the store's decoder and keeps
+/// the events, as the store's read does.
 struct raw_replay {
+  bool decode = false;
+  actor_id actor;
   std::atomic<std::int64_t> messages{0};
-  std::atomic<std::int64_t> bytes{0};
+  std::atomic<std::int64_t> first_message_ns{0};
+  bench_clock::time_point start;
+  std::vector<aether::event> events;
   std::atomic<bool> failed{false};
   std::promise<void> done;
   std::atomic<bool> finished{false};
@@ -571,12 +770,24 @@ struct raw_replay {
 
   static void on_message(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
     auto& self = *static_cast<raw_replay*>(closure);
-    self.messages.fetch_add(1, std::memory_order_relaxed);
-    self.bytes.fetch_add(natsMsg_GetDataLength(m), std::memory_order_relaxed);
+    if (self.messages.fetch_add(1, std::memory_order_relaxed) == 0) self.first_message_ns = nanos_since(self.start);
     jsMsgMetaData* meta = nullptr;
     bool last = false;
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
       last = meta->NumPending == 0;
+      if (self.decode) {
+        const std::string_view subject{natsMsg_GetSubject(m)};
+        const auto first = std::strtoull(subject.substr(subject.rfind('.') + 1).data(), nullptr, 10);
+        auto batch =
+            aether::detail::decode_batch(self.actor, first, meta->Sequence.Stream,
+                                         {natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+        if (!batch) {
+          self.failed = true;
+        } else {
+          if (self.events.empty()) self.events.reserve(batch->size());
+          for (auto& e : *batch) self.events.push_back(std::move(e));
+        }
+      }
       jsMsgMetaData_Destroy(meta);
     } else {
       self.failed = true;
@@ -587,12 +798,21 @@ struct raw_replay {
   }
 };
 
-/// Seconds to read the stream's messages on `filter`, or nullopt.
-std::optional<double> time_raw_replay(bench_env& env, const std::string& stream, const std::string& filter,
-                                      std::int64_t expected_messages) {
+struct raw_replay_result {
+  double seconds = 0;
+  double first_message_ms = 0;
+};
+
+/// Reads the stream's messages on `filter` with a raw ordered consumer.
+std::optional<raw_replay_result> time_raw_replay(bench_env& env, const actor_id& actor, bool decode,
+                                                 std::int64_t expected_messages, std::int64_t expected_events) {
   auto js = env.raw->jetstream();
   if (!js) return std::nullopt;
+  const auto stream = aether::jetstream_event_store::stream_name(actor.ns());
+  const auto filter = aether::jetstream_event_store::actor_filter(actor);
   raw_replay r;
+  r.decode = decode;
+  r.actor = actor;
   auto done = r.done.get_future();
   jsSubOptions so;
   jsSubOptions_Init(&so);
@@ -601,7 +821,7 @@ std::optional<double> time_raw_replay(bench_env& env, const std::string& stream,
   so.Config.DeliverPolicy = js_DeliverAll;
   natsSubscription* sub = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const auto start = bench_clock::now();
+  r.start = bench_clock::now();
   if (auto s = js_Subscribe(&sub, js.get(), filter.c_str(), &raw_replay::on_message, &r, nullptr, &so, &jerr);
       s != NATS_OK) {
     note("raw replay: {} (JetStream error {})", nats_failure(s, "subscribing"), static_cast<int>(jerr));
@@ -611,7 +831,7 @@ std::optional<double> time_raw_replay(bench_env& env, const std::string& stream,
   auto closed = r.closed.get_future();
   natsSubscription_SetOnCompleteCB(sub, &raw_replay::on_closed, &r);
   const bool in_time = done.wait_for(run_deadline) == std::future_status::ready;
-  const double secs = seconds_since(start);
+  const double secs = seconds_since(r.start);
   std::int64_t dropped = 0;
   natsSubscription_GetDropped(sub, &dropped);
   natsSubscription_Unsubscribe(sub);
@@ -619,38 +839,60 @@ std::optional<double> time_raw_replay(bench_env& env, const std::string& stream,
     note("raw replay: the subscription did not close");
     std::abort(); // its callback may still run on `r`
   }
-  if (!in_time || r.failed || r.messages != expected_messages || dropped != 0) {
-    note("raw replay: {} of {} messages, {} dropped{}", r.messages.load(), expected_messages, dropped,
-         in_time ? "" : ", timed out");
+  if (!in_time || r.failed || r.messages != expected_messages || dropped != 0 ||
+      (decode && static_cast<std::int64_t>(r.events.size()) != expected_events)) {
+    note("raw replay: {} of {} messages, {} events, {} dropped{}", r.messages.load(), expected_messages,
+         r.events.size(), dropped, in_time ? "" : ", timed out");
     return std::nullopt;
   }
-  return secs;
+  return raw_replay_result{secs, static_cast<double>(r.first_message_ns.load()) / 1e6};
 }
 
-bool run_replay_case(bench_env& env, std::int64_t events, std::int64_t per_message) {
-  const auto ns = env.namespace_for(fmt::format("replay{}x{}", events, per_message));
+/// Makes sure the shared namespace `ns` holds `events` events of `actor`,
+/// `per_message` per write (the first process of a suite run writes them).
+bool ensure_history(bench_env& env, const std::string& ns, const actor_id& actor, std::int64_t events,
+                    std::int64_t per_message, const std::function<std::string(std::int64_t)>& data,
+                    std::string_view type, std::vector<std::uint64_t>* sequences = nullptr) {
   if (auto r = env.store->prepare(ns); !r) {
-    note("replay: {}", r.error().to_string());
+    note("history: {}", r.error().to_string());
     return false;
   }
-  const actor_id actor{"ledger", "r", ns};
-  const auto prep_start = bench_clock::now();
-  auto written = write_history(
-      *env.store, actor, events, per_message, 1'000, [](std::int64_t) { return event_payload(); }, "bench.appended");
-  if (!written) {
-    note("replay: writing the history: {}", written.error().to_string());
-    return false;
-  }
-  const auto messages = static_cast<std::int64_t>(written->size());
+  const auto writes = (events + per_message - 1) / per_message;
   const auto stream = aether::jetstream_event_store::stream_name(ns);
-  const auto filter = aether::jetstream_event_store::actor_filter(actor);
-  note("replay events={} events_per_msg={}: wrote {} messages in {:.3f} s", events, per_message, messages,
-       seconds_since(prep_start));
+  const auto before = env.message_count(stream);
+  if (before == 0) {
+    const auto start = bench_clock::now();
+    auto written = write_history(*env.store, actor, events, per_message, 1'000, data, type);
+    if (!written) {
+      note("history: {}", written.error().to_string());
+      return false;
+    }
+    note("history {}: {} writes in {:.3f} s", actor.to_string(), written->size(), seconds_since(start));
+    if (sequences) *sequences = std::move(*written);
+    return true;
+  }
+  if (before < static_cast<std::uint64_t>(writes)) {
+    note("history {}: {} writes stored, expected {}", actor.to_string(), before, writes);
+    return false;
+  }
+  return true;
+}
 
-  constexpr int runs = 3; // the median of these; the two sides take turns
-  std::vector<double> aether_secs;
-  std::vector<double> raw_secs;
-  for (int run = 0; run < runs; ++run) {
+bool run_replay(bench_env& env, std::string_view impl, std::int64_t events, std::int64_t per_message) {
+  per_message = std::min(per_message, events);
+  const auto ns = env.shared_namespace(fmt::format("replay{}x{}", events, per_message));
+  const actor_id actor{"ledger", "r", ns};
+  if (!ensure_history(
+          env, ns, actor, events, per_message, [](std::int64_t) { return event_payload(); }, "bench.appended")) {
+    return false;
+  }
+  const auto messages = (events + per_message - 1) / per_message;
+  const auto key = fmt::format("replay events={} per_message={}", events, per_message);
+  const auto params = param("events", events) + param("events_per_msg", per_message);
+  const auto explains = params + param("role", "explains");
+  if (impl == "aether") {
+    // Untimed: the first read of a process opens what later ones reuse.
+    (void)env.store->read_wait(actor, 1);
     const auto start = bench_clock::now();
     auto read = env.store->read_wait(actor, 1);
     const double secs = seconds_since(start);
@@ -659,28 +901,27 @@ bool run_replay_case(bench_env& env, std::int64_t events, std::int64_t per_messa
            read ? fmt::format("{} events, expected {}", read->size(), events) : read.error().to_string());
       return false;
     }
-    aether_secs.push_back(secs);
-    auto raw = time_raw_replay(env, stream, filter, messages);
-    if (!raw) return false;
-    raw_secs.push_back(*raw);
-    note("  run {}: aether {:.4f} s, nats.c {:.4f} s", run + 1, secs, *raw);
-  }
-  const double a = median(aether_secs);
-  const double n = median(raw_secs);
-  const auto params = param("events", events) + param("events_per_msg", per_message);
-  emit("replay", "aether", "events_per_s", static_cast<double>(events) / a, "events/s", params);
-  emit("replay", "nats.c", "events_per_s", static_cast<double>(events) / n, "events/s", params);
-  emit("replay", "nats.c", "msgs_per_s", static_cast<double>(messages) / n, "msg/s", params);
-  return true;
-}
-
-bool run_replay(bench_env& env) {
-  for (const double base : {10'000.0, 100'000.0}) {
-    const auto events = scaled(base, env.scale);
-    for (const std::int64_t per_message : {1, 100}) {
-      if (!run_replay_case(env, events, std::min(per_message, events))) return false;
+    emit("replay", key, "aether", "events_per_s", static_cast<double>(events) / secs, "events/s", params);
+    // What the read's first step costs on its own: 16 writes by exact subject,
+    // a direct get each (the walk; a long history then opens a consumer).
+    const auto stream = aether::jetstream_event_store::stream_name(ns);
+    const auto walk_start = bench_clock::now();
+    std::uint64_t version = 1;
+    for (int i = 0; i < 16 && version <= static_cast<std::uint64_t>(events); ++i) {
+      if (!env.conn->direct_get_last(stream, aether::jetstream_event_store::subject(actor, version))) break;
+      version += static_cast<std::uint64_t>(per_message);
     }
+    emit("replay", key, "aether", "walk_16_direct_gets_ms", seconds_since(walk_start) * 1e3, "ms", explains);
+    return true;
   }
+  const bool decode = impl == "same_decoder";
+  // Untimed, as on the store's side.
+  if (!time_raw_replay(env, actor, decode, messages, events)) return false;
+  auto r = time_raw_replay(env, actor, decode, messages, events);
+  if (!r) return false;
+  const auto name = decode ? "nats.c.same_decoder" : "nats.c.count";
+  emit("replay", key, name, "events_per_s", static_cast<double>(events) / r->seconds, "events/s", params);
+  emit("replay", key, name, "consumer_first_message_ms", r->first_message_ms, "ms", explains);
   return true;
 }
 
@@ -715,104 +956,87 @@ public:
   }
 };
 
-/// A node-like setup: a thread per core, default shards.
-struct runtime {
-  runtime() = default;
-  ~runtime() { aether::close_and_join(system, pool); }
-  aether::thread_pool_executor pool{worker_count(), aether::system_config{}.shard_count};
-  aether::actor_system system{aether::system_config{}, pool};
-};
-
-/// Prints what an activation's loads take on their own: the snapshot, then
-/// the events after it (medians).
-void activation_breakdown(bench_env& env, const actor_id& id, int runs) {
-  std::vector<double> load_ms;
-  std::vector<double> read_ms;
-  std::size_t events_read = 0;
-  for (int run = 0; run < runs; ++run) {
-    auto start = bench_clock::now();
-    auto snap = env.snapshots->load_wait(id);
-    load_ms.push_back(seconds_since(start) * 1e3);
-    const auto from = snap && *snap ? (*snap)->version + 1 : 1;
-    const auto hint = snap && *snap ? (*snap)->sequence : 0;
-    std::promise<expected<std::vector<aether::event>>> read;
-    start = bench_clock::now();
-    env.store->read(id, from, hint, [&](expected<std::vector<aether::event>> r) { read.set_value(std::move(r)); });
-    auto events = read.get_future().get();
-    read_ms.push_back(seconds_since(start) * 1e3);
-    if (events) events_read = events->size();
-  }
-  note("  alone: snapshot load {:.3f} ms, read of the {} events after it {:.3f} ms (medians)", median(load_ms),
-       events_read, median(read_ms));
-}
-
-bool run_activation(bench_env& env) {
+bool run_activation(bench_env& env, bool with_snapshot) {
   const auto events = scaled(10'000, env.scale);
-  const auto ns = env.namespace_for("activation");
-  env.buckets.push_back(aether::kv_snapshot_store::bucket_name(ns));
-  if (auto r = env.store->prepare(ns); !r) {
-    note("activation: {}", r.error().to_string());
-    return false;
-  }
+  const auto ns = env.shared_namespace(with_snapshot ? "activation1" : "activation0");
+  const actor_id id{"counter", with_snapshot ? "snap" : "plain", ns};
   std::int64_t expected_total = 0;
   for (std::int64_t v = 1; v <= events; ++v) expected_total += amount_of(v);
-
   const auto data = [](std::int64_t version) { return aether::json::encode(added{amount_of(version)}); };
-  std::vector<std::uint64_t> snap_sequences;
-  for (const std::string_view key : {"plain", "snap"}) {
-    auto written = write_history(*env.store, actor_id{"counter", key, ns}, events, 1, 1'000, data, added::type_name);
-    if (!written) {
-      note("activation: writing the history: {}", written.error().to_string());
-      return false;
-    }
-    if (key == "snap") snap_sequences = std::move(*written);
-  }
+  std::vector<std::uint64_t> sequences;
+  if (!ensure_history(env, ns, id, events, 1, data, added::type_name, &sequences)) return false;
   // The snapshot a node would have taken a few events before the end.
-  const auto snap_version = std::max<std::int64_t>(0, events - 10);
-  counter_state at_snapshot;
-  for (std::int64_t v = 1; v <= snap_version; ++v) {
-    ++at_snapshot.count;
-    at_snapshot.total += amount_of(v);
-  }
+  const auto snap_version = with_snapshot ? std::max<std::int64_t>(0, events - 10) : 0;
   if (snap_version > 0) {
-    const aether::snapshot s{static_cast<std::uint64_t>(snap_version),
-                             snap_sequences[static_cast<std::size_t>(snap_version - 1)], 1,
-                             aether::json::encode(at_snapshot)};
-    if (auto r = env.snapshots->save_wait(actor_id{"counter", "snap", ns}, s); !r) {
-      note("activation: saving the snapshot: {}", r.error().to_string());
-      return false;
+    auto existing = env.snapshots->load_wait(id);
+    if (!existing || !*existing) {
+      // Only the process that wrote the history knows its sequences.
+      if (sequences.empty()) {
+        note("activation: the history exists without its snapshot");
+        return false;
+      }
+      counter_state at_snapshot;
+      for (std::int64_t v = 1; v <= snap_version; ++v) {
+        ++at_snapshot.count;
+        at_snapshot.total += amount_of(v);
+      }
+      const aether::snapshot s{static_cast<std::uint64_t>(snap_version),
+                               sequences[static_cast<std::size_t>(snap_version - 1)], 1,
+                               aether::json::encode(at_snapshot)};
+      if (auto r = env.snapshots->save_wait(id, s); !r) {
+        note("activation: saving the snapshot: {}", r.error().to_string());
+        return false;
+      }
     }
+  } else {
+    // The snapshot store opens the bucket once per namespace: not part of an activation.
+    (void)env.snapshots->load_wait(actor_id{"counter", "none", ns});
   }
-  // The snapshot store opens the bucket once per namespace: not part of an activation.
-  (void)env.snapshots->load_wait(actor_id{"counter", "none", ns});
 
   auto p = std::make_shared<aether::persistence>();
   p->events = env.store;
   p->snapshots = env.snapshots;
   p->snapshot_on_passivate = false; // every run starts from the same stored state
-  constexpr int runs = 5;
-  for (const bool with_snapshot : {false, true}) {
-    const actor_id id{"counter", with_snapshot ? "snap" : "plain", ns};
-    std::vector<double> ms;
-    for (int run = 0; run < runs; ++run) {
-      runtime rt;
-      aether::register_event_sourced<counter>(rt.system, "counter", p);
-      const auto start = bench_clock::now();
-      auto total = rt.system.ask<std::int64_t>(id, get_total{}, 60s).get();
-      const double elapsed = seconds_since(start) * 1e3;
-      if (!total || *total != expected_total) {
-        note("activation: {}",
-             total ? fmt::format("total {}, expected {}", *total, expected_total) : total.error().to_string());
-        return false;
-      }
-      ms.push_back(elapsed);
+  double elapsed_ms = 0;
+  for (int run = 0; run < 2; ++run) { // the first, untimed, warms this process's paths
+    runtime rt;
+    aether::register_event_sourced<counter>(rt.system, "counter", p);
+    const auto start = bench_clock::now();
+    auto total = rt.system.ask<std::int64_t>(id, get_total{}, 60s).get();
+    elapsed_ms = seconds_since(start) * 1e3;
+    if (!total || *total != expected_total) {
+      note("activation: {}",
+           total ? fmt::format("total {}, expected {}", *total, expected_total) : total.error().to_string());
+      return false;
     }
-    note("activation events={} snapshot={}: {:.3f} ms", events, with_snapshot ? snap_version : 0, fmt::join(ms, " "));
-    activation_breakdown(env, id, runs);
-    emit("activation", "aether", "activation_ms", median(ms), "ms",
-         param("events", events) + param("snapshot", with_snapshot ? 1 : 0));
   }
+  // What the two loads take on their own: the snapshot, then the events after it.
+  auto start = bench_clock::now();
+  auto snap = env.snapshots->load_wait(id);
+  const double load_ms = seconds_since(start) * 1e3;
+  const auto from = snap && *snap ? (*snap)->version + 1 : 1;
+  const auto hint = snap && *snap ? (*snap)->sequence : 0;
+  std::promise<expected<std::vector<aether::event>>> read;
+  start = bench_clock::now();
+  env.store->read(id, from, hint, [&](expected<std::vector<aether::event>> r) { read.set_value(std::move(r)); });
+  (void)read.get_future().get();
+  const double read_ms = seconds_since(start) * 1e3;
+
+  const auto key = fmt::format("activation events={} snapshot={}", events, with_snapshot ? 1 : 0);
+  const auto params = param("events", events) + param("snapshot", with_snapshot ? 1 : 0);
+  emit("activation", key, "aether", "activation_ms", elapsed_ms, "ms", params);
+  emit("activation", key, "aether", "snapshot_load_ms", load_ms, "ms", params + param("role", "explains"));
+  emit("activation", key, "aether", "event_read_ms", read_ms, "ms", params + param("role", "explains"));
   return true;
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr,
+               "usage: %s --url nats://HOST:PORT --only append_writers|append_actors|append_raw|replay|activation "
+               "[--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain] "
+               "[--impl aether|same_decoder|count] [--events N] [--per-message N] [--snapshot 0|1]\n",
+               argv0);
+  return 2;
 }
 
 std::string random_prefix() {
@@ -823,36 +1047,53 @@ std::string random_prefix() {
 } // namespace
 
 int main(int argc, char** argv) {
-  std::string url;
+  bench_env env;
   std::string only;
-  double scale = 1.0;
+  std::string mode = "same_bytes";
+  std::string impl = "aether";
+  std::int64_t actors = 100;
+  std::int64_t window = 100;
+  std::int64_t events = 10'000;
+  std::int64_t per_message = 1;
+  bool snapshot = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg{argv[i]};
-    if (arg == "--url" && i + 1 < argc) {
-      url = argv[++i];
-    } else if (arg == "--only" && i + 1 < argc) {
-      only = argv[++i];
-    } else if (arg == "--scale" && i + 1 < argc) {
-      scale = std::atof(argv[++i]);
+    if (i + 1 >= argc) return usage(argv[0]);
+    const std::string value = argv[++i];
+    if (arg == "--url") {
+      env.url = value;
+    } else if (arg == "--only") {
+      only = value;
+    } else if (arg == "--prefix") {
+      env.prefix = value;
+    } else if (arg == "--scale") {
+      env.scale = std::atof(value.c_str());
+    } else if (arg == "--actors") {
+      actors = std::max(1LL, std::atoll(value.c_str()));
+    } else if (arg == "--window") {
+      window = std::max(1LL, std::atoll(value.c_str()));
+    } else if (arg == "--mode") {
+      mode = value;
+    } else if (arg == "--impl") {
+      impl = value;
+    } else if (arg == "--events") {
+      events = std::max(1LL, std::atoll(value.c_str()));
+    } else if (arg == "--per-message") {
+      per_message = std::max(1LL, std::atoll(value.c_str()));
+    } else if (arg == "--snapshot") {
+      snapshot = value == "1";
     } else {
-      url.clear();
-      break;
+      return usage(argv[0]);
     }
   }
-  if (url.empty()) {
-    std::fprintf(stderr, "usage: %s --url nats://HOST:PORT [--only append|replay|activation] [--scale F]\n", argv[0]);
-    return 2;
+  if (env.url.empty() || env.scale <= 0 || (mode != "same_bytes" && mode != "plain") ||
+      (impl != "aether" && impl != "same_decoder" && impl != "count")) {
+    return usage(argv[0]);
   }
-  if (scale <= 0) {
-    std::fprintf(stderr, "--scale must be positive\n");
-    return 2;
-  }
+  if (env.prefix.empty()) env.prefix = random_prefix();
 
-  bench_env env;
-  env.scale = scale;
-  env.prefix = random_prefix();
   aether::nats::connect_options options;
-  options.url = url;
+  options.url = env.url;
   options.name = "bench-aether";
   auto conn = aether::nats::connection::connect(options);
   if (!conn) {
@@ -875,18 +1116,27 @@ int main(int argc, char** argv) {
   }
   env.store = *store;
   env.snapshots = std::make_shared<aether::kv_snapshot_store>(env.conn);
-  env.raw = raw_client::connect(url);
+  env.raw = raw_client::connect(env.url);
   if (!env.raw) return 1;
-  note("run prefix {}", env.prefix);
 
-  auto selected = [&](std::string_view name) { return only.empty() || only == name; };
-  bool ok = true;
-  if (ok && selected("append")) ok = run_append(env);
-  if (ok && selected("replay")) ok = run_replay(env);
-  if (ok && selected("activation")) ok = run_activation(env);
-
-  note("slow consumer events: aether {}, nats.c {}", env.conn->slow_consumer_events(),
-       raw_client::slow_consumer_events());
+  bool ok = false;
+  if (only == "append_writers") {
+    ok = run_append_writers(env, actors);
+  } else if (only == "append_actors") {
+    ok = run_append_actors(env, actors);
+  } else if (only == "append_raw") {
+    ok = run_append_raw(env, window, mode);
+  } else if (only == "replay") {
+    ok = run_replay(env, impl, scaled(static_cast<double>(events), env.scale), per_message);
+  } else if (only == "activation") {
+    ok = run_activation(env, snapshot);
+  } else {
+    return usage(argv[0]);
+  }
+  if (env.conn->slow_consumer_events() != 0 || raw_client::slow_consumer_events() != 0) {
+    note("slow consumer events: aether {}, nats.c {}", env.conn->slow_consumer_events(),
+         raw_client::slow_consumer_events());
+  }
   env.snapshots.reset();
   env.store.reset();
   env.cleanup();
