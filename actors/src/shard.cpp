@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <thread>
 
 namespace aether::detail {
 
@@ -49,20 +50,32 @@ expected<void> shard::enqueue(envelope&& env, bool bounded) {
     core_.fail(env, error{errc::shutting_down, env.target.to_string()});
     return error{errc::shutting_down, env.target.to_string()};
   }
-  if (bounded && count_.load(std::memory_order_relaxed) >= core_.config.mailbox_capacity) {
-    counters::bump(core_.stats.mailbox_full);
-    return error{errc::mailbox_full, env.target.to_string()};
+  // A bounded send takes its slot first (a compare-and-swap that never
+  // moves the count past the capacity), so the bound is exact however many
+  // senders race, and a send is refused only when the mailbox is full. The
+  // send that took the count from zero schedules the drain, after its
+  // message is in the queue. Unbounded traffic (answers, runtime messages)
+  // enqueues first and counts after, as it never fails.
+  std::size_t before = 0;
+  if (bounded) {
+    before = count_.load(std::memory_order_relaxed);
+    do {
+      if (before >= core_.config.mailbox_capacity) {
+        counters::bump(core_.stats.mailbox_full);
+        return error{errc::mailbox_full, env.target.to_string()};
+      }
+    } while (!count_.compare_exchange_weak(before, before + 1, std::memory_order_acq_rel, std::memory_order_relaxed));
   }
   shard* from = running_shard;
   const bool queued =
       from != nullptr ? queue_.enqueue(from->producer_for(*this), std::move(env)) : queue_.enqueue(std::move(env));
   if (!queued) {
+    if (bounded && count_.fetch_sub(1, std::memory_order_acq_rel) != 1 && before == 0) schedule();
     counters::bump(core_.stats.mailbox_full);
     return error{errc::mailbox_full, "out of memory"};
   }
-  // The enqueue happens before the count moves, so a drain that sees the
-  // count also finds the message.
-  if (count_.fetch_add(1, std::memory_order_acq_rel) == 0) schedule();
+  if (!bounded) before = count_.fetch_add(1, std::memory_order_acq_rel);
+  if (before == 0) schedule();
   return {};
 }
 
@@ -88,7 +101,13 @@ void shard::drain() {
     env = envelope{}; // release the message and ids before the next one runs
   }
   local_counters::add(counts_.messages, n);
-  if (count_.fetch_sub(n, std::memory_order_acq_rel) != n) schedule();
+  if (count_.fetch_sub(n, std::memory_order_acq_rel) != n) {
+    // More is counted than was found: new messages, or a bounded sender
+    // between taking its slot and enqueueing. If nothing was found, let that
+    // sender run (it may share this core) before looking again.
+    if (n == 0) std::this_thread::yield();
+    schedule();
+  }
 }
 
 void shard::handle(envelope& env) {
@@ -116,16 +135,27 @@ void shard::deliver(envelope& env) {
     c = *activated;
   }
   if (c->restarting || c->suspended > 0) {
-    auto& stash = c->ext().stash;
-    if (stash.size() >= core_.config.mailbox_capacity) {
-      counters::bump(core_.stats.mailbox_full);
-      core_.fail(env, error{errc::mailbox_full, env.target.to_string()});
-      return;
-    }
-    stash.push_back(std::move(env));
+    stash(*c, std::move(env));
     return;
   }
   invoke(*c, env, true);
+}
+
+void shard::stash(cell& c, envelope&& env) {
+  auto& waiting = c.ext().stash;
+  if (waiting.size() < core_.config.mailbox_capacity) {
+    waiting.push_back(std::move(env));
+    return;
+  }
+  // Full: the message is a dead letter, and an asker hears why at once.
+  counters::bump(core_.stats.mailbox_full);
+  const error full{errc::mailbox_full, fmt::format("{} is waiting or restarting and already holds {} messages",
+                                                   env.target.to_string(), waiting.size())};
+  if (env.reply) {
+    env.reply->complete(message{full});
+    env.reply = {};
+  }
+  core_.dead_letter(env.target, env.payload.type_name(), errc::mailbox_full);
 }
 
 expected<cell*> shard::activate(const actor_id& id) {
@@ -381,7 +411,7 @@ void shard::fire_timer(const actor_id& target, std::uint32_t incarnation, execut
   if (once && it->second.extras) std::erase(it->second.extras->timers, id);
   envelope env{target, {}, {}, std::move(m), envelope_kind::deliver};
   if (it->second.suspended > 0) {
-    it->second.ext().stash.push_back(std::move(env)); // delivered when the wait ends
+    stash(it->second, std::move(env)); // delivered when the wait ends
     return;
   }
   local_counters::add(counts_.messages);

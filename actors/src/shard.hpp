@@ -17,7 +17,10 @@ namespace aether::detail {
 /// The atomic `count_` both bounds the mailbox and schedules the turn: the
 /// send that moves it from zero posts a drain; a drain subtracts what it
 /// handled and posts itself again while anything is left. So a shard is
-/// scheduled at most once, with one atomic operation per send.
+/// scheduled at most once, with one atomic operation per send. A bounded
+/// send takes its slot with a compare-and-swap before it enqueues, so no
+/// more than `mailbox_capacity` bounded messages are ever counted, whatever
+/// the number of concurrent senders, and none is refused below it.
 ///
 /// FIFO per sender: the queue keeps order per producer. A sender outside the
 /// runtime is one thread (an implicit producer); a sending shard may run on
@@ -71,6 +74,9 @@ private:
   void drain();
   void handle(envelope& env);
   void deliver(envelope& env);
+  /// Keeps a message while its actor waits or restarts; past the mailbox
+  /// capacity it is a counted dead letter and an asker gets mailbox_full.
+  void stash(cell& c, envelope&& env);
   void answer(envelope& env);
   expected<cell*> activate(const actor_id& id);
   void invoke(cell& c, envelope& env, bool touch);

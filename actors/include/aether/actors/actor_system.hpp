@@ -25,7 +25,11 @@ class system_core;
 struct system_config {
   /// Actors hash to this many shards; each shard has one mailbox.
   std::uint32_t shard_count = 64;
-  /// Messages a shard's mailbox holds before sends fail with `mailbox_full`.
+  /// Messages a shard's mailbox holds before sends fail with `mailbox_full`
+  /// (exactly, whatever the number of concurrent senders), and messages an
+  /// actor's stash holds while it waits or restarts: past that a message,
+  /// timer ticks included, is a counted dead letter and an asker gets
+  /// `mailbox_full`.
   std::size_t mailbox_capacity = 1u << 16;
   /// Messages a shard handles per turn before it yields its thread.
   std::size_t drain_batch = 64;
