@@ -419,6 +419,7 @@ expected<void> connection::ensure_stream(const stream_config& c) {
   cfg.AllowDirect = true;
   cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(c.duplicate_window).count();
   cfg.MaxMsgSize = c.max_message_size;
+  cfg.MaxMsgs = c.max_messages;
   const auto rp_source = z(c.republish_source);
   const auto rp_destination = z(c.republish_destination);
   jsRePublish rp;
@@ -505,6 +506,41 @@ expected<message> connection::direct_get(std::string_view stream, std::uint64_t 
   }
   msg_ptr owned{m};
   return copy_message(m);
+}
+
+expected<std::uint64_t> connection::stream_publish(std::string_view subject, std::string_view data,
+                                                   std::span<const header> headers) {
+  auto m = build(subject, {}, data, headers);
+  if (!m) return m.error();
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (auto r =
+          check(js_PublishMsg(&ack, impl_->js, m->get(), nullptr, &jerr), fmt::format("publishing {}", subject), jerr);
+      !r) {
+    return r.error();
+  }
+  const auto seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
+
+expected<subscription> connection::follow(std::string_view stream, std::string_view filter, handler on_message,
+                                          std::function<void()> on_closed) {
+  const auto stream_name = z(stream);
+  const auto subject = z(filter);
+  auto* js = impl_->js;
+  jsErrCode create_code = static_cast<jsErrCode>(0);
+  return impl_->make_subscription(
+      [&](natsSubscription** out, void* closure) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = stream_name.c_str();
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverAll;
+        return js_Subscribe(out, js, subject.c_str(), &subscription::state::deliver, closure, nullptr, &so,
+                            &create_code);
+      },
+      std::move(on_message), std::move(on_closed), fmt::format("following {} on {}", filter, stream), &create_code);
 }
 
 expected<subscription> connection::replay(std::string_view stream, std::string_view filter, std::uint64_t start,

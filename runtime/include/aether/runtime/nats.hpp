@@ -99,6 +99,8 @@ struct stream_config {
   /// headers and `Nats-Sequence`): subscribers there see only what was stored.
   std::string republish_source;
   std::string republish_destination;
+  /// Messages the stream keeps; past it the oldest go first (-1: no limit).
+  std::int64_t max_messages = -1;
 };
 
 /// A durable push consumer: it stays on the server between subscriptions,
@@ -181,6 +183,19 @@ public:
   [[nodiscard]] expected<message> leader_get_last(std::string_view stream, std::string_view subject);
   /// The message at `sequence`; `not_found` if none.
   [[nodiscard]] expected<message> direct_get(std::string_view stream, std::uint64_t sequence);
+  /// Publishes to a stream and waits for the server's acknowledgement:
+  /// the stored sequence, `version_conflict` when an expectation in
+  /// `headers` (e.g. `Nats-Expected-Last-Subject-Sequence`) refused it, or
+  /// `unavailable` when no acknowledgement came (the outcome is unknown).
+  [[nodiscard]] expected<std::uint64_t> stream_publish(std::string_view subject, std::string_view data,
+                                                       std::span<const header> headers = {});
+  /// Delivers every message of `stream` on `filter`, from the first on, in
+  /// order, and goes on with each new one for as long as the subscription
+  /// lives, through an ordered consumer (which nats.c recreates after a gap
+  /// or a lost server, from where it was). `on_closed` runs once when the
+  /// subscription ends, whether dropped or closed with the connection.
+  [[nodiscard]] expected<subscription> follow(std::string_view stream, std::string_view filter, handler on_message,
+                                              std::function<void()> on_closed = {});
 
   /// Delivers every message of `stream` on `filter` from stream sequence
   /// `start` on, in order, through an ordered consumer: `on_message` for each
