@@ -11,6 +11,7 @@ struct snapshot;
 class snapshot_store;
 class memory_snapshot_store;
 class kv_snapshot_store;
+template <class State>
 class event_sourced_actor;
 struct persistence;
 } // namespace aether
