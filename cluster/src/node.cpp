@@ -1,18 +1,18 @@
+#include "services.hpp"
+
+#include <aether/cluster/membership.hpp>
+#include <aether/cluster/memory_control_log.hpp>
+#include <aether/cluster/memory_heartbeat_transport.hpp>
+#include <aether/cluster/nats_control_log.hpp>
+#include <aether/cluster/nats_heartbeat_transport.hpp>
 #include <aether/cluster/node.hpp>
 #include <aether/persistence/jetstream_event_store.hpp>
 #include <aether/runtime/log.hpp>
+#include <aether/runtime/signal_waiter.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
-
-#include <asio/io_context.hpp>
-#include <asio/post.hpp>
-#include <asio/signal_set.hpp>
 
 #include <fmt/format.h>
 
-#include <charconv>
-#include <condition_variable>
-#include <csignal>
-#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -21,47 +21,6 @@
 namespace aether {
 
 namespace {
-
-/// Reads a non-negative integer variable into `out` when it is set; `min` and `max` are not negative.
-template <class T>
-expected<void> read_env(const char* name, T& out, T min, T max) {
-  const char* raw = std::getenv(name);
-  if (raw == nullptr) return {};
-  const std::string_view text{raw};
-  unsigned long long value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < static_cast<unsigned long long>(min) ||
-      value > static_cast<unsigned long long>(max)) {
-    return error{errc::invalid_argument, fmt::format("{}={} is not a number from {} to {}", name, text, min, max)};
-  }
-  out = static_cast<T>(value);
-  return {};
-}
-
-expected<void> read_ms(const char* name, std::chrono::milliseconds& out) {
-  auto ms = static_cast<std::uint64_t>(out.count());
-  if (auto r = read_env<std::uint64_t>(name, ms, 0, 1'000'000'000); !r) return r;
-  out = std::chrono::milliseconds{ms};
-  return {};
-}
-
-} // namespace
-
-expected<node_config> node_config::from_env() {
-  node_config c;
-  for (auto r :
-       {read_env<std::size_t>("AETHER_THREADS", c.threads, 0, 1024),
-        read_env<std::uint32_t>("AETHER_SHARDS", c.system.shard_count, 1, 1u << 16),
-        read_env<std::size_t>("AETHER_MAILBOX_CAPACITY", c.system.mailbox_capacity, 1, 1u << 30),
-        read_env<std::size_t>("AETHER_DRAIN_BATCH", c.system.drain_batch, 1, 256),
-        read_ms("AETHER_IDLE_TIMEOUT_MS", c.system.idle_timeout), read_ms("AETHER_DRAIN_TIMEOUT_MS", c.drain_timeout),
-        read_env<int>("AETHER_JS_REPLICAS", c.replicas, 1, 5),
-        read_env<std::uint64_t>("AETHER_SNAPSHOT_EVERY", c.snapshot_every, 0, 1'000'000'000)}) {
-    if (!r) return r.error();
-  }
-  if (const char* url = std::getenv("AETHER_NATS_URL")) c.nats_url = url;
-  return c;
-}
 
 /// The connections to NATS, or none for the embedded default: one batching
 /// publishes for throughput, one sending each at once for latency.
@@ -117,93 +76,160 @@ std::shared_ptr<persistence> open_stores(const node_config& c, const connections
   return p;
 }
 
+/// The membership's control log and heartbeats: on NATS, or in memory for
+/// the one-node cluster of the embedded default.
+std::unique_ptr<membership> open_membership(const node_config& c, executor& ex, const connections& conns) {
+  std::shared_ptr<control_log> log;
+  std::shared_ptr<heartbeat_transport> heartbeats;
+  if (!conns.batched) {
+    log = std::make_shared<memory_control_log>();
+    heartbeats = std::make_shared<memory_heartbeat_transport>();
+  } else {
+    auto nats_log = nats_control_log::open(
+        conns.batched, nats_control_options{c.cluster.name, c.cluster.replicas, c.cluster.max_control_messages});
+    if (!nats_log) throw startup_error{nats_log.error()};
+    log = *nats_log;
+    heartbeats = std::make_shared<nats_heartbeat_transport>(conns.quick, c.cluster.name);
+  }
+  // The last lane: the cluster's strand.
+  return std::make_unique<membership>(ex, ex.lane_count() - 1, std::move(log), std::move(heartbeats), c.cluster);
+}
+
+/// Waits on the pool (never sleeping on the caller's thread) until the
+/// system is idle or `timeout` passes.
+bool wait_until_idle(actor_system& system, executor& ex, std::chrono::milliseconds timeout) {
+  if (system.idle()) return true;
+  auto idle = std::make_shared<std::promise<void>>();
+  auto done = idle->get_future();
+  auto timer = std::make_shared<std::optional<executor::timer_id>>();
+  ex.post(0, [&system, &ex, idle, timer] {
+    *timer = ex.start_timer(0, std::chrono::milliseconds{1}, std::chrono::milliseconds{1}, [&system, &ex, idle, timer] {
+      if (!timer->has_value() || !system.idle()) return;
+      ex.cancel_timer(0, **timer);
+      timer->reset();
+      idle->set_value();
+    });
+  });
+  const bool ok = done.wait_for(timeout) == std::future_status::ready;
+  if (!ok) {
+    ex.post(0, [&ex, timer] {
+      if (timer->has_value()) ex.cancel_timer(0, **timer);
+      timer->reset();
+    });
+  }
+  return ok;
+}
+
+} // namespace
+
 struct node::impl {
   explicit impl(node_config cfg)
       : config{std::move(cfg)},
         threads{config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency())},
-        pool{threads, config.system.shard_count},
-        system{config.system, pool},
-        conns{connect(config)},
-        bus{open_bus(config, pool, conns)},
-        stores{open_stores(config, conns, bus)} {}
+        signals{config.handle_signals} {}
 
   node_config config;
   std::size_t threads;
-  thread_pool_executor pool;
-  actor_system system;
+  signal_waiter signals; // catching from construction on
+  std::unique_ptr<thread_pool_executor> pool;
+  std::unique_ptr<actor_system> system;
   connections conns;
   std::shared_ptr<event_bus> bus;
+  std::unique_ptr<membership> members;
   // Destroyed first: closing a store answers what waits on it, through the system.
   std::shared_ptr<persistence> stores;
+  services running;
 
   std::mutex mutex;
-  std::condition_variable stopped_cv;
-  bool stopping = false;
   bool stopped = false;
-  asio::io_context signals_context; // run() waits here for signals or stop()
-  std::optional<asio::signal_set> signals;
 
-  void shutdown() {
-    {
-      std::unique_lock lock{mutex};
-      if (stopping) {
-        stopped_cv.wait(lock, [this] { return stopped; });
-        return;
-      }
-      stopping = true;
+  /// Starts the services in order; on failure the started ones stop in reverse.
+  void start() {
+    // The pool has a lane per local mailbox, and one more for the cluster.
+    running.start(
+        "threads", [&] { pool = std::make_unique<thread_pool_executor>(threads, config.system.shard_count + 1); },
+        [&] {
+          pool->stop();
+          pool->join();
+          if (system) system->discard_queued();
+        });
+    system = std::make_unique<actor_system>(config.system, *pool);
+    running.start("nats", [&] { conns = connect(config); }, {});
+    running.start(
+        "bus", [&] { bus = open_bus(config, *pool, conns); }, [&] { bus->close(); });
+    running.start("stores", [&] { stores = open_stores(config, conns, bus); }, {});
+    running.start(
+        "actors", [] {}, [&] { close_actors(); });
+    running.start(
+        "cluster", [&] { join_cluster(); },
+        [&] {
+          std::promise<void> left;
+          members->stop([&left] { left.set_value(); });
+          left.get_future().wait();
+        });
+  }
+
+  void join_cluster() {
+    members = open_membership(config, *pool, conns);
+    std::promise<expected<void>> joined;
+    auto done = joined.get_future();
+    members->start([&joined](expected<void> r) { joined.set_value(std::move(r)); });
+    // The membership gives up after its join timeout.
+    auto r = done.get();
+    if (!r) {
+      std::promise<void> stopped_promise;
+      members->stop([&stopped_promise] { stopped_promise.set_value(); });
+      stopped_promise.get_future().wait();
+      throw startup_error{r.error()};
     }
-    system.stop_accepting();
-    // Let actors finish what is queued (they may still message each other).
-    const auto deadline = std::chrono::steady_clock::now() + config.drain_timeout;
-    while (!system.idle() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    const auto view = members->snapshot();
+    log(log_level::info, "node {} serves in cluster {} ({} of {} shards, term {}, map {})", view->self.to_string(),
+        view->cluster, view->owned_shards.size(), view->shard_count, view->term, view->epoch());
+  }
+
+  /// Stops accepting outside messages, lets actors finish what is queued
+  /// (they may still message each other), then passivates them all.
+  void close_actors() {
+    system->stop_accepting();
+    if (!wait_until_idle(*system, *pool, config.drain_timeout)) {
+      log(log_level::warn, "shutdown: mailboxes did not empty within {} ms", config.drain_timeout.count());
     }
     std::promise<void> closed;
     auto done = closed.get_future();
-    system.close([&closed] { closed.set_value(); });
+    system->close([&closed] { closed.set_value(); });
     if (done.wait_for(config.drain_timeout) != std::future_status::ready) {
       log(log_level::warn, "shutdown: actors did not passivate within {} ms", config.drain_timeout.count());
     }
-    bus->close(); // its handlers run on the pool
-    pool.stop();
-    pool.join();
-    system.discard_queued();
-    signals_context.stop();
+  }
+
+  void shutdown() {
     std::lock_guard lock{mutex};
+    if (stopped) return;
     stopped = true;
-    stopped_cv.notify_all();
+    running.stop_all();
+    signals.notify();
   }
 };
 
 node::node(node_config config) {
   config.system.validate().value();
+  if (config.cluster.node_id.empty()) config.cluster.node_id = default_node_id();
+  config.cluster.replicas = config.replicas;
   impl_ = std::make_unique<impl>(std::move(config));
-  if (impl_->config.handle_signals) {
-    // Caught from now on; handled when run() runs the context.
-    impl_->signals.emplace(impl_->signals_context, SIGINT, SIGTERM);
-    impl_->signals->async_wait([this](const std::error_code& ec, int signal) {
-      if (ec) return;
-      log(log_level::info, "signal {}: shutting down", signal);
-      impl_->signals_context.stop();
-    });
-  }
+  impl_->start();
 }
 
 node::~node() { stop(); }
 
-actor_system& node::system() const noexcept { return impl_->system; }
+actor_system& node::system() const noexcept { return *impl_->system; }
 std::shared_ptr<const persistence> node::stores() const noexcept { return impl_->stores; }
 event_bus& node::bus() const noexcept { return *impl_->bus; }
 bool node::on_nats() const noexcept { return impl_->conns.batched != nullptr; }
 const node_config& node::config() const noexcept { return impl_->config; }
+aether::cluster& node::cluster() const noexcept { return *impl_->members; }
 
 int node::run() {
-  {
-    std::lock_guard lock{impl_->mutex};
-    if (impl_->stopping) return 0;
-  }
-  auto guard = asio::make_work_guard(impl_->signals_context);
-  impl_->signals_context.run();
+  impl_->signals.wait();
   // A signal or stop() ended the wait; shutdown() is idempotent.
   impl_->shutdown();
   return 0;

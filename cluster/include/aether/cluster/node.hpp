@@ -1,6 +1,8 @@
 #pragma once
 
 #include <aether/actors/actor_system.hpp>
+#include <aether/cluster/cluster.hpp>
+#include <aether/cluster/node_config.hpp>
 #include <aether/persistence/event_bus.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/runtime/expected.hpp>
@@ -13,34 +15,6 @@
 #include <string_view>
 
 namespace aether {
-
-/// Settings of a node. Every field can come from the environment (see
-/// `from_env`); code sets the rest.
-struct node_config {
-  /// Worker threads (`AETHER_THREADS`); zero means one per core.
-  std::size_t threads = 0;
-  /// The actor system: shards (`AETHER_SHARDS`), mailbox capacity per shard
-  /// (`AETHER_MAILBOX_CAPACITY`), drain batch (`AETHER_DRAIN_BATCH`), idle
-  /// timeout in ms (`AETHER_IDLE_TIMEOUT_MS`).
-  system_config system{};
-  /// How long shutdown waits for mailboxes to empty (`AETHER_DRAIN_TIMEOUT_MS`).
-  std::chrono::milliseconds drain_timeout{5'000};
-  /// Whether the node catches SIGINT and SIGTERM (from construction on, so
-  /// none is missed before `run()`).
-  bool handle_signals = true;
-  /// NATS servers (`AETHER_NATS_URL`, comma separated). Empty: the embedded
-  /// default, with events and snapshots in memory.
-  std::string nats_url;
-  /// Replicas of event streams and snapshot buckets (`AETHER_JS_REPLICAS`).
-  int replicas = 1;
-  /// A snapshot every this many events of an actor (`AETHER_SNAPSHOT_EVERY`; 0: only on passivation).
-  std::uint64_t snapshot_every = 100;
-
-  /// The defaults overridden by the `AETHER_*` variables that are set;
-  /// `invalid_argument` naming the variable for a value that is not a number
-  /// in range.
-  [[nodiscard]] static expected<node_config> from_env();
-};
 
 /// Thrown by the node's constructor when it cannot start (e.g. no NATS
 /// server answers); `err()` says why.
@@ -60,7 +34,11 @@ private:
 ///     node.tell(aether::actor_id{"counter", "c1"}, add{5});
 ///     return node.run(); // until SIGINT or SIGTERM
 ///
-/// Thread-safety: `tell`, `ask`, `stop` and `metrics` from any thread;
+/// Starting joins the cluster (see `cluster()`); stopping leaves it first,
+/// then drains the actors, closes the stores and the bus and joins the
+/// threads: its services stop in the reverse of the order they started.
+///
+/// Thread-safety: `tell`, `ask`, `stop`, `metrics` and `cluster` from any thread;
 /// register actor types before sending to them.
 class node {
 public:
@@ -115,6 +93,10 @@ public:
   /// True when the node runs on NATS rather than the embedded default.
   [[nodiscard]] bool on_nats() const noexcept;
   [[nodiscard]] const node_config& config() const noexcept;
+  /// The cluster as this node sees it: members, leader and term, the shard
+  /// map and the shards this node owns; and a way to watch it change. Without
+  /// a NATS URL a one-node cluster that owns every shard.
+  [[nodiscard]] aether::cluster& cluster() const noexcept;
 
 private:
   struct impl;

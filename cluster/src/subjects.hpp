@@ -1,0 +1,21 @@
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+/// Every NATS stream and subject of the cluster layer, spelled here only.
+/// The root token differs from the event streams' `aether.` so that no
+/// cluster name can overlap a namespace's subjects.
+namespace aether::cluster_subjects {
+
+inline std::string stream(std::string_view cluster) { return fmt::format("aether_cluster_{}", cluster); }
+inline std::string control_prefix(std::string_view cluster) { return fmt::format("aether_cluster.{}.ctl.", cluster); }
+inline std::string control_all(std::string_view cluster) { return fmt::format("aether_cluster.{}.ctl.>", cluster); }
+inline std::string heartbeat_all(std::string_view cluster) { return fmt::format("aether_cluster.{}.hb.>", cluster); }
+inline std::string heartbeat(std::string_view cluster, std::string_view node, std::uint64_t incarnation) {
+  return fmt::format("aether_cluster.{}.hb.{}.{:016x}", cluster, node, incarnation);
+}
+
+} // namespace aether::cluster_subjects
