@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config clang-format libasio-dev libnats-dev libsimdjson-dev libfmt-dev doctest-dev
-          libconcurrentqueue-dev nats-server "$@")
+          libconcurrentqueue-dev nats-server faketime "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
