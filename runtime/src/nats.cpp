@@ -467,6 +467,20 @@ expected<std::uint64_t> connection::stream_message_count(std::string_view name) 
   return n;
 }
 
+expected<std::string> connection::stream_leader(std::string_view name) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsStreamInfo* info = nullptr;
+  if (auto r = check(js_GetStreamInfo(&info, impl_->js, z(name).c_str(), nullptr, &jerr),
+                     fmt::format("reading stream {}", name), jerr);
+      !r) {
+    return r.error();
+  }
+  std::string leader;
+  if (info->Cluster != nullptr && info->Cluster->Leader != nullptr) leader = info->Cluster->Leader;
+  jsStreamInfo_Destroy(info);
+  return leader;
+}
+
 expected<message> connection::direct_get_last(std::string_view stream, std::string_view subject) {
   jsDirectGetMsgOptions o;
   jsDirectGetMsgOptions_Init(&o);

@@ -176,6 +176,9 @@ public:
   expected<void> delete_stream(std::string_view name);
   /// Messages stored in a stream.
   [[nodiscard]] expected<std::uint64_t> stream_message_count(std::string_view name);
+  /// The name of the server that leads a replicated stream (empty for a
+  /// stream that is not clustered).
+  [[nodiscard]] expected<std::string> stream_leader(std::string_view name);
   /// The last message on `subject` (wildcards allowed); `not_found` if none.
   [[nodiscard]] expected<message> direct_get_last(std::string_view stream, std::string_view subject);
   /// The last message on `subject`, read through the stream leader (never
