@@ -436,3 +436,13 @@ expected<void> decode_document(std::string_view json, std::size_t max_size, valu
 }
 
 } // namespace aether::json::detail
+
+namespace aether::json {
+
+#define AETHER_JSON_NAME_OF(x) AETHER_JSON_NAME_OF_(x)
+#define AETHER_JSON_NAME_OF_(x) #x
+std::string_view kernel() noexcept { return AETHER_JSON_NAME_OF(SIMDJSON_BUILTIN_IMPLEMENTATION); }
+#undef AETHER_JSON_NAME_OF_
+#undef AETHER_JSON_NAME_OF
+
+} // namespace aether::json

@@ -426,3 +426,17 @@ TEST_CASE("a decode is not affected by the input of the previous one") {
   REQUIRE(next.has_value());
   CHECK(*next == std::vector<int>{12});
 }
+
+TEST_CASE("the decoder runs simdjson's best kernel for the target: NEON on aarch64") {
+  MESSAGE("simdjson kernel: ", json::kernel());
+#if defined(__aarch64__)
+  CHECK(json::kernel() == "arm64");
+#elif defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) &&                 \
+    defined(__PCLMUL__)
+  CHECK(json::kernel() == "icelake");
+#elif defined(__x86_64__) && defined(__AVX2__) && defined(__BMI__) && defined(__PCLMUL__) && defined(__LZCNT__)
+  CHECK(json::kernel() == "haswell");
+#else
+  CHECK_FALSE(json::kernel().empty());
+#endif
+}

@@ -48,6 +48,12 @@
 /// (1e400) are rejected.
 namespace aether::json {
 
+/// The simdjson kernel that decodes: chosen when the runtime is compiled, from the target's instruction
+/// set (simdjson's On-Demand API has no runtime dispatch). `arm64` (NEON) on aarch64; on x86-64
+/// `fallback` for the generic target, `haswell` or `icelake` when built for such CPUs (e.g.
+/// `-march=native`).
+[[nodiscard]] std::string_view kernel() noexcept;
+
 /// An already-encoded JSON value the runtime does not interpret: copied verbatim by `encode`, captured as
 /// its exact text (trailing whitespace trimmed) by `decode`. An empty `text` encodes as `null`; any other
 /// text must be one valid JSON value, which `encode` does not check.
