@@ -44,7 +44,7 @@ fi
 # Child processes the tests start (nodes, writers) are aarch64 binaries too: the kernel hands them to
 # qemu when binfmt_misc knows the format. Register it for this boot if it is not yet known.
 binfmt=/proc/sys/fs/binfmt_misc
-if [ "$mode" != "--build" ] && [ "$(uname -m)" != "aarch64" ] && [ ! -e "$binfmt/qemu-aarch64" ]; then
+if [ "$mode" = "full" ] && [ "$(uname -m)" != "aarch64" ] && [ ! -e "$binfmt/qemu-aarch64" ]; then
   [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt"
   # ELF, 64-bit, little endian, executable or shared object, machine 183 (aarch64).
   printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64:' \

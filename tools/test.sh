@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test suite: a warnings-as-errors build,
-# then the same tests under ASan+UBSan and under TSan.
-#   tools/test.sh            all three
+# then the same tests under ASan+UBSan and under TSan, and an aarch64 cross build
+# whose unit tests run under qemu-user.
+#   tools/test.sh            all four
 #   tools/test.sh --quick    the plain build only
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +30,12 @@ if [ "$quick" -eq 0 ]; then
   # The install check builds an unsanitized consumer: not repeated here.
   run_suite "tests under ASan+UBSan" "$root/build-asan" install -DCMAKE_BUILD_TYPE=Debug \
     -DAETHER_SANITIZERS=address,undefined
+  # aarch64: the cross build, and the unit tests under qemu-user (the full emulated run is
+  # tools/cross_arm64.sh without --quick).
+  if [ "$(uname -m)" != "aarch64" ]; then # on an arm64 host the suites above are native already
+    echo "== aarch64 build, unit tests under qemu-user" >&2
+    "$root/tools/cross_arm64.sh" --quick
+  fi
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tools/tsan.supp" \
     run_suite "tests under TSan" "$root/build-tsan" install -DCMAKE_BUILD_TYPE=Debug -DAETHER_SANITIZERS=thread
 fi
