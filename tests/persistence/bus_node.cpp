@@ -6,15 +6,18 @@
 //     versions <first>, <first>+1, ... (published events). Its own live
 //     subscriber counts what it gets; once it has them all (or after 10 s)
 //     it prints "own <n>" and exits.
-//   bus_node <nats-url> subscribe <ns> [<durable name> [<handler delay ms>]]
+//   bus_node <nats-url> subscribe <ns> [<durable name> [<hold after>]]
 //     Prints "ready" once subscribed, then "E <type>/<key> <version>
-//     <sequence>" for every event, until SIGTERM.
+//     <sequence>" for every event, until SIGTERM. With <hold after> N > 0 the
+//     handler of the (N+1)-th event blocks before it prints anything, until
+//     the process is killed: a subscriber stuck mid-stream.
 #include "bank.hpp"
 
 #include <aether/aether.hpp>
 
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -57,7 +60,7 @@ int publish(aether::node& node, const std::string& ns, int count, std::uint64_t 
   return 0;
 }
 
-int subscribe(aether::node& node, const std::string& ns, const std::string& durable, int delay_ms) {
+int subscribe(aether::node& node, const std::string& ns, const std::string& durable, int hold_after) {
   std::mutex out;
   aether::subscribe_options o;
   o.durable = durable;
@@ -66,8 +69,11 @@ int subscribe(aether::node& node, const std::string& ns, const std::string& dura
   std::unique_lock ready{out};
   auto sub = node.bus().subscribe(
       ns, {},
-      [&out, delay_ms](const aether::event& e) {
-        if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds{delay_ms});
+      [&out, hold_after, handled = 0](const aether::event& e) mutable {
+        if (hold_after > 0 && handled++ == hold_after) {
+          std::promise<void> never;
+          never.get_future().wait(); // until the process is killed
+        }
         std::lock_guard lock{out};
         std::printf("E %s/%s %llu %llu\n", std::string{e.actor.type()}.c_str(), std::string{e.actor.key()}.c_str(),
                     static_cast<unsigned long long>(e.version), static_cast<unsigned long long>(e.sequence));
@@ -90,7 +96,7 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 2 ? argv[2] : "";
   if (argc < 4 || (mode == "publish" && argc != 6) || (mode != "publish" && mode != "subscribe")) {
     std::fprintf(stderr, "usage: bus_node <nats-url> publish <ns> <count> <first>\n"
-                         "       bus_node <nats-url> subscribe <ns> [<durable name> [<handler delay ms>]]\n");
+                         "       bus_node <nats-url> subscribe <ns> [<durable name> [<hold after>]]\n");
     return 2;
   }
   try {
