@@ -40,6 +40,7 @@ AETHER_JSON_FIELDS(withdrawn, cents)
 
 struct deposit {
   std::int64_t cents;
+  std::string memo{}; // names the deposit in its event, e.g. for a test to find it
 };
 struct withdraw {
   std::int64_t cents;
@@ -63,7 +64,7 @@ public:
         return;
       }
       persist_then(
-          ctx, [](const account_state& s) { return s.cents; }, deposited{d.cents, ""});
+          ctx, [](const account_state& s) { return s.cents; }, deposited{d.cents, d.memo});
     });
     on([this](const withdraw& w, aether::context& ctx) {
       if (w.cents > state().cents) {

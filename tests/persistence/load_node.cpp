@@ -1,8 +1,10 @@
 // A node process under load, for fault tests: clients deposit into their own
-// event-sourced accounts, one command at a time, and print every
-// acknowledged deposit as "ack <account> <version>".
+// event-sourced accounts, one command at a time, each deposit named
+// (<account>-<n>) and of 1 to 7 cents, and print every acknowledged one as
+// "ack <account> <deposit> <cents> <balance>"; any other answer as
+// "fail <account> <deposit> <error>". Deposits are named <account>-<run>-<n>.
 //
-//   load_node <nats-url> <clients>
+//   load_node <nats-url> <clients> <run>
 #include "bank.hpp"
 
 #include <aether/aether.hpp>
@@ -13,8 +15,8 @@
 #include <vector>
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: load_node <nats-url> <clients>\n");
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: load_node <nats-url> <clients> <run>\n");
     return 2;
   }
   aether::node_config cfg;
@@ -27,18 +29,22 @@ int main(int argc, char** argv) {
     node.register_event_sourced<bank::account>("account");
     std::vector<std::thread> clients;
     for (int c = 0; c < std::stoi(argv[2]); ++c) {
-      clients.emplace_back([&node, c] {
+      clients.emplace_back([&node, c, run = std::string{argv[3]}] {
         const aether::actor_id account{"account", "load-" + std::to_string(c)};
-        while (true) {
-          auto r = node.ask<std::int64_t>(account, bank::deposit{1}, std::chrono::seconds{10}).get();
+        const std::string key{account.key()};
+        for (long n = 1;; ++n) {
+          const std::int64_t cents = 1 + n % 7;
+          const auto memo = key + "-" + run + "-" + std::to_string(n);
+          auto r = node.ask<std::int64_t>(account, bank::deposit{cents, memo}, std::chrono::seconds{10}).get();
+          // One whole line per answer, so a reader never sees half of one.
           if (r) {
-            // Every deposit is 1 cent: the balance is the version just stored.
-            // One whole line per write, so a reader never sees half of one.
-            std::printf("ack %s %lld\n", std::string{account.key()}.c_str(), static_cast<long long>(*r));
-            std::fflush(stdout);
-          } else if (r.error().code() == aether::errc::shutting_down) {
-            return;
+            std::printf("ack %s %s %lld %lld\n", key.c_str(), memo.c_str(), static_cast<long long>(cents),
+                        static_cast<long long>(*r));
+          } else {
+            std::printf("fail %s %s %s\n", key.c_str(), memo.c_str(), r.error().to_string().c_str());
           }
+          std::fflush(stdout);
+          if (!r && r.error().code() == aether::errc::shutting_down) return;
         }
       });
     }
