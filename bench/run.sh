@@ -203,8 +203,8 @@ aggregate() {
 }
 
 # Prints the table: one row per Aether result and peer result of the same
-# case and metric. "better" names a side only when the ranges do not
-# overlap; "floor" rows show how far Aether is above the layer under it;
+# case and metric. "better" names a side only when the ranges (of at least
+# three runs each) do not overlap; "floor" rows show how far Aether is above the layer under it;
 # results in units "count" and "bytes", and those marked "role":"explains",
 # explain other rows and are never called wins or losses.
 print_table() {
@@ -228,6 +228,7 @@ print_table() {
        | (if $y.median != 0 then ($x.median / $y.median * 1000 | round / 1000 | tostring) else "-" end) as $ratio
        | (if ($x | info) then "-"
           elif ($y.impl | startswith("floor")) then "floor"
+          elif ($x.runs | length) < 3 or ($y.runs | length) < 3 then "(too few runs)"
           elif $x.min > $y.max then (if ($x | higher) then "aether" else $y.impl end)
           elif $x.max < $y.min then (if ($x | higher) then $y.impl else "aether" end)
           else "overlap" end) as $better
@@ -253,20 +254,24 @@ print_goals() {
   echo "goals:"
   jq -r -s "$filter"'
     | .[]
-    | (if .higher then (if .min >= .goal then "met" elif .max < .goal then "MISSED" else "not settled (range straddles the goal)" end)
+    | (if .runs < 3 then "not settled (too few runs)"
+       elif .higher then (if .min >= .goal then "met" elif .max < .goal then "MISSED" else "not settled (range straddles the goal)" end)
        else (if .max <= .goal then "met" elif .min > .goal then "MISSED" else "not settled (range straddles the goal)" end) end) as $v
     | "  \(.label): \(.median * 1000 | round / 1000)\(.unit) [\(.min * 1000 | round / 1000)-\(.max * 1000 | round / 1000)] (goal \(if .higher then ">=" else "<=" end) \(.goal)\(.unit)): \($v)\(if .note then "; " + .note else "" end)"
   ' "$results"
 }
 
-# A goal on the ratio of two results of the same case (both medians, and the
-# range from the worst to the best pairing of the extremes).
+# A goal on the ratio of two results of the same case: the ratio of each
+# round's pair of runs (the two sides ran in turn within a round), as
+# median and min-max.
 ratio_goals_filter='
+  def stats: sort | {median: (if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end),
+                     min: .[0], max: .[-1], runs: length};
   def pick($c; $i; $m): map(select(.case == $c and .impl == $i and .metric == $m)) | first;
-  def ratio($a; $b; $label; $goal; $note):
+  def ratio($a; $b; $name; $goal; $note):
     if $a == null or $b == null then empty
-    else {label: $label, median: ($a.median / $b.median), min: ($a.min / $b.max), max: ($a.max / $b.min),
-          goal: $goal, higher: true, unit: "x", note: $note} end;
+    else ([range(0; [($a.runs | length), ($b.runs | length)] | min)] | map($a.runs[.] / $b.runs[.]) | stats)
+         + {label: $name, goal: $goal, higher: true, unit: "x", note: $note} end;
 '
 
 finish_suite() {
@@ -277,6 +282,7 @@ finish_suite() {
   echo "machine: $(jq -r '"\(.cpu), \(.cores) cores, load average at start \(.load_at_start)"' <<<"$machine")"
   echo "versions: $(jq -r 'to_entries | map("\(.key) \(.value)") | join("; ")' <<<"$versions")"
   echo "rounds: $runs$( ((warmup)) && echo ' after a warm-up round'), scale $scale"
+  [[ -n ${peers_note:-} ]] && echo "$peers_note"
   echo
   print_table "$results"
 }
@@ -287,6 +293,7 @@ run_local() {
   parse_options "ping_pong|contention|activate|skynet|savina" "$@"
   install_bench_deps libcaf-dev erlang-base
   build_targets -DAETHER_ENABLE_CAF_BENCH=ON -- aether_local_bench caf_local_bench
+  export ERL_CRASH_DUMP_SECONDS=0 # no erl_crash.dump files
   local erl_dir="$build_dir/bench/erlang"
   mkdir -p "$erl_dir"
   erlc -o "$erl_dir" "$script_dir/erlang/local_bench.erl" >&2
@@ -298,7 +305,7 @@ run_local() {
   all=$(nproc)
   local -a common=(--scale "$scale")
   erlang() { # group threads workload pairs
-    add_job "$1" erl +S "$2" -noshell -pa "$erl_dir" -s local_bench main "$3" "$scale" "$4"
+    add_job "$1" erl +S "$2" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main "$3" "$scale" "$4"
   }
   job_group=()
   job_cmd=()
@@ -333,7 +340,8 @@ run_local() {
     add_job activate "$aether" --only activate "${common[@]}"
     add_job activate "$aether" --only activate_es "${common[@]}"
     add_job activate "$caf" --only activate "${common[@]}"
-    add_job activate erl +S "$all" -noshell -pa "$erl_dir" -s local_bench main activate "$scale" 1
+    # +P: room for a million processes (the default limit is 262,144).
+    add_job activate erl +S "$all" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main activate "$scale" 1
   fi
   if [[ -z $only || $only == skynet ]]; then
     local threads=(1)
@@ -353,14 +361,15 @@ run_local() {
   fi
   local raw="$build_dir/local.raw.jsonl"
   run_rounds "$raw"
+  peers_note="caf: CAF 0.17.6, Debian 12's only packaged C++ actor framework (built by Debian at -O2; CAF's
+current line is 1.x). erlang: Erlang/OTP, one scheduler per worker thread (+S N). floor.*: the same
+work on the executor (floor.strand) or the queue (floor.mpsc) alone."
   finish_suite local "$raw"
   echo
-  echo "CAF 0.17.6 is Debian 12's only packaged C++ actor framework (CAF's current line is 1.x); it is"
-  echo "built by Debian at -O2. Erlang/OTP runs one scheduler per worker thread (+S N)."
   print_goals "$build_dir/local.jsonl" '
     map(select(.bench == "activate" and .metric == "bytes_per_actor" and .impl == "aether.event_sourced"))
     | map({label: "idle event-sourced actor (\(.case))", median, min, max, goal: 400, higher: false, unit: " B",
-           note: null})'
+           note: null, runs: (.runs | length)})'
 }
 
 # -- NATS server for the persistence and bus suites
@@ -466,7 +475,8 @@ run_persistence() {
            ratio($a; $c; "replay (\($a.case)) / raw consumer that only counts"; 0.8; "the transport ceiling")),
         ($all | map(select(.bench == "activation" and .metric == "activation_ms")) | .[]
          | {label: "activation (\(.case))", median, min, max,
-            goal: (if .snapshot == 1 then 2 else 50 end), higher: false, unit: " ms", note: null})
+            goal: (if .snapshot == 1 then 2 else 50 end), higher: false, unit: " ms", note: null,
+            runs: (.runs | length)})
       ]'
 }
 
@@ -505,10 +515,8 @@ run_bus() {
     . as $all
     | [ ($all | pick("cross_node latency send_asap=1"; "aether"; "p50_us")) as $a
         | ($all | pick("cross_node latency send_asap=1"; "nats.c"; "p50_us")) as $n
-        | if $a == null or $n == null then empty
-          else {label: "cross-node p50 latency, send-asap: aether / raw nats.c (same bytes)",
-                median: ($a.median / $n.median), min: ($a.min / $n.max), max: ($a.max / $n.min),
-                goal: 1.5, higher: false, unit: "x", note: null} end ]'
+        | ratio($a; $n; "cross-node p50 latency, send-asap: aether / raw nats.c (same bytes)"; 1.5; null)
+        | .higher = false ]'
 }
 
 # -- suites. A further suite adds a run_<name> function above (building its
