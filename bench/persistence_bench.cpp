@@ -491,12 +491,14 @@ struct ledger_state {
 AETHER_JSON_FIELDS(ledger_state, count)
 
 struct append_one {};
+struct wake_up {};
 
 class ledger : public aether::event_sourced_actor<ledger_state> {
 public:
   ledger() {
     apply([](ledger_state& s, const appended&) { ++s.count; });
     on([this](const append_one&, aether::context& ctx) { persist(ctx, appended{pad()}); });
+    on([](const wake_up&) { return 0; });
   }
 
 private:
@@ -522,6 +524,19 @@ public:
   command_driver(aether::actor_system& system, std::string_view ns, std::int64_t actors, std::int64_t per_actor)
       : system_{system}, per_actor_{per_actor}, latencies_{static_cast<std::size_t>(actors * per_actor)} {
     for (std::int64_t i = 0; i < actors; ++i) slots_.push_back(slot{actor_id{"ledger", fmt::format("l{}", i), ns}});
+  }
+
+  /// Activates every actor (untimed: the workload is the appends).
+  bool activate() {
+    countdown woken;
+    std::atomic<bool> ok{true};
+    for (const auto& s : slots_) {
+      system_.ask<int>(s.id, wake_up{}, 60s).then([&](expected<int> r) {
+        if (!r) ok = false;
+        woken.add();
+      });
+    }
+    return woken.wait_for(static_cast<std::int64_t>(slots_.size()), run_deadline) && ok;
   }
 
   bool run(double& seconds) {
@@ -591,7 +606,7 @@ bool run_append_actors(bench_env& env, std::int64_t actors) {
     runtime rt;
     aether::register_event_sourced<ledger>(rt.system, "ledger", p);
     command_driver driver{rt.system, ns, actors, per_actor};
-    ok = driver.run(secs);
+    ok = driver.activate() && driver.run(secs);
     lat = driver.latencies();
   }
   const auto stored = env.message_count(aether::jetstream_event_store::stream_name(ns));
