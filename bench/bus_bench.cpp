@@ -81,6 +81,11 @@ constexpr std::size_t lanes = 16;
 constexpr auto wait_limit = std::chrono::seconds{30}; // a lost event fails the run instead of hanging it
 constexpr std::int64_t warmup_events = 200;
 
+/// The latency clock: steady (both ends are in this process), in ns.
+std::int64_t clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(bench_clock::now().time_since_epoch()).count();
+}
+
 /// JSON event data of exactly `payload_bytes` bytes.
 std::string event_data() {
   const std::string head = "{\"pad\":\"";
@@ -89,7 +94,7 @@ std::string event_data() {
 }
 
 /// A raw message of `size` bytes that starts with its send time
-/// (`aether::now_ns`, 20 digits; 0: not timed).
+/// (`clock_ns`, 20 digits; 0: not timed).
 std::string raw_payload(std::int64_t sent_ns, std::size_t size) {
   auto out = fmt::format("{:020}", sent_ns);
   out.resize(std::max<std::size_t>(size, 20), 'x');
@@ -108,9 +113,9 @@ std::int64_t raw_sent_ns(std::string_view data) {
 class receiver {
 public:
   /// The handler's part: one more message, sent at `sent_ns` (the
-  /// `aether::now_ns` clock), whose latency becomes `last_latency_ns`.
+  /// `clock_ns` clock), whose latency becomes `last_latency_ns`.
   void got(std::int64_t sent_ns) {
-    if (sent_ns != 0) last_latency_ns_.store(aether::now_ns() - sent_ns, std::memory_order_relaxed);
+    if (sent_ns != 0) last_latency_ns_.store(clock_ns() - sent_ns, std::memory_order_relaxed);
     // Sequentially consistent with the waiter's store of `wake_at_`: one of
     // the two sees the other, so no wake-up is lost.
     const auto n = count_.fetch_add(1) + 1;
@@ -298,10 +303,12 @@ aether::event bench_event(const std::string& ns) {
   return e;
 }
 
-/// Publishes a copy of `proto` on `bus`, stamped now when `timed`.
+/// Publishes a copy of `proto` on `bus`, stamped now when `timed` (the
+/// clock is read first, as the raw side reads it before formatting).
 bool publish_event(aether::event_bus& bus, const std::string& ns, const aether::event& proto, bool timed) {
+  const auto at = timed ? clock_ns() : 0;
   auto e = proto;
-  if (timed) e.timestamp_ns = aether::now_ns();
+  e.timestamp_ns = at;
   if (auto r = bus.publish(ns, std::move(e)); !r) {
     note("  publish: {}", r.error().to_string());
     return false;
@@ -374,7 +381,7 @@ bool run_floor_post(const bench_env& env) {
   std::size_t next_lane = 0;
   auto post = [&](bool timed) {
     return [&, timed] {
-      const auto at = timed ? aether::now_ns() : 0;
+      const auto at = timed ? clock_ns() : 0;
       node.pool.post(next_lane++ % lanes, [&rx, at] { rx.got(at); });
       return true;
     };
@@ -480,7 +487,7 @@ struct cross_run {
   std::function<bool()> publish(bool timed) {
     if (aether_side) return [this, timed] { return publish_event(*nodes.node_a.bus, ns, proto, timed); };
     return [this, timed] {
-      const auto payload = timed ? raw_payload(aether::now_ns(), raw_size) : raw_untimed;
+      const auto payload = timed ? raw_payload(clock_ns(), raw_size) : raw_untimed;
       const auto s = natsConnection_Publish(nodes.raw_a.get(), raw_subject.c_str(), payload.data(),
                                             static_cast<int>(payload.size()));
       if (s != NATS_OK) note("  raw publish: {}", nats_failure(s, "publishing"));

@@ -17,9 +17,10 @@
 # measurement).
 #
 # Output: build-bench/<suite>.raw.jsonl (every line of every run, with its
-# round), build-bench/<suite>.jsonl (one line per result: median, min, max,
-# the runs, and the machine and versions), then a table pairing each Aether
-# row with its peers' rows by their shared `case` key, and the goals.
+# round and the load average when it started), build-bench/<suite>.jsonl
+# (one line per result: median, min, max, the runs and their load averages,
+# the machine and the versions), then a table pairing each Aether row with
+# its peers' rows by their shared `case` key, and the goals.
 #
 # local: Aether beside CAF 0.17.6 (the only C++ actor framework Debian
 # packages) and Erlang/OTP, at one worker thread and at all cores, with the
@@ -174,13 +175,15 @@ run_rounds() {
       fi
       for i in "${members[@]}"; do
         echo "   $g: ${job_cmd[$i]}" >&2
-        local out
+        local out load
+        load=$(cut -d' ' -f1 /proc/loadavg)
         if ! out=$(eval "${job_cmd[$i]}"); then
           echo "failed: ${job_cmd[$i]}" >&2
           printf '%s\n' "$out" >&2
           return 1
         fi
-        printf '%s\n' "$out" | grep '^{' | jq -c --argjson round "$round" '. + {round: $round}' >>"$raw"
+        printf '%s\n' "$out" | grep '^{' |
+          jq -c --argjson round "$round" --arg load "$load" '. + {round: $round, load: ($load | tonumber)}' >>"$raw"
       done
     done
   done
@@ -194,10 +197,10 @@ aggregate() {
     map(select(.round >= 1))
     | group_by([.bench, .case, .impl, .metric])
     | map((map(.value) | sort) as $v
-          | (.[0] | del(.value, .round)) + {
+          | (.[0] | del(.value, .round, .load)) + {
               median: (if ($v | length) % 2 == 1 then $v[($v | length - 1) / 2]
                        else ($v[($v | length) / 2 - 1] + $v[($v | length) / 2]) / 2 end),
-              min: $v[0], max: $v[-1], runs: map(.value),
+              min: $v[0], max: $v[-1], runs: map(.value), load_per_run: map(.load),
               machine: $machine, versions: $versions})
     | .[]' "$raw" >"$out"
 }
@@ -282,6 +285,10 @@ finish_suite() {
   echo "machine: $(jq -r '"\(.cpu), \(.cores) cores, load average at start \(.load_at_start)"' <<<"$machine")"
   echo "versions: $(jq -r 'to_entries | map("\(.key) \(.value)") | join("; ")' <<<"$versions")"
   echo "rounds: $runs$( ((warmup)) && echo ' after a warm-up round'), scale $scale"
+  # Other work on the machine moves every figure: say so.
+  jq -r 'if (.load_at_start | split(" ") | .[0] | tonumber) > .cores / 2
+         then "warning: load average \(.load_at_start | split(" ") | .[0]) on \(.cores) cores at the start: other work shares the machine, figures are noisy"
+         else empty end' <<<"$machine"
   [[ -n ${peers_note:-} ]] && echo "$peers_note"
   echo
   print_table "$results"
