@@ -531,7 +531,7 @@ void nats_cluster::wait_until_ready(std::chrono::milliseconds timeout) const {
 }
 
 std::optional<std::size_t> nats_cluster::stream_leader(std::string_view stream) const {
-  const auto name = fmt::format("\"name\":\"{}\"", stream);
+  const auto name = fmt::format("\"{}\"", stream); // the stream detail's name (the output is indented)
   for (const auto& server : servers_) {
     if (!server->running() || server->stopped_) continue;
     const auto jsz = server->monitor("/jsz?accounts=true&streams=true");
