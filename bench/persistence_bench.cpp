@@ -397,7 +397,10 @@ public:
     for (std::size_t i = 0; i < actors_.size(); ++i) issue(i);
     const bool finished = finished_.wait_for(static_cast<std::int64_t>(actors_.size()), run_deadline);
     seconds = seconds_since(start);
-    if (!finished) note("  append: timed out");
+    if (!finished) {
+      note("  append: timed out"); // callbacks still in flight refer to this driver
+      std::abort();
+    }
     std::lock_guard lock{failure_mutex_};
     if (failure_) note("  append: {} appends failed, the first: {}", failures_, failure_->to_string());
     return finished && !failure_;
@@ -536,7 +539,12 @@ public:
         woken.add();
       });
     }
-    return woken.wait_for(static_cast<std::int64_t>(slots_.size()), run_deadline) && ok;
+    // Every ask is waited for: the callbacks use locals.
+    if (!woken.wait_for(static_cast<std::int64_t>(slots_.size()), run_deadline)) {
+      note("append actors: activation timed out");
+      std::abort();
+    }
+    return ok;
   }
 
   bool run(double& seconds) {
@@ -544,6 +552,10 @@ public:
     for (std::size_t i = 0; i < slots_.size(); ++i) issue(i);
     const bool finished = finished_.wait_for(static_cast<std::int64_t>(slots_.size()), run_deadline);
     seconds = seconds_since(start);
+    if (!finished) {
+      note("  append actors: timed out"); // callbacks still in flight refer to this driver
+      std::abort();
+    }
     std::lock_guard lock{failure_mutex_};
     if (failure_) note("  append actors: {} commands failed, the first: {}", failures_, failure_->to_string());
     return finished && !failure_;
