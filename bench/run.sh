@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark driver.
 #
-#   bench/run.sh local       [--runs N] [--quick] [--scale F] [--only NAME]
+#   bench/run.sh local       [--runs N] [--quick] [--scale F]
+#                            [--only ping_pong|contention|activate|skynet|savina]
 #   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]
 #   bench/run.sh bus         [--runs N] [--quick] [--scale F] [--only local|cross_node]
 #
@@ -12,7 +13,8 @@
 # --runs rounds (default 5); within a round the sides of a workload take
 # turns, in the opposite order every other round. Each result is reported
 # as median and spread (min-max) over the rounds; a ratio is called a win or
-# a loss only when the two ranges do not overlap. --quick: one round, no
+# a loss only when the two ranges (3 runs or more each) do not overlap, and
+# a goal is met or missed only when the whole range is on one side of it. --quick: one round, no
 # warm-up, scale 0.1 unless --scale says otherwise (a smoke test, not a
 # measurement).
 #
@@ -36,7 +38,7 @@ repo_root=$(cd "$script_dir/.." && pwd)
 build_dir="$repo_root/build-bench"
 
 usage() {
-  echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only NAME]" >&2
+  echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina]" >&2
   echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]" >&2
   echo "       $0 bus [--runs N] [--quick] [--scale F] [--only local|cross_node]" >&2
   exit 2
