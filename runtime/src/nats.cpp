@@ -300,9 +300,23 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
   if (auto r = check(natsOptions_Create(&opts), "creating options"); !r) return r.error();
   std::unique_ptr<natsOptions, void (*)(natsOptions*)> guard{opts, natsOptions_Destroy};
   auto p = std::make_unique<impl>();
-  const auto url = z(o.url);
+  // A comma-separated list is given to nats.c as a server list: its
+  // natsOptions_SetURL takes one URL only ("a,b" never connected).
+  std::vector<std::string> urls;
+  for (std::size_t start = 0; start <= o.url.size();) {
+    auto end = o.url.find(',', start);
+    if (end == std::string::npos) end = o.url.size();
+    auto one = o.url.substr(start, end - start);
+    const auto first = one.find_first_not_of(" \t");
+    const auto last = one.find_last_not_of(" \t");
+    if (first != std::string::npos) urls.push_back(one.substr(first, last - first + 1));
+    start = end + 1;
+  }
+  std::vector<const char*> servers;
+  for (const auto& u : urls) servers.push_back(u.c_str());
   const auto name = z(o.name);
-  natsStatus s = natsOptions_SetURL(opts, url.c_str());
+  natsStatus s = servers.size() > 1 ? natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()))
+                                    : natsOptions_SetURL(opts, servers.empty() ? "" : servers.front());
   if (s == NATS_OK) s = natsOptions_SetName(opts, name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout.count());
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, o.max_reconnects);

@@ -2,6 +2,7 @@
 // wire, a dead server, and a three-server cluster.
 #include "bus_fixtures.hpp"
 
+#include "support/eventually.hpp"
 #include "support/nats_server.hpp"
 
 #include <fmt/format.h>
@@ -259,6 +260,74 @@ TEST_CASE("on a three-server cluster, events cross servers and a durable subscri
   CHECK(history(kept) == range("account/r3", 1, 20));
   sub->unsubscribe();
   live_sub->unsubscribe();
+  reader->close();
+  writer->close();
+  pool.stop();
+  pool.join();
+}
+
+TEST_CASE("on a three-server cluster, a durable subscriber on R3 goes on in order with nothing lost when the "
+          "stream's leader is killed") {
+  aether::testing::nats_cluster cluster{3};
+  aether::thread_pool_executor pool{2, 8};
+  // Both clients know every server and fail over.
+  auto writer_conn = test::connect(cluster.urls());
+  auto reader_conn = test::connect(cluster.urls());
+  auto writer = test::open_bus(pool, writer_conn, 3);
+  auto reader = test::open_bus(pool, reader_conn, 3);
+  aether::jetstream_store_options o;
+  o.origin = writer->origin();
+  o.replicas = 3;
+  o.ack_timeout = 250ms;
+  o.max_attempts = 8;
+  std::shared_ptr<aether::event_store> store = test::open_store(writer_conn, o);
+  test::watch(*store, writer);
+  const aether::actor_id a{"account", "r3", "bank"};
+  REQUIRE(store->append_wait(a, 0, {test::make_event("opened")})); // creates the R3 stream
+
+  collector kept;
+  auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger", 64));
+  REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
+  constexpr std::uint64_t total = 300;
+  std::atomic<std::uint64_t> written{1};
+  std::atomic<bool> stop{false};
+  std::thread load{[&] {
+    std::uint64_t version = 1;
+    while (version < total && !stop.load()) {
+      auto r = store->append_wait(a, version, {test::make_event("deposited")});
+      if (r) {
+        version = r->last_version;
+      } else if (auto latest = store->latest_version_wait(a)) {
+        version = *latest; // an unknown outcome, settled by reading
+      } else {
+        std::this_thread::sleep_for(50ms); // a back-off while the cluster elects a leader
+      }
+      written = version;
+    }
+  }};
+  struct joiner {
+    std::thread& t;
+    std::atomic<bool>& stop;
+    ~joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join_load{load, stop};
+  REQUIRE(kept.wait_for(50, 60s));
+  std::optional<std::size_t> leader;
+  AETHER_EVENTUALLY((leader = cluster.stream_leader("bank_events")).has_value(), 30s);
+  cluster.server(*leader).kill();
+  AETHER_EVENTUALLY(written.load() == total, 90s);
+  // A last write, marked: once it is in, nothing else is on its way.
+  auto last = test::make_event("sentinel");
+  last.metadata["sentinel"] = "end";
+  aether::expected<aether::append_result> marked = aether::error{errc::unavailable};
+  AETHER_EVENTUALLY((marked = store->append_wait(aether::actor_id{"account", "end", "bank"}, 0, {last})) ||
+                        marked.error().code() == errc::version_conflict,
+                    60s);
+  REQUIRE(kept.wait_sentinel("end", 90s));
+  CHECK(history(kept) == range("account/r3", 1, static_cast<int>(total)));
+  sub->unsubscribe();
   reader->close();
   writer->close();
   pool.stop();
