@@ -382,6 +382,7 @@ struct membership::core : std::enable_shared_from_this<membership::core> {
       start_done = nullptr;
       if (deadline_timer) ex.cancel_timer(lane, *deadline_timer);
       deadline_timer.reset();
+      publish_snapshot(); // the node reads it as soon as it started
       done({});
     }
     if (fenced || !state.alive(self)) return;
