@@ -49,16 +49,35 @@ void event_sourced_core::recover(context& ctx, std::function<expected<void>(cons
       [this, restore = std::move(restore)](const recovered& r, context& c) {
         if (r.snap) {
           if (auto ok = restore(*r.snap); !ok) {
-            c.stop(error{errc::replay_failed,
-                         fmt::format("{}: the snapshot at version {} does not restore: {}", c.self().to_string(),
-                                     r.snap->version, ok.error().detail()),
-                         r.snap->version});
+            // Snapshots only save time: one that does not decode (a changed
+            // state type, a damaged value) is skipped for a full replay.
+            log(log_level::warn, "{}: the snapshot at version {} does not restore ({}); replaying every event",
+                c.self().to_string(), r.snap->version, ok.error().detail());
+            replay_all(c);
             return;
           }
           version_ = snapshot_version_ = r.snap->version;
           last_sequence_ = r.snap->sequence;
         }
         if (auto ok = replay(c.self(), r.events); !ok) c.stop(ok.error());
+      },
+      [](const error& e, context& c) {
+        c.stop(error{e.code(), fmt::format("activating {}: {}", c.self().to_string(), e.detail()), e.value()});
+      });
+}
+
+void event_sourced_core::replay_all(context& ctx) {
+  auto [done, handle] = ctx.await_completion<std::vector<event>>(persistence_->timeout, true);
+  persistence_->events->read(ctx.self(), 1, 0, [done](expected<std::vector<event>> events) mutable {
+    if (events) {
+      done.complete(std::move(*events));
+    } else {
+      done.fail(events.error());
+    }
+  });
+  handle.then(
+      [this](const std::vector<event>& events, context& c) {
+        if (auto ok = replay(c.self(), events); !ok) c.stop(ok.error());
       },
       [](const error& e, context& c) {
         c.stop(error{e.code(), fmt::format("activating {}: {}", c.self().to_string(), e.detail()), e.value()});

@@ -27,7 +27,11 @@ error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_c
   const char* last = nats_GetLastError(nullptr);
   std::string detail = fmt::format("{}: {}", what, natsStatus_GetText(s));
   if (last != nullptr && *last != '\0') detail = fmt::format("{} ({})", detail, last);
-  if (js_code == wrong_last_sequence) return error{errc::version_conflict, std::move(detail)};
+  // nats.c 3.4.1's js_PublishMsg reports a refused expected sequence with
+  // its text but without the error code: both mean a version conflict.
+  if (js_code == wrong_last_sequence ||
+      (js_code == 0 && last != nullptr && std::string_view{last}.find("wrong last sequence") != std::string_view::npos))
+    return error{errc::version_conflict, std::move(detail)};
   if (js_code == stream_not_found || js_code == no_message_found || js_code == consumer_not_found)
     return error{errc::not_found, std::move(detail)};
   switch (s) {

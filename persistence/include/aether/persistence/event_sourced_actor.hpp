@@ -67,6 +67,9 @@ protected:
   /// Loads snapshot and events under an exclusive wait; then `restore` (with
   /// the snapshot's state, if any) and the replayers run on the actor's turn.
   void recover(context& ctx, std::function<expected<void>(const snapshot&)> restore);
+  /// Reads and replays every event under an exclusive wait: activation
+  /// without a snapshot, after one that does not restore.
+  void replay_all(context& ctx);
   /// Appends `events` after the current version under an exclusive wait;
   /// `on_stored` applies them and makes the reply; on failure the sender
   /// gets the error and the actor reloads what the store has.
@@ -136,7 +139,8 @@ inline thread_local void* tables_in_construction = nullptr;
 ///       }
 ///     };
 ///
-/// Activation restores the latest snapshot plus the events after it; a
+/// Activation restores the latest snapshot plus the events after it (a
+/// snapshot that does not decode is skipped for a full replay); a
 /// stored event that cannot be decoded or applied stops the activation with
 /// `replay_failed` naming the actor, version and stream sequence.
 ///
