@@ -168,7 +168,15 @@ struct cluster_under_load {
     auto reader = test::open_store(test::connect(cluster.urls()), o);
     std::vector<write_history::stored_event> stored;
     for (const auto& w : writing) {
+      // Right after a fault the cluster may still be settling: a read that
+      // finds it unavailable is tried again, anything else is an answer.
       auto events = reader->read_wait(w->actor());
+      const bool answered = aether::testing::poll_until(
+          [&] {
+            return events || events.error().code() != errc::unavailable || (events = reader->read_wait(w->actor()));
+          },
+          60s);
+      REQUIRE_MESSAGE(answered, "reading the history: " << events.error().to_string());
       REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
       for (std::size_t i = 0; i < events->size(); ++i) {
         CHECK((*events)[i].version == i + 1);
