@@ -195,11 +195,11 @@ TEST_CASE("invariants hold across kill -9 and SIGSTOP/SIGCONT of nodes") {
 
 TEST_CASE("R3: invariants hold when the server leading the control stream is killed") {
   aether::testing::nats_cluster servers{3};
+  auto conn = aether::nats::connection::connect(aether::nats::connect_options{.url = servers.urls()});
+  REQUIRE(conn);
   proc::cluster c{AETHER_CLUSTER_NODE, settings(servers.urls(), "r3", 3)};
   for (auto id : {"a", "b", "c"}) c.start(id);
   c.until([&] { return c.agree(3); }, 60s, "three nodes agree");
-  auto conn = aether::nats::connection::connect(aether::nats::connect_options{.url = servers.urls()});
-  REQUIRE(conn);
   auto leader = (*conn)->stream_leader("aether_cluster_r3");
   REQUIRE(leader);
   std::size_t killed = servers.size();
