@@ -1,4 +1,5 @@
 // Many threads against the thread pool executor: what TSan checks.
+#include "support/eventually.hpp"
 #include "test_actors.hpp"
 
 #include <aether/runtime/thread_pool_executor.hpp>
@@ -70,14 +71,7 @@ TEST_CASE("many threads telling one actor lose nothing") {
   for (auto& s : senders) s.join();
   // Order holds per sender only: this ask may overtake other threads' tells,
   // so ask until every tell has landed.
-  int total = 0;
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (total != threads * per_thread && std::chrono::steady_clock::now() < deadline) {
-    auto r = p.system.ask<int>(c, test::get{}, 30s).get();
-    REQUIRE(r);
-    total = *r;
-  }
-  CHECK(total == threads * per_thread);
+  AETHER_EVENTUALLY(*p.system.ask<int>(c, test::get{}, 30s).get() == threads * per_thread, 60s);
 }
 
 TEST_CASE("messages from one actor to another keep their order while shards hop threads") {
@@ -94,15 +88,9 @@ TEST_CASE("messages from one actor to another keep their order while shards hop 
   }
   // Wait until every message arrived.
   std::vector<test::remember> seen;
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto h = p.system.ask<std::vector<test::remember>>(rec, test::history{}, 30s).get();
-    REQUIRE(h);
-    seen = std::move(*h);
-    if (seen.size() == forwarders * per_forwarder) break;
-    std::this_thread::yield();
-  }
-  REQUIRE(seen.size() == forwarders * per_forwarder);
+  AETHER_EVENTUALLY((seen = *p.system.ask<std::vector<test::remember>>(rec, test::history{}, 30s).get()).size() ==
+                        forwarders * per_forwarder,
+                    60s);
   std::map<int, int> next;
   bool ordered = true;
   for (const auto& r : seen) {
@@ -150,9 +138,7 @@ TEST_CASE("actors activated and passivated concurrently stay consistent") {
   // Every actor may be passivated while messages still wait in a mailbox, so
   // wait for the messages to be handled as well as for the actors to go.
   const auto settled = [&] { return p.system.metrics().messages == 8'000 && p.system.active_actors() == 0; };
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!settled() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-  CHECK(p.system.active_actors() == 0);
+  AETHER_EVENTUALLY(settled(), 60s);
   const auto m = p.system.metrics();
   CHECK(m.activations == m.passivations);
   CHECK(m.messages == 8'000);

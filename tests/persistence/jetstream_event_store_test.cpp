@@ -1,6 +1,7 @@
 // What only the JetStream store has to prove: the fence across connections
 // and servers, lost acknowledgements, corrupt bytes, server restarts.
 #include "store_fixtures.hpp"
+#include "support/eventually.hpp"
 #include "support/race_tally.hpp"
 #include "support/scale.hpp"
 
@@ -294,11 +295,7 @@ TEST_CASE("a server killed and restarted mid-load loses nothing that was acknowl
       }
     });
   }
-  auto wait_for_acks = [&](int n) {
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (acks.load() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-    REQUIRE(acks.load() >= n);
-  };
+  auto wait_for_acks = [&](int n) { AETHER_EVENTUALLY(acks.load() >= n, 60s); };
   wait_for_acks(200);
   server.kill();
   server.restart();

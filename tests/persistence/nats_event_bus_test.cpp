@@ -65,9 +65,7 @@ TEST_CASE("a durable subscriber gets what it missed while away, in order, and no
     REQUIRE(b.bus->publish("bank", note));
   }
   // Published events reach the stream asynchronously: let them land.
-  const auto deadline = std::chrono::steady_clock::now() + 15s;
-  while (b.conn->stream_message_count("bank_events").value_or(0) < 30 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
+  AETHER_EVENTUALLY(b.conn->stream_message_count("bank_events").value_or(0) == 30, 30s);
   collector second;
   auto sub = b.sub().subscribe("bank", {}, second.handler(), durable("ledger"));
   REQUIRE(sub);
@@ -96,9 +94,7 @@ TEST_CASE("a durable subscription filters, and what it filters out still counts 
     REQUIRE(b.store->append_wait(a, 3, {test::make_event("delivered")}));
     REQUIRE(got.wait_for(1));
     // The last write is filtered out, and acknowledged all the same.
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (ack_floor(*b.conn, "shop_events", "shipping") < 3 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(5ms);
+    AETHER_EVENTUALLY(ack_floor(*b.conn, "shop_events", "shipping") == 3, 30s);
   }
   CHECK(history(got) == std::vector<std::string>{"order/o1:3"});
   // Everything up to the last write was acknowledged, the filtered ones too.
@@ -123,9 +119,7 @@ TEST_CASE("a durable subscription never drops: the server waits for a slow handl
       durable("slow", 4));
   REQUIRE(sub);
   for (std::uint64_t v = 0; v < 100; ++v) REQUIRE(b.store->append_wait(a, v, {test::make_event("deposited")}));
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (handled.load() < 100 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
-  CHECK(handled.load() == 100);
+  AETHER_EVENTUALLY(handled.load() == 100, 60s);
   CHECK(sub->dropped() == 0);
 }
 

@@ -21,6 +21,8 @@ TEST_CASE("every errc has a name of its own") {
     CHECK(name != "unknown");
     CHECK(names.insert(name).second);
   }
+  // in_use is the last code: one added after it must extend the loop above.
+  CHECK(aether::to_string(static_cast<aether::errc>(static_cast<int>(aether::errc::in_use) + 1)) == "unknown");
 }
 
 TEST_CASE("an error prints its code and detail") {
