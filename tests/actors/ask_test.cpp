@@ -1,4 +1,8 @@
+#include "support/eventually.hpp"
+#include "support/pending_ask.hpp"
 #include "test_actors.hpp"
+
+#include <aether/runtime/thread_pool_executor.hpp>
 
 #include <doctest/doctest.h>
 
@@ -111,18 +115,16 @@ TEST_CASE("an ask times out, and the reply that comes later is dropped and count
   test::manual_fixture f;
   register_all(f.system);
   const actor_id slow{"slow", "s"};
-  auto p = f.system.ask<outcome>(actor_id{"asker", "a"}, query{slow, 100}, 10s);
-  std::optional<aether::expected<outcome>> got;
-  p.then([&](aether::expected<outcome> r) { got.emplace(std::move(r)); });
+  test::answer<outcome> got{f.system.ask<outcome>(actor_id{"asker", "a"}, query{slow, 100}, 10s)};
   f.exec.run();
-  CHECK_FALSE(got);
+  CHECK_FALSE(got.ready());
   f.exec.advance(99ms);
-  CHECK_FALSE(got);
+  CHECK_FALSE(got.ready());
   f.exec.advance(1ms);
-  REQUIRE(got);
-  REQUIRE(*got);
-  CHECK_FALSE((*got)->ok);
-  CHECK((*got)->code == aether::errc::timeout);
+  REQUIRE(got.ready());
+  REQUIRE(got.value());
+  CHECK_FALSE(got.value()->ok);
+  CHECK(got.value()->code == aether::errc::timeout);
   CHECK(f.system.metrics().ask_timeouts == 1);
 
   REQUIRE(f.system.tell(slow, answer_now{}));
@@ -142,12 +144,10 @@ TEST_CASE("an external ask times out with errc::timeout") {
 TEST_CASE("an ask the handler does not answer fails with no_reply at once") {
   test::manual_fixture f;
   register_all(f.system);
-  auto p = f.system.ask<int>(actor_id{"slow", "s"}, silent{}, 10s);
-  std::optional<aether::expected<int>> got;
-  p.then([&](aether::expected<int> r) { got.emplace(std::move(r)); });
+  test::answer<int> got{f.system.ask<int>(actor_id{"slow", "s"}, silent{}, 10s)};
   f.exec.run();
-  REQUIRE(got);
-  CHECK(got->error().code() == aether::errc::no_reply);
+  REQUIRE(got.ready());
+  CHECK(got.value().error().code() == aether::errc::no_reply);
 }
 
 TEST_CASE("ask errors reach the asking actor as continuations") {
@@ -183,4 +183,30 @@ TEST_CASE("the future, callback and blocking forms of an external ask") {
   f.exec.run();
   REQUIRE(fut.wait_for(0s) == std::future_status::ready);
   CHECK(*fut.get() == 3);
+}
+
+// On real threads and timers.
+TEST_CASE("on the thread pool, asks time out on real timers, from outside and from an actor, and late replies are "
+          "dropped") {
+  aether::thread_pool_executor pool{2, 4};
+  aether::actor_system system{test::manual_fixture::small_config(), pool};
+  register_all(system);
+  const actor_id slow{"slow", "s"};
+  // From outside: the answer is the timeout.
+  test::answer<int> outside{system.ask<int>(slow, test::get{}, 50ms)};
+  auto r = outside.wait(60s);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == aether::errc::timeout);
+  // From an actor: the asker's error callback runs on its turn with the timeout.
+  test::answer<outcome> inside{system.ask<outcome>(actor_id{"asker", "a"}, query{slow, 50}, 30s)};
+  auto o = inside.wait(60s);
+  REQUIRE(o);
+  CHECK_FALSE(o->ok);
+  CHECK(o->code == aether::errc::timeout);
+  CHECK(system.metrics().ask_timeouts == 2);
+  // The replies that come now find nobody waiting: counted, never delivered.
+  REQUIRE(system.tell(slow, answer_now{}));
+  AETHER_EVENTUALLY(system.metrics().late_replies == 2, 30s);
+  CHECK(*system.ask<int>(actor_id{"asker", "a"}, test::history{}, 30s).get() == 1); // its callback ran once
+  aether::close_and_join(system, pool);
 }

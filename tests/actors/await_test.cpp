@@ -1,3 +1,4 @@
+#include "support/pending_ask.hpp"
 #include "test_actors.hpp"
 
 #include <doctest/doctest.h>
@@ -110,12 +111,10 @@ TEST_CASE("messages stashed behind a wait fail with the stop reason") {
   });
   const actor_id s{"stopper", "s"};
   REQUIRE(f.system.tell(s, begin_work{true}));
-  auto behind = f.system.ask<int>(s, test::get{}, 5s);
-  std::optional<aether::expected<int>> answer;
-  behind.then([&](aether::expected<int> r) { answer.emplace(std::move(r)); });
+  test::answer<int> behind{f.system.ask<int>(s, test::get{}, 5s)};
   f.exec.run();
-  REQUIRE(answer);
-  REQUIRE_FALSE(*answer);
-  CHECK(answer->error().code() == aether::errc::replay_failed);
-  CHECK(answer->error().detail() == "replay");
+  REQUIRE(behind.ready());
+  REQUIRE_FALSE(behind.value());
+  CHECK(behind.value().error().code() == aether::errc::replay_failed);
+  CHECK(behind.value().error().detail() == "replay");
 }

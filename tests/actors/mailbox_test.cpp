@@ -37,11 +37,10 @@ TEST_CASE("a full mailbox fails the send with mailbox_full and loses nothing it 
   CHECK(f.system.metrics().mailbox_full == 5);
   // An ask into a full mailbox gets the error as its answer.
   auto refused = f.system.ask<int>(c, test::get{}, std::chrono::seconds{1});
-  std::optional<aether::expected<int>> got;
-  refused.then([&](aether::expected<int> r) { got.emplace(std::move(r)); });
+  test::answer<int> got{std::move(refused)};
   f.exec.run();
-  REQUIRE(got);
-  CHECK(got->error().code() == aether::errc::mailbox_full);
+  REQUIRE(got.ready());
+  CHECK(got.value().error().code() == aether::errc::mailbox_full);
   // Drained, it takes messages again, and all accepted ones were handled.
   CHECK(*f.ask<int>(c, test::get{}) == 10);
 }

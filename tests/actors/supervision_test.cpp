@@ -1,4 +1,9 @@
+#include "support/pending_ask.hpp"
 #include "test_actors.hpp"
+
+#include <aether/runtime/thread_pool_executor.hpp>
+
+#include <atomic>
 
 #include <doctest/doctest.h>
 
@@ -51,15 +56,13 @@ TEST_CASE("restart replaces the instance after a backoff, and messages that wait
   REQUIRE(f.system.tell(f.c, test::boom{"x"}));
   REQUIRE(f.system.tell(f.c, test::add{1}));
   REQUIRE(f.system.tell(f.c, test::add{2}));
-  auto p = f.system.ask<int>(f.c, test::get{}, 10s);
-  std::optional<aether::expected<int>> got;
-  p.then([&](aether::expected<int> r) { got.emplace(std::move(r)); });
+  test::answer<int> got{f.system.ask<int>(f.c, test::get{}, 10s)};
   f.exec.run();
-  CHECK_FALSE(got); // waiting for the restart
+  CHECK_FALSE(got.ready()); // waiting for the restart
   CHECK(f.instances == 1);
   f.exec.advance(100ms);
-  REQUIRE(got);
-  CHECK(**got == 3); // fresh state, then add 1, add 2
+  REQUIRE(got.ready());
+  CHECK(*got.value() == 3); // fresh state, then add 1, add 2
   CHECK(f.instances == 2);
   CHECK(f.system.metrics().restarts == 1);
 }
@@ -76,6 +79,55 @@ TEST_CASE("the restart backoff doubles with each failure in the window") {
   CHECK(f.instances == 2);
   f.exec.advance(1ms);
   CHECK(f.instances == 3);
+}
+
+TEST_CASE("the backoff stops doubling at max_backoff") {
+  fixture f{aether::supervision::restart};
+  // max_restarts 2 in policy(); five restarts here, within the window.
+  f.system.register_actor(
+      "capped",
+      [&f](const actor_id&) {
+        ++f.instances;
+        return std::make_unique<test::counter>();
+      },
+      [] {
+        auto o = policy(aether::supervision::restart);
+        o.restart.max_restarts = 10;
+        o.restart.max_backoff = 300ms;
+        return o;
+      }());
+  const actor_id c{"capped", "c"};
+  REQUIRE(f.system.tell(c, test::add{1}));
+  f.exec.run();
+  const int before = f.instances;
+  // Backoffs 100, 200, then 300 (not 400), 300 (not 800).
+  for (const auto backoff : {100ms, 200ms, 300ms, 300ms}) {
+    CAPTURE(backoff.count());
+    const int n = f.instances;
+    REQUIRE(f.system.tell(c, test::boom{"again"}));
+    f.exec.run();
+    f.exec.advance(backoff - 1ms);
+    CHECK(f.instances == n);
+    f.exec.advance(1ms);
+    CHECK(f.instances == n + 1);
+  }
+  CHECK(f.instances == before + 4);
+}
+
+TEST_CASE("failures older than the window no longer count toward stopping") {
+  fixture f{aether::supervision::restart}; // at most 2 restarts within 10 s
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(f.system.tell(f.c, test::boom{"early"}));
+    f.exec.run();
+    f.exec.advance(1s);
+  }
+  f.exec.advance(10s); // both failures leave the window
+  REQUIRE(f.system.tell(f.c, test::boom{"late"}));
+  f.exec.run();
+  f.exec.advance(1s);
+  CHECK(f.system.active_actors() == 1); // restarted, not stopped
+  CHECK(f.system.metrics().restarts == 3);
+  CHECK(*f.ask<int>(f.c, test::get{}) == 0);
 }
 
 TEST_CASE("too many failures in the window stop the actor and fail what waited") {
@@ -99,16 +151,14 @@ TEST_CASE("asks waiting for a restart that ends in stop fail with handler_failed
   f.exec.run(); // restarting: what follows waits in order
   REQUIRE(f.system.tell(f.c, test::boom{"2"}));
   REQUIRE(f.system.tell(f.c, test::boom{"3"}));
-  auto p = f.system.ask<int>(f.c, test::get{}, 10s);
-  std::optional<aether::expected<int>> got;
-  p.then([&](aether::expected<int> r) { got.emplace(std::move(r)); });
+  test::answer<int> got{f.system.ask<int>(f.c, test::get{}, 10s)};
   f.exec.run();
   f.exec.advance(100ms); // second instance fails on "2"
-  CHECK_FALSE(got);
+  CHECK_FALSE(got.ready());
   f.exec.advance(200ms); // third instance fails on "3": stopped
-  REQUIRE(got);
-  REQUIRE_FALSE(*got);
-  CHECK(got->error().code() == aether::errc::handler_failed);
+  REQUIRE(got.ready());
+  REQUIRE_FALSE(got.value());
+  CHECK(got.value().error().code() == aether::errc::handler_failed);
   CHECK(f.instances == 3);
 }
 
@@ -130,4 +180,32 @@ TEST_CASE("a factory that throws fails the message, not the runtime") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code() == aether::errc::handler_failed);
   CHECK(r.error().detail().find("no database") != std::string::npos);
+}
+
+// On real threads and timers.
+TEST_CASE("on the thread pool, a restart after a real backoff hands over what waited, in order") {
+  aether::thread_pool_executor pool{2, 4};
+  auto cfg = test::manual_fixture::small_config();
+  aether::actor_system system{cfg, pool};
+  std::atomic<int> instances{0};
+  auto o = policy(aether::supervision::restart);
+  o.restart.min_backoff = 20ms;
+  system.register_actor(
+      "counter",
+      [&](const actor_id&) {
+        instances.fetch_add(1);
+        return std::make_unique<test::counter>();
+      },
+      o);
+  const actor_id c{"counter", "c"};
+  REQUIRE(system.tell(c, test::add{5}));
+  test::answer<int> failed{system.ask<int>(c, test::boom{"x"}, 30s)};
+  REQUIRE(system.tell(c, test::add{1}));
+  REQUIRE(system.tell(c, test::add{2}));
+  test::answer<int> total{system.ask<int>(c, test::get{}, 30s)};
+  CHECK(failed.wait(60s).error().code() == aether::errc::handler_failed);
+  CHECK(*total.wait(60s) == 3); // fresh state, then add 1, add 2
+  CHECK(instances.load() == 2);
+  CHECK(system.metrics().restarts == 1);
+  aether::close_and_join(system, pool);
 }

@@ -1,5 +1,6 @@
 #include "bank.hpp"
 #include "store_fixtures.hpp"
+#include "support/pending_ask.hpp"
 
 #include <aether/runtime/manual_executor.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
@@ -214,12 +215,10 @@ TEST_CASE("the reply waits for the store, and later commands wait behind it in o
 
   // A persist that fails: the state stays, the sender gets the error.
   store->fail_ = true;
-  auto failed = system.ask<std::int64_t>(acc, bank::deposit{7}, 10s);
-  std::optional<aether::expected<std::int64_t>> got;
-  failed.then([&](aether::expected<std::int64_t> r) { got.emplace(std::move(r)); });
+  test::answer<std::int64_t> failed{system.ask<std::int64_t>(acc, bank::deposit{7}, 10s)};
   exec.run();
-  REQUIRE(got);
-  CHECK(got->error().code() == errc::unavailable);
+  REQUIRE(failed.ready());
+  CHECK(failed.value().error().code() == errc::unavailable);
   store->fail_ = false;
   system.ask<std::int64_t>(acc, bank::balance{}, 10s).then(record);
   exec.run();
