@@ -16,8 +16,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto heartbeat_ms = 50;
-constexpr auto failure_ms = 600;
+constexpr auto heartbeat_ms = 100;
+constexpr auto failure_ms = 1000;
 
 std::vector<std::string> settings(const std::string& url, const std::string& cluster, int replicas = 1) {
   return {"AETHER_NATS_URL=" + url,
@@ -26,7 +26,7 @@ std::vector<std::string> settings(const std::string& url, const std::string& clu
           "AETHER_JS_REPLICAS=" + std::to_string(replicas),
           "AETHER_HEARTBEAT_MS=" + std::to_string(heartbeat_ms),
           "AETHER_FAILURE_TIMEOUT_MS=" + std::to_string(failure_ms),
-          "AETHER_SELF_FENCE_MS=450",
+          "AETHER_SELF_FENCE_MS=700",
           "AETHER_ELECTION_STEP_MS=20",
           "AETHER_LOG=warn"};
 }
