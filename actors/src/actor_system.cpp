@@ -188,6 +188,11 @@ metrics_snapshot actor_system::metrics() const noexcept {
 }
 
 std::uint32_t actor_system::shard_count() const noexcept { return core_->config.shard_count; }
+
+std::size_t actor_system::lane_of(const actor_id& to) const noexcept {
+  // The empty id is refused by ask_message; any lane does for its answer.
+  return to.empty() ? 0 : core_->lane_of(to);
+}
 executor& actor_system::exec() const noexcept { return core_->exec; }
 std::size_t actor_system::active_actors() const noexcept {
   std::int64_t active = 0;

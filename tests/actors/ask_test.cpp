@@ -210,3 +210,18 @@ TEST_CASE("on the thread pool, asks time out on real timers, from outside and fr
   CHECK(*system.ask<int>(actor_id{"asker", "a"}, test::history{}, 30s).get() == 1); // its callback ran once
   aether::close_and_join(system, pool);
 }
+
+TEST_CASE("an external ask is answered when the executor has fewer lanes than the system has shards") {
+  aether::thread_pool_executor pool{2, 4};
+  aether::actor_system system{aether::system_config{}, pool}; // 64 shards on 4 lanes
+  system.register_actor<test::counter>("counter");
+  // Actors on many shards: most shard indexes are beyond the lanes.
+  for (int i = 0; i < 32; ++i) {
+    const actor_id c{"counter", "c" + std::to_string(i)};
+    test::answer<int> got{system.ask<int>(c, test::get{}, 30s)};
+    auto r = got.wait(60s);
+    REQUIRE_MESSAGE(r, c.to_string() << ": " << (r ? "" : r.error().to_string()));
+    CHECK(*r == 0);
+  }
+  aether::close_and_join(system, pool);
+}

@@ -225,6 +225,54 @@ TEST_CASE("the reply waits for the store, and later commands wait behind it in o
   CHECK(answers.back() == 5);
 }
 
+TEST_CASE("a persist that times out: the sender hears timeout, a write the store still makes is neither lost nor "
+          "doubled, and the actor catches up") {
+  auto memory = std::make_shared<aether::memory_event_store>();
+  auto store = std::make_shared<gated_store>(memory);
+  auto p = std::make_shared<aether::persistence>();
+  p->events = store;
+  p->timeout = 100ms;
+  aether::manual_executor exec{2};
+  aether::system_config cfg;
+  cfg.shard_count = 2;
+  aether::actor_system system{cfg, exec};
+  aether::register_event_sourced<bank::account>(system, "account", p);
+  exec.run();
+  const actor_id acc{"account", "slow-store"};
+
+  test::answer<std::int64_t> first{system.ask<std::int64_t>(acc, bank::deposit{5}, 10s)};
+  exec.run();
+  CHECK_FALSE(first.ready()); // the store holds the write
+  exec.advance(100ms);
+  REQUIRE(first.ready());
+  CHECK(first.value().error().code() == errc::timeout);
+  // The store writes it after all.
+  store->release();
+  exec.run();
+  CHECK(*memory->latest_version_wait(acc) == 1);
+  // The actor did not apply it; its next write meets the stored one, the
+  // sender hears the conflict, and the actor reloads what the store holds.
+  test::answer<std::int64_t> second{system.ask<std::int64_t>(acc, bank::deposit{1}, 10s)};
+  exec.run();
+  store->release();
+  exec.run();
+  REQUIRE(second.ready());
+  const bool caught_up =
+      second.value() ? *second.value() == 6 : second.value().error().code() == errc::version_conflict;
+  CHECK_MESSAGE(caught_up, (second.value() ? std::to_string(*second.value()) : second.value().error().to_string()));
+  test::answer<std::int64_t> third{system.ask<std::int64_t>(acc, bank::deposit{1}, 10s)};
+  exec.run();
+  store->release();
+  exec.run();
+  REQUIRE(third.ready());
+  REQUIRE(third.value());
+  CHECK(*third.value() == (second.value() ? 7 : 6));
+  // The store holds each acknowledged deposit once, and the timed-out one once.
+  const auto events = memory->read_wait(acc);
+  REQUIRE(events);
+  CHECK(events->size() == (second.value() ? 3u : 2u));
+}
+
 TEST_CASE_TEMPLATE("a snapshot that does not decode is skipped for a full replay", S, test::memory_stores,
                    test::jetstream_stores) {
   bank_fixture<S> f;
@@ -312,4 +360,47 @@ TEST_CASE("on R3, whichever of two racing snapshots is kept, an activation folds
     CHECK(*n.template ask<std::uint64_t>(acc, bank::current_version{}) == 6);
   }
   MESSAGE("the older snapshot was kept in " << stale_kept << " of " << trials << " races");
+}
+
+namespace {
+
+struct fail_now {};
+
+/// An account whose `fail_now` handler throws.
+class fragile_account : public bank::account {
+public:
+  fragile_account() {
+    on([](const fail_now&) -> std::int64_t { throw std::runtime_error{"a bug in a handler"}; });
+  }
+};
+
+} // namespace
+
+TEST_CASE("an event-sourced actor under each supervision policy keeps what was stored") {
+  for (const auto policy : {aether::supervision::resume, aether::supervision::restart, aether::supervision::stop}) {
+    CAPTURE(static_cast<int>(policy));
+    test::memory_stores stores;
+    auto p = std::make_shared<aether::persistence>();
+    p->events = stores.events;
+    p->snapshots = stores.snapshots;
+    aether::thread_pool_executor pool{2, 4};
+    aether::actor_system system{aether::system_config{}, pool};
+    aether::actor_options o;
+    o.on_failure = policy;
+    o.restart.min_backoff = 10ms;
+    aether::register_event_sourced<fragile_account>(system, "account", p, o);
+    const actor_id acc{"account", "fragile"};
+    REQUIRE(*system.ask<std::int64_t>(acc, bank::deposit{5}, 30s).get() == 5);
+    REQUIRE(*system.ask<std::int64_t>(acc, bank::deposit{2}, 30s).get() == 7);
+    auto failed = system.ask<std::int64_t>(acc, fail_now{}, 30s).get();
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().code() == errc::handler_failed);
+    // Resumed, restarted from the store, or activated again by the next
+    // message: the state is what was stored, and the next write goes on from it.
+    CHECK(*system.ask<std::int64_t>(acc, bank::balance{}, 30s).get() == 7);
+    CHECK(*system.ask<std::int64_t>(acc, bank::deposit{1}, 30s).get() == 8);
+    CHECK(*system.ask<std::uint64_t>(acc, bank::current_version{}, 30s).get() == 3);
+    CHECK(system.metrics().restarts == (policy == aether::supervision::restart ? 1u : 0u));
+    aether::close_and_join(system, pool);
+  }
 }

@@ -81,7 +81,8 @@ public:
   /// returned `pending<R>`.
   template <class R, class M>
   [[nodiscard]] pending<R> ask(const actor_id& to, M&& m, executor::duration timeout) {
-    auto slot = make_intrusive<detail::external_reply_slot<R>>(exec(), to.shard(shard_count()));
+    // Callbacks and the timeout run on the lane of the target's shard.
+    auto slot = make_intrusive<detail::external_reply_slot<R>>(exec(), lane_of(to));
     ask_message(to, message{std::forward<M>(m)}, timeout, slot);
     return pending<R>{std::move(slot)};
   }
@@ -108,6 +109,9 @@ private:
   expected<void> tell_message(const actor_id& to, message&& m);
   void ask_message(const actor_id& to, message&& m, executor::duration timeout, intrusive_ptr<detail::reply_slot> slot);
   void start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot);
+  /// The executor lane of `to`'s shard (shards outnumber lanes when the
+  /// executor has fewer lanes than the system has shards).
+  [[nodiscard]] std::size_t lane_of(const actor_id& to) const noexcept;
 
   std::unique_ptr<detail::system_core> core_;
 };
