@@ -35,7 +35,8 @@ public:
     REQUIRE_MESSAGE(!w.empty(), "an empty line from the node");
     if (w[0] == "fail") {
       REQUIRE(w.size() >= 3);
-      ++failed_;
+      const auto at = line.find(w[2]) + w[2].size() + 1;
+      failed_.emplace(w[2], at < line.size() ? line.substr(at) : std::string{});
       return;
     }
     REQUIRE_MESSAGE((w[0] == "ack" && w.size() == 5), "not a line of the protocol: " << line);
@@ -67,16 +68,40 @@ public:
   }
 
   [[nodiscard]] const std::map<std::string, acknowledged>& acked() const { return acked_; }
-  [[nodiscard]] std::size_t failed() const { return failed_; }
+  /// Deposits answered with an error, and the error.
+  [[nodiscard]] const std::map<std::string, std::string>& failed() const { return failed_; }
 
 private:
   std::map<std::string, acknowledged> acked_;
   std::map<std::string, std::int64_t> balance_;
-  std::size_t failed_ = 0;
+  std::map<std::string, std::string> failed_;
 };
 
-child_process load_node(const std::string& url, const std::string& run) {
-  return child_process{{AETHER_LOAD_NODE, url, "4", run}};
+child_process load_node(const std::string& url, const std::string& run, int clients = 4) {
+  return child_process{{AETHER_LOAD_NODE, url, std::to_string(clients), run}};
+}
+
+/// The deposits the store holds for `account`, with the balance after each, in order.
+struct stored_deposit {
+  std::string memo;
+  std::int64_t cents = 0;
+  std::int64_t balance = 0;
+};
+std::vector<stored_deposit> stored_deposits(aether::event_store& store, const std::string& account) {
+  auto events = store.read_wait(aether::actor_id{"account", account});
+  REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+  std::vector<stored_deposit> out;
+  std::int64_t balance = 0;
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    const auto& e = (*events)[i];
+    CHECK(e.version == i + 1);
+    REQUIRE(e.type == "bank.deposited");
+    auto d = aether::json::decode<bank::deposited>(e.data);
+    REQUIRE(d);
+    balance += d->cents;
+    out.push_back({d->memo, d->cents, balance});
+  }
+  return out;
 }
 
 } // namespace
@@ -128,4 +153,57 @@ TEST_CASE("a node process crashed and restarted, and its server process killed a
   for (const auto& [name, a] : reported.acked())
     CHECK_MESSAGE(found[name] == 1, name << " is stored " << found[name] << " times");
   for (const auto& [name, n] : found) CHECK_MESSAGE(n == 1, name << " is stored " << n << " times");
+}
+
+TEST_CASE("two node processes hosting the same event-sourced accounts race through the actor API: one history, every "
+          "acknowledged deposit once, no refused one stored") {
+  aether::testing::nats_server server;
+  // Both processes deposit into load-0 and load-1 at once, each through its own activation of the accounts.
+  ledger x;
+  ledger y;
+  {
+    auto left = load_node(server.url(), "x", 2);
+    auto right = load_node(server.url(), "y", 2);
+    for (int round = 0; round < 6; ++round) {
+      x.read(left, 25);
+      y.read(right, 25);
+    }
+    CHECK(left.terminate() == 0);
+    CHECK(right.terminate() == 0);
+    x.read_rest(left);
+    y.read_rest(right);
+  }
+  // The race was real: each process was refused some writes the other won.
+  std::size_t conflicts = 0;
+  for (const auto* l : {&x, &y}) {
+    std::size_t mine = 0;
+    for (const auto& [memo, why] : l->failed()) mine += why.find("version_conflict") != std::string::npos;
+    CHECK(mine > 0);
+    conflicts += mine;
+  }
+  auto store = test::open_store(test::connect(server.url()));
+  for (const std::string account : {"load-0", "load-1"}) {
+    CAPTURE(account);
+    std::map<std::string, stored_deposit> held;
+    for (const auto& d : stored_deposits(*store, account)) {
+      CHECK_MESSAGE(held.emplace(d.memo, d).second, d.memo << " is stored twice");
+    }
+    for (const auto* l : {&x, &y}) {
+      for (const auto& [memo, a] : l->acked()) {
+        if (a.account != account) continue;
+        auto it = held.find(memo);
+        REQUIRE_MESSAGE(it != held.end(), memo << " was acknowledged but is not stored");
+        CHECK(it->second.cents == a.cents);
+        CHECK_MESSAGE(it->second.balance == a.balance, memo << " acknowledged balance " << a.balance
+                                                            << ", the stored history makes " << it->second.balance);
+      }
+      // A deposit refused with a conflict lost the race for its version: never stored.
+      for (const auto& [memo, why] : l->failed()) {
+        if (why.find("version_conflict") != std::string::npos && memo.starts_with(account + "-")) {
+          CHECK_MESSAGE(!held.contains(memo), memo << " was refused (" << why << ") but is stored");
+        }
+      }
+    }
+  }
+  MESSAGE(conflicts << " deposits refused with a version conflict");
 }
