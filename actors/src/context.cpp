@@ -113,7 +113,10 @@ void response_promise::abandon() noexcept {
   if (core_ == nullptr) return;
   core_ = nullptr;
   if (slot_) {
-    slot_->complete(message{error{errc::no_reply, "the response promise was dropped"}});
+    // Dropped unanswered: its actor stopped, or the node shut down, while
+    // work it started (a persist, say) may still take effect.
+    slot_->complete(message{error{errc::no_reply, "the response promise was dropped; what the handler started may "
+                                                  "or may not have taken effect"}});
     slot_ = {};
   }
 }

@@ -207,3 +207,50 @@ TEST_CASE("two node processes hosting the same event-sourced accounts race throu
   }
   MESSAGE(conflicts << " deposits refused with a version conflict");
 }
+
+TEST_CASE("a node stopped under persistence load answers every deposit truthfully and exits cleanly") {
+  aether::testing::nats_server server;
+  ledger reported;
+  auto node = load_node(server.url(), "t", 8);
+  reported.read(node, 200);
+  // SIGTERM while deposits are in flight: a graceful stop.
+  CHECK(node.terminate() == 0);
+  reported.read_rest(node);
+  CHECK(node.partial().empty()); // every answer was printed whole
+  auto store = test::open_store(test::connect(server.url()));
+  std::map<std::string, stored_deposit> held;
+  for (int c = 0; c < 8; ++c) {
+    for (const auto& d : stored_deposits(*store, "load-" + std::to_string(c))) {
+      CHECK_MESSAGE(held.emplace(d.memo, d).second, d.memo << " is stored twice");
+    }
+  }
+  // Acknowledged: stored, with the balance that was acknowledged.
+  for (const auto& [memo, a] : reported.acked()) {
+    auto it = held.find(memo);
+    REQUIRE_MESSAGE(it != held.end(), memo << " was acknowledged but is not stored");
+    CHECK(it->second.cents == a.cents);
+    CHECK(it->second.balance == a.balance);
+  }
+  // Refused: an answer that says the deposit was not stored, or was never
+  // handled, is true; one that says the outcome is unknown may go either way.
+  std::size_t unknown = 0;
+  std::size_t unknown_stored = 0;
+  for (const auto& [memo, why] : reported.failed()) {
+    const bool never_handled = why.find("shutting_down") != std::string::npos;
+    const bool not_stored = why.find("is not stored") != std::string::npos;
+    if (never_handled || not_stored) {
+      CHECK_MESSAGE(!held.contains(memo), memo << " was answered '" << why << "' but is stored");
+    } else {
+      CHECK_MESSAGE(why.find("may or may not") != std::string::npos, memo << ": " << why); // says it is unknown
+      ++unknown;
+      unknown_stored += held.contains(memo) ? 1 : 0;
+    }
+  }
+  // Nothing is stored that nobody was answered about.
+  for (const auto& [memo, d] : held) {
+    CHECK_MESSAGE((reported.acked().contains(memo) || reported.failed().contains(memo)),
+                  memo << " is stored but its sender got no answer");
+  }
+  MESSAGE(reported.acked().size() << " acknowledged, " << reported.failed().size() << " refused (" << unknown
+                                  << " with an unknown outcome, " << unknown_stored << " of them stored)");
+}
