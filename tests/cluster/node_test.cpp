@@ -66,6 +66,62 @@ TEST_CASE("node_config reads the AETHER_ variables and rejects bad values") {
   }
 }
 
+TEST_CASE("node_config reads the cluster's variables and rejects bad names and timings") {
+  {
+    env_var n{"AETHER_CLUSTER", "shop"};
+    env_var id{"AETHER_NODE_ID", "n-1"};
+    env_var s{"AETHER_CLUSTER_SHARDS", "100"};
+    env_var h{"AETHER_HEARTBEAT_MS", "50"};
+    env_var f{"AETHER_FAILURE_TIMEOUT_MS", "500"};
+    auto c = aether::node_config::from_env();
+    REQUIRE(c);
+    CHECK(c->cluster.name == "shop");
+    CHECK(c->cluster.node_id == "n-1");
+    CHECK(c->cluster.shards == 100);
+    CHECK(c->cluster.heartbeat_interval == 50ms);
+    CHECK(c->cluster.failure_timeout == 500ms);
+    CHECK(c->cluster.self_fence_timeout == 400ms); // follows the failure timeout
+  }
+  for (auto [name, value] : {std::pair{"AETHER_NODE_ID", "a.b"}, std::pair{"AETHER_NODE_ID", "$x"},
+                             std::pair{"AETHER_CLUSTER", "a b"}, std::pair{"AETHER_CLUSTER_SHARDS", "0"}}) {
+    env_var v{name, value};
+    auto c = aether::node_config::from_env();
+    REQUIRE_FALSE(c);
+    CHECK(c.error().code() == aether::errc::invalid_argument);
+    CHECK(c.error().detail().find(name) != std::string::npos);
+  }
+  {
+    // The self-fence must come before the failure timeout.
+    env_var f{"AETHER_FAILURE_TIMEOUT_MS", "500"};
+    env_var x{"AETHER_SELF_FENCE_MS", "600"};
+    auto c = aether::node_config::from_env();
+    REQUIRE_FALSE(c);
+    CHECK(c.error().code() == aether::errc::invalid_argument);
+  }
+  CHECK(!aether::default_node_id().empty());
+  CHECK(aether::actor_id::validate_part(aether::default_node_id(), "node id"));
+}
+
+TEST_CASE("without NATS a node is a one-node cluster that owns every shard") {
+  auto cfg = small();
+  cfg.cluster.shards = 32;
+  aether::node node{cfg};
+  const auto v = node.cluster().snapshot();
+  CHECK(v->serving);
+  CHECK(v->leader == v->self);
+  CHECK(v->self.node == aether::default_node_id());
+  CHECK(v->term == 1);
+  CHECK(v->epoch() == 1);
+  CHECK(v->owned_shards.size() == 32);
+  REQUIRE(v->members.size() == 1);
+  CHECK(v->members[0].status == aether::member_status::alive);
+  int changes = 0;
+  auto w = node.cluster().watch([&changes](const aether::cluster_snapshot&) { ++changes; });
+  node.stop();
+  CHECK(!node.cluster().snapshot()->serving); // it left
+  CHECK(changes > 0);
+}
+
 TEST_CASE("a node answers tells and asks from outside: blocking, future, callback and coroutine") {
   aether::node node{small()};
   node.register_actor<test::counter>("counter");
