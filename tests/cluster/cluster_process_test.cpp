@@ -207,7 +207,14 @@ TEST_CASE("R3: invariants hold when the server leading the control stream is kil
     if (servers.server(i).name() == *leader) killed = i;
   }
   REQUIRE(killed < servers.size());
+  // A node paused past the failure timeout while the stream's leader dies.
+  auto& paused = *c.running().back();
+  paused.process->signal(SIGSTOP);
   servers.server(killed).kill();
+  const auto pause_end = std::chrono::steady_clock::now() + std::chrono::milliseconds{failure_ms * 2};
+  while (std::chrono::steady_clock::now() < pause_end) c.pump(20ms);
+  paused.process->signal(SIGCONT);
+  c.until([&] { return c.agree(3); }, 60s, "three nodes agree after the pause");
   // Meanwhile the leading node dies too: the election runs while the stream elects its new leader.
   c.kill(leader_of(c));
   c.until([&] { return c.agree(2); }, 60s, "the two nodes left agree");
