@@ -75,6 +75,7 @@ struct membership::core : std::enable_shared_from_this<membership::core> {
   phase stage = phase::idle;
   bool caught_up = false;
   bool fenced = false;
+  bool log_lost = false; // the follow of the control log ended: this node cannot know the cluster
   bool config_written = false;
   bool join_written = false;
   executor::time_point last_echo{};
@@ -241,7 +242,8 @@ struct membership::core : std::enable_shared_from_this<membership::core> {
       fail_start(e);
       return;
     }
-    // Without the log this node cannot know the cluster: it stops serving.
+    // Without the log this node cannot know the cluster: it stops serving for good.
+    log_lost = true;
     fenced = true;
     publish_snapshot();
   }
@@ -251,7 +253,7 @@ struct membership::core : std::enable_shared_from_this<membership::core> {
     const auto now = ex.now();
     if (hb.from == self) {
       last_echo = now;
-      if (fenced) {
+      if (fenced && !log_lost) {
         fenced = false;
         // Whatever it did not hear while stalled proves nothing.
         detector.restart(now);
