@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
@@ -29,6 +30,8 @@ aether::node_config config(const char* url) {
   cfg.nats_url = url;
   cfg.threads = 2;
   cfg.system.shard_count = 8;
+  // Processes of a test run side by side: each is a node of its own.
+  cfg.cluster.node_id = "bus-" + std::to_string(::getpid());
   return cfg;
 }
 

@@ -188,3 +188,50 @@ TEST_CASE("a durable subscriber killed mid-stream loses nothing and gets nothing
   CHECK(actors.at("notice/n").back() == 150);
   stop(sub);
 }
+
+TEST_CASE("a durable subscriber whose node freezes with its connection open keeps its name until the connection "
+          "ends, and the next one goes on in order with nothing lost") {
+  // The server pings every second and drops a client after two missed
+  // answers. Yet while it still delivers to a frozen client (the kernel
+  // takes the bytes), it counts that as activity and does not ping: the
+  // name stays held, and no second subscriber ever gets it meanwhile.
+  aether::testing::nats_server server{{.extra_config = "ping_interval: \"1s\"\nping_max: 2\n"}};
+  publish(server.url(), 150, 1); // 300 events in the stream
+  auto conn = test::connect(server.url());
+  auto frozen = subscriber(server.url(), "ledger", 60);
+  wait_ready(frozen);
+  const auto before = read(frozen, 60);
+  AETHER_EVENTUALLY(conn->consumer("bus_events", "ledger") &&
+                        conn->consumer("bus_events", "ledger")->ack_floor == before.back().sequence,
+                    30s);
+  frozen.signal(SIGSTOP); // the node vanishes without closing its connection
+  // Others asking for the name meanwhile are refused, every time.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto candidate = subscriber(server.url(), "ledger");
+    CHECK(candidate.line(std::chrono::steady_clock::now() + 60s) == std::nullopt); // no "ready": it exits
+    const auto status = candidate.wait(std::chrono::steady_clock::now() + 30s);
+    REQUIRE(status);
+    CHECK(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 1); // in_use, printed on its stderr
+  }
+  // Its connection ends (here the process dies; a partition ends when the
+  // server's writes to it fail): the next subscriber takes over at the floor.
+  frozen.kill();
+  std::optional<child_process> next;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!next && std::chrono::steady_clock::now() < deadline) {
+    auto candidate = subscriber(server.url(), "ledger");
+    if (candidate.line(std::chrono::steady_clock::now() + 30s) == std::optional<std::string>{"ready"}) {
+      next.emplace(std::move(candidate));
+    } else {
+      CHECK(candidate.wait(std::chrono::steady_clock::now() + 30s).has_value()); // refused once more
+    }
+  }
+  REQUIRE_MESSAGE(next, "the durable name was never free again");
+  const auto floor = before.back().sequence;
+  const auto after = read(*next, 300 - static_cast<std::size_t>(floor));
+  CHECK(after.front().sequence == floor + 1);
+  for (std::size_t i = 1; i < after.size(); ++i) CHECK(after[i].sequence == after[i - 1].sequence + 1);
+  CHECK(after.back().sequence == 300);
+  stop(*next);
+}

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   cfg.threads = 2;
   cfg.system.shard_count = 8;
   cfg.snapshot_every = 25;
+  // Processes of a test may run side by side: each is a node of its own.
+  cfg.cluster.node_id = "load-" + std::string{argv[3]} + "-" + std::to_string(::getpid());
   try {
     aether::node node{cfg};
     node.register_event_sourced<bank::account>("account");

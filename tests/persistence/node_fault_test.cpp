@@ -51,11 +51,12 @@ public:
 
   /// Reads `count` acknowledgements of a running node.
   void read(child_process& node, std::size_t count) {
-    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    const auto deadline = std::chrono::steady_clock::now() + 90s;
     const auto target = acked_.size() + count;
     while (acked_.size() < target) {
       auto l = node.line(deadline);
-      REQUIRE_MESSAGE(l, "the node stopped acknowledging after " << acked_.size());
+      REQUIRE_MESSAGE(l, "the node stopped acknowledging after " << acked_.size() << " acknowledged and "
+                                                                 << failed_.size() << " refused deposits");
       take(*l);
     }
   }

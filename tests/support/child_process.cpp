@@ -49,13 +49,20 @@ child_process::child_process(std::vector<std::string> args) {
   out_ = out[0];
 }
 
+child_process::child_process(child_process&& other) noexcept
+    : pid_{std::exchange(other.pid_, -1)},
+      in_{std::exchange(other.in_, -1)},
+      out_{std::exchange(other.out_, -1)},
+      eof_{other.eof_},
+      buffer_{std::move(other.buffer_)} {}
+
 child_process::~child_process() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
   if (in_ >= 0) ::close(in_);
-  ::close(out_);
+  if (out_ >= 0) ::close(out_);
 }
 
 bool child_process::fill(std::chrono::steady_clock::time_point deadline) {

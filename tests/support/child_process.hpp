@@ -31,6 +31,8 @@ public:
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
+  child_process(child_process&& other) noexcept;
+  child_process& operator=(child_process&&) = delete;
 
   /// The next line of its output, or nullopt at the deadline or the end.
   [[nodiscard]] std::optional<std::string> line(std::chrono::steady_clock::time_point deadline);

@@ -203,7 +203,8 @@ std::string server_binary() {
 
 // --- nats_server ----------------------------------------------------------------------------------------------------
 
-nats_server::nats_server(server_options options) : dir_{make_temp_dir()}, jetstream_{options.jetstream} {
+nats_server::nats_server(server_options options)
+    : dir_{make_temp_dir()}, extra_config_{std::move(options.extra_config)}, jetstream_{options.jetstream} {
   try {
     store_dir_ = options.store_dir.empty() ? dir_ + "/store" : options.store_dir;
     for (int attempt = 1;; ++attempt) {
@@ -232,6 +233,7 @@ nats_server::nats_server(server_options options) : dir_{make_temp_dir()}, jetstr
 nats_server::nats_server(server_options options, std::vector<int> ports, std::optional<cluster_route> route,
                          launch_only)
     : dir_{make_temp_dir()},
+      extra_config_{std::move(options.extra_config)},
       name_{std::move(options.name)},
       jetstream_{options.jetstream},
       port_{ports.at(0)},
@@ -346,6 +348,7 @@ void nats_server::write_config() const {
     }
     config += "  ]\n}\n";
   }
+  config += extra_config_;
   std::ofstream file{dir_ + "/nats.conf", std::ios::trunc};
   file << config;
   if (!file.flush()) throw std::runtime_error(fmt::format("cannot write {}/nats.conf", dir_));

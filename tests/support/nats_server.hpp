@@ -29,6 +29,9 @@ struct server_options {
   std::string store_dir{};
   /// The client port; 0 picks a free loopback port.
   int port = 0;
+  /// Lines added to the server's configuration file, e.g.
+  /// "ping_interval: \"1s\"\nping_max: 2\n" to drop a silent client within seconds.
+  std::string extra_config{};
 };
 
 /// One `nats-server` process on 127.0.0.1.
@@ -128,6 +131,7 @@ private:
   void remove_dir() noexcept;
 
   std::string dir_;
+  std::string extra_config_;
   std::string name_;
   std::string store_dir_;
   bool jetstream_ = true;
