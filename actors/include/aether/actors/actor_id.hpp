@@ -36,8 +36,10 @@ protected:
 /// without escaping, and nothing invalid reaches the wire.
 ///
 /// An id is immutable and shared: copying it bumps one atomic count. Its hash
-/// is stable across processes and machines (FNV-1a, 64 bit) and decides the
-/// actor's shard.
+/// is stable across processes and machines and decides the actor's local
+/// mailbox and its cluster shard: FNV-1a 64 of `ns.type.key`. The hash is
+/// frozen (golden values in tests/cluster/shard_hash_test.cpp): changing it
+/// would move every actor of every cluster to another shard.
 ///
 /// Thread-safety: a value type; copies may be used from any thread.
 class actor_id {
@@ -67,9 +69,10 @@ public:
   [[nodiscard]] std::string_view key() const noexcept;
   /// `ns/type/key`.
   [[nodiscard]] std::string to_string() const;
-  /// Stable 64-bit hash of the id.
+  /// Stable 64-bit hash of the id (frozen: FNV-1a 64 of `ns.type.key`).
   [[nodiscard]] std::uint64_t hash() const noexcept { return rep_ ? rep_->hash : 0; }
-  /// `hash() % shard_count`.
+  /// `hash() % shard_count`: the local mailbox (of `AETHER_SHARDS`) or the
+  /// cluster shard (of the cluster's shard count).
   [[nodiscard]] std::uint32_t shard(std::uint32_t shard_count) const noexcept {
     return static_cast<std::uint32_t>(hash() % shard_count);
   }
