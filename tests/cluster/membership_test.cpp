@@ -75,8 +75,8 @@ TEST_CASE("a dead leader is replaced within 2 x heartbeat + failure timeout, by 
   sim::world w{64};
   for (auto id : {"a", "b", "c"}) w.start(id);
   w.until([&] { return w.converged() && w.live()[0]->view()->alive_members().size() == 3; });
-  auto* leader = *std::find_if(w.live().begin(), w.live().end(),
-                               [](sim::node* n) { return n->view()->leader == n->view()->self; });
+  const auto lv = w.live();
+  auto* leader = *std::find_if(lv.begin(), lv.end(), [](sim::node* n) { return n->view()->leader == n->view()->self; });
   const auto old_term = leader->view()->term;
   const auto old_leader = leader->view()->self;
   w.crash(*leader);
