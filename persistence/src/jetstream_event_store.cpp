@@ -380,6 +380,17 @@ struct jetstream_event_store::impl {
   /// Decides a write's outcome by reading its subject back from the stream
   /// leader: ours (stored), someone else's (conflict), or nothing.
   void settle(write w, bool server_said_taken) {
+    // The copies sent on the send-asap connection are processed before a
+    // flush of it returns, so none of them is still on its way to the server
+    // when the read-back below (on the main connection) finds nothing.
+    if (w.quick && quick && !server_said_taken) {
+      if (auto f = quick->flush(options.ack_timeout); !f) {
+        w.done(
+            error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
+                                                 w.actor.to_string(), w.first, f.error().detail())});
+        return;
+      }
+    }
     auto stored = conn->leader_get_last(w.stream, w.subject);
     if (stored) {
       if (stored->header(write_id_header) == std::optional<std::string_view>{w.msg_id}) {
@@ -408,6 +419,16 @@ struct jetstream_event_store::impl {
       // Taken, yet not there: the other write was removed since. Still a conflict.
       w.done(
           error{errc::version_conflict, fmt::format("{} version {} was taken", w.actor.to_string(), w.first), w.first});
+      return;
+    }
+    if (options.replicas > 1) {
+      // On a replicated stream a copy may still reach the stream leader after
+      // this read (through a route, across a leader change): seen stored after
+      // "not stored" was read back when the leader was paused and resumed.
+      w.done(error{errc::unavailable,
+                   fmt::format("{} version {} was not acknowledged after {} sends and is not stored yet; the outcome "
+                               "is unknown, it may still be stored",
+                               w.actor.to_string(), w.first, w.attempts)});
       return;
     }
     w.done(error{errc::unavailable, fmt::format("{} version {} was not acknowledged after {} sends and is not stored",
