@@ -242,8 +242,12 @@ TEST_CASE("a node whose wall clock runs 30 s ahead changes nothing") {
   // Only the wall clock runs ahead; the monotonic clock is left alone. The
   // library is preloaded directly (the faketime program would fork, and a
   // killed test would leave the node behind).
+  // Under TSan: libfaketime's own unlocked state is not ours to report.
+  const char* tsan = std::getenv("TSAN_OPTIONS");
+  const auto tsan_options = std::string{"TSAN_OPTIONS="} + (tsan != nullptr ? std::string{tsan} + " " : "") +
+                            "suppressions=" + AETHER_FAKETIME_TSAN_SUPP;
   auto& ahead = c.start("ahead", {"LD_PRELOAD=" + faketime_library, "FAKETIME=+30s", "FAKETIME_DONT_FAKE_MONOTONIC=1",
-                                  "FAKETIME_NO_CACHE=1", asan_options});
+                                  "FAKETIME_NO_CACHE=1", asan_options, tsan_options});
   c.until([&] { return ahead.ready && c.agree(3); }, 30s, "three nodes agree");
   // Nothing churns: the same view for a few failure timeouts.
   const auto term = ahead.term;
