@@ -5,6 +5,12 @@
 #                            [--only ping_pong|contention|activate|skynet|savina]
 #   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]
 #   bench/run.sh bus         [--runs N] [--quick] [--scale F] [--only local|cross_node]
+#   bench/run.sh cluster     [--runs N] [--quick] [--only assignment|election|heartbeat]
+#
+# --arm64 (any suite): builds the suite for aarch64 (tools/cross_arm64.sh) and
+# runs its programs under qemu-user on this machine, beside its nats-server.
+# Those figures are marked emulated: they check that the programs run, and say
+# nothing of a board's speed. On an arm64 board, run bench/run.sh as it is.
 #
 # Method. A suite is a list of workloads; each workload has Aether's side and
 # its peers' sides (another runtime, raw nats.c, or a floor: the same work
@@ -41,6 +47,8 @@ usage() {
   echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina]" >&2
   echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]" >&2
   echo "       $0 bus [--runs N] [--quick] [--scale F] [--only local|cross_node]" >&2
+  echo "       $0 cluster [--runs N] [--quick] [--only assignment|election|heartbeat]" >&2
+  echo "       any suite: --arm64 to run its aarch64 build under qemu-user (emulated figures)" >&2
   exit 2
 }
 
@@ -54,6 +62,11 @@ install_bench_deps() {
 # output goes to stderr, so stdout carries only results). Extra -D options
 # come first, separated from the targets by "--".
 build_targets() {
+  if ((arm64)); then
+    # The cross build makes every target; build_dir is its build directory.
+    "$repo_root/tools/cross_arm64.sh" --build >&2
+    return
+  fi
   local defs=()
   while (($#)) && [[ $1 != -- ]]; do
     defs+=("$1")
@@ -114,9 +127,12 @@ parse_options() {
 
 machine_json() {
   local cpu
+  # x86 names its model in /proc/cpuinfo; arm64 boards often only through lscpu.
   cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+  [[ -z $cpu ]] && cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1 || true)
   jq -cn --arg cpu "${cpu:-unknown}" --argjson cores "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    --arg kernel "$(uname -r)" '{cpu: $cpu, cores: $cores, load_at_start: $load, kernel: $kernel}'
+    --arg kernel "$(uname -r)" --arg arch "$( ((arm64)) && echo aarch64 || uname -m)" --argjson emulated "$arm64" \
+    '{cpu: $cpu, cores: $cores, load_at_start: $load, kernel: $kernel, arch: $arch, emulated: ($emulated == 1)}'
 }
 
 versions_json() {
@@ -300,12 +316,19 @@ finish_suite() {
 
 run_local() {
   parse_options "ping_pong|contention|activate|skynet|savina" "$@"
-  install_bench_deps libcaf-dev erlang-base
-  build_targets -DAETHER_ENABLE_CAF_BENCH=ON -- aether_local_bench caf_local_bench
-  export ERL_CRASH_DUMP_SECONDS=0 # no erl_crash.dump files
   local erl_dir="$build_dir/bench/erlang"
-  mkdir -p "$erl_dir"
-  erlc -o "$erl_dir" "$script_dir/erlang/local_bench.erl" >&2
+  if ((arm64)); then
+    # Emulated, Aether runs beside its floors only: the sysroot has no CAF, and a
+    # native Erlang beside emulated Aether would compare nothing.
+    install_bench_deps
+    build_targets
+  else
+    install_bench_deps libcaf-dev erlang-base
+    build_targets -DAETHER_ENABLE_CAF_BENCH=ON -- aether_local_bench caf_local_bench
+    export ERL_CRASH_DUMP_SECONDS=0 # no erl_crash.dump files
+    mkdir -p "$erl_dir"
+    erlc -o "$erl_dir" "$script_dir/erlang/local_bench.erl" >&2
+  fi
 
   machine=$(machine_json)
   versions=$(versions_json)
@@ -314,7 +337,10 @@ run_local() {
   all=$(nproc)
   local -a common=(--scale "$scale")
   erlang() { # group threads workload pairs
-    add_job "$1" erl +S "$2" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main "$3" "$scale" "$4"
+    ((arm64)) || add_job "$1" erl +S "$2" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main "$3" "$scale" "$4"
+  }
+  caf_job() { # group arguments...
+    ((arm64)) || add_job "$1" "$caf" "${@:2}"
   }
   job_group=()
   job_cmd=()
@@ -329,7 +355,7 @@ run_local() {
       pairs=${config#*:}
       local g="ping_pong t=$t p=$pairs"
       add_job "$g" "$aether" --only ping_pong --threads "$t" --pairs "$pairs" "${common[@]}"
-      add_job "$g" "$caf" --only ping_pong --threads "$t" --pairs "$pairs" "${common[@]}"
+      caf_job "$g" --only ping_pong --threads "$t" --pairs "$pairs" "${common[@]}"
       erlang "$g" "$t" ping_pong "$pairs"
       add_job "$g" "$aether" --only floor_strand --threads "$t" --pairs "$pairs" "${common[@]}"
     done
@@ -339,7 +365,7 @@ run_local() {
       for senders in 2 4; do
         local g="contention $mode s=$senders"
         add_job "$g" "$aether" --only contention --mode "$mode" --senders "$senders" "${common[@]}"
-        add_job "$g" "$caf" --only contention --mode "$mode" --senders "$senders" "${common[@]}"
+        caf_job "$g" --only contention --mode "$mode" --senders "$senders" "${common[@]}"
         # The queue floor prints its figure under both modes' keys.
         [[ $mode == unbounded ]] && add_job "$g" "$aether" --only floor_mpsc --senders "$senders" "${common[@]}"
       done
@@ -348,16 +374,16 @@ run_local() {
   if [[ -z $only || $only == activate ]]; then
     add_job activate "$aether" --only activate "${common[@]}"
     add_job activate "$aether" --only activate_es "${common[@]}"
-    add_job activate "$caf" --only activate "${common[@]}"
+    caf_job activate --only activate "${common[@]}"
     # +P: room for a million processes (the default limit is 262,144).
-    add_job activate erl +S "$all" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main activate "$scale" 1
+    ((arm64)) || add_job activate erl +S "$all" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main activate "$scale" 1
   fi
   if [[ -z $only || $only == skynet ]]; then
     local threads=(1)
     ((all > 1)) && threads+=("$all")
     for t in "${threads[@]}"; do
       add_job "skynet t=$t" "$aether" --only skynet --threads "$t" "${common[@]}"
-      add_job "skynet t=$t" "$caf" --only skynet --threads "$t" "${common[@]}"
+      caf_job "skynet t=$t" --only skynet --threads "$t" "${common[@]}"
       erlang "skynet t=$t" "$t" skynet 1
     done
   fi
@@ -365,12 +391,12 @@ run_local() {
     local w
     for w in counting thread_ring fork_join; do
       add_job "$w" "$aether" --only "$w" "${common[@]}"
-      add_job "$w" "$caf" --only "$w" "${common[@]}"
+      caf_job "$w" --only "$w" "${common[@]}"
     done
   fi
   local raw="$build_dir/local.raw.jsonl"
   run_rounds "$raw"
-  peers_note="caf: CAF 0.17.6, Debian 12's only packaged C++ actor framework (built by Debian at -O2; CAF's
+  ((arm64)) || peers_note="caf: CAF 0.17.6, Debian 12's only packaged C++ actor framework (built by Debian at -O2; CAF's
 current line is 1.x). erlang: Erlang/OTP, one scheduler per worker thread (+S N). floor.*: the same
 work on the executor (floor.strand) or the queue (floor.mpsc) alone."
   finish_suite local "$raw"
@@ -528,15 +554,87 @@ run_bus() {
         | .higher = false ]'
 }
 
+# -- cluster: no peer runs the same protocol on NATS; the figures are held
+# against the goals (exact and minimal maps, failover within 1.5 s).
+
+run_cluster() {
+  local explicit_runs=0 a
+  for a in "$@"; do [[ $a == --runs ]] && explicit_runs=1; done
+  parse_options "assignment|election|heartbeat" "$@"
+  # The election figure is already a median over 20 kills in one run, and the
+  # assignment is a pure computation: one round unless --runs says otherwise.
+  if ((!explicit_runs)); then
+    runs=1
+    warmup=0
+  fi
+  install_bench_deps
+  build_targets -- aether_cluster_bench
+  machine=$(machine_json)
+  versions=$(versions_json)
+  local exe="$build_dir/bench/aether_cluster_bench"
+  local trials=20
+  [[ $scale != 1 ]] && trials=3
+  job_group=()
+  job_cmd=()
+  [[ -z $only || $only == assignment ]] && add_job assignment "$exe" --only assignment
+  if [[ -z $only || $only != assignment ]]; then
+    start_server
+    [[ -z $only || $only == election ]] && add_job election "$exe" --only election --url "$url" --trials "$trials"
+    [[ -z $only || $only == heartbeat ]] && add_job heartbeat "$exe" --only heartbeat --url "$url"
+  fi
+  local raw="$build_dir/cluster.raw.jsonl"
+  run_rounds "$raw"
+  local results="$build_dir/cluster.jsonl"
+  aggregate "$raw" "$results" "$machine" "$versions"
+  echo
+  echo "machine: $(jq -r '"\(.cpu), \(.cores) cores, load average at start \(.load_at_start)"' <<<"$machine")"
+  echo "versions: $(jq -r 'to_entries | map("\(.key) \(.value)") | join("; ")' <<<"$versions")"
+  echo "rounds: $runs, election trials per round: $trials"
+  ((arm64)) && echo "EMULATED: aarch64 programs under qemu-user; the figures say nothing of a board's speed"
+  echo
+  # 896 assignment rows (nodes 1..32, shards 64..4096, add and remove): their worst case.
+  jq -r -s '
+    (map(select(.bench == "cluster_assignment")) | group_by(.metric)[]
+     | "cluster_assignment \(.[0].metric): worst \(map(.max) | max) over \(length) cases (nodes 1-32, shards 64-4096, add and remove)"),
+    (map(select(.bench != "cluster_assignment"))[]
+     | "\(.bench) \(.metric): \(.median) [\(.min)-\(.max)] \(.unit)")' "$results"
+  echo
+  print_goals "$results" '
+    [ (map(select(.bench == "cluster_assignment" and .metric == "max_minus_min")) | select(length > 0)
+       | {label: "cluster_assignment max_minus_min, worst case", median: (map(.max) | max), min: (map(.max) | max),
+          max: (map(.max) | max), goal: 1, higher: false, unit: "", note: "a pure function: one run is exact", runs: 3}),
+      (map(select(.bench == "cluster_assignment" and .metric == "moves_over_optimal")) | select(length > 0)
+       | {label: "cluster_assignment moves_over_optimal, worst case", median: (map(.max) | max), min: (map(.max) | max),
+          max: (map(.max) | max), goal: 1, higher: false, unit: "", note: "a pure function: one run is exact", runs: 3}),
+      (map(select(.bench == "cluster_election" and .metric == "p50_ms"))[]
+       | {label: "failover, kill -9 of the leader to a map of the new term on every node (p50)", median, min, max,
+          goal: 1500, higher: false, unit: " ms", note: "over \(.trials) trials a round", runs: .trials}) ]'
+}
+
 # -- suites. A further suite adds a run_<name> function above (building its
 # targets, adding its jobs with add_job, then run_rounds and finish_suite)
 # and a line here.
 (($# >= 1)) || usage
 suite=$1
 shift
+# --arm64 may stand anywhere among a suite's options.
+arm64=0
+args=()
+for a in "$@"; do
+  if [[ $a == --arm64 ]]; then arm64=1; else args+=("$a"); fi
+done
+set -- "${args[@]}"
+if ((arm64)); then
+  build_dir="${AETHER_ARM64_BUILD:-$repo_root/build-arm64}"
+  # aarch64 programs run under qemu-user through binfmt_misc (tools/cross_arm64.sh registers it),
+  # with the cross C library as qemu's prefix.
+  export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
+  peers_note="EMULATED: aarch64 programs under qemu-user on $(uname -m); the figures say nothing of a board's speed.${peers_note:+ $peers_note}"
+fi
 case "$suite" in
   local) run_local "$@" ;;
   persistence) run_persistence "$@" ;;
   bus) run_bus "$@" ;;
+  cluster) run_cluster "$@" ;;
   *) usage ;;
 esac
