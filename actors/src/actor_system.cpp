@@ -34,7 +34,12 @@ std::size_t system_core::lane_of(const actor_id& id) const noexcept {
   return shards[id.shard(config.shard_count)]->lane();
 }
 
-expected<void> system_core::send(envelope&& env, bool bounded) {
+expected<void> system_core::forward(placement& p, envelope&& env, executor::duration timeout) {
+  return p.forward(outbound_message{std::move(env.target), std::move(env.sender), std::move(env.payload),
+                                    std::move(env.reply), timeout});
+}
+
+expected<void> system_core::send_local(envelope&& env, bool bounded) {
   if (env.target.empty()) return error{errc::invalid_id, "the target id is empty"};
   return shards[env.target.shard(config.shard_count)]->enqueue(std::move(env), bounded);
 }
@@ -120,7 +125,19 @@ void actor_system::ask_message(const actor_id& to, message&& m, executor::durati
   }
   start_external_timeout(core_->lane_of(to), timeout, *slot);
   detail::envelope env{to, {}, slot, std::move(m)};
-  if (auto sent = core_->send(std::move(env), true); !sent) slot->complete(message{sent.error()});
+  if (auto sent = core_->send(std::move(env), true, timeout); !sent) slot->complete(message{sent.error()});
+}
+
+void actor_system::report_dead_letter(const actor_id& target, std::string_view type, errc reason) {
+  core_->dead_letter(target, type, reason);
+}
+
+void actor_system::set_placement(placement* p) noexcept { core_->placement_.store(p, std::memory_order_release); }
+
+expected<void> actor_system::deliver(const actor_id& to, const actor_id& from, message&& m,
+                                     intrusive_ptr<detail::reply_slot> reply) {
+  if (to.empty()) return error{errc::invalid_id, "the target id is empty"};
+  return core_->send_local(detail::envelope{to, from, std::move(reply), std::move(m)}, true);
 }
 
 void actor_system::start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot) {

@@ -54,7 +54,7 @@ intrusive_ptr<detail::actor_reply_slot> context::ask_message(const actor_id& to,
     if (slot->complete(message{error{errc::timeout}})) detail::counters::bump(core.stats.ask_timeouts);
   });
   // A failed send answers through the asker's mailbox, like any answer.
-  if (auto sent = core.send(envelope{to, self(), slot, std::move(m)}, true); !sent) {
+  if (auto sent = core.send(envelope{to, self(), slot, std::move(m)}, true, timeout); !sent) {
     slot->complete(message{sent.error()});
   }
   return slot;

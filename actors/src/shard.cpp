@@ -219,6 +219,18 @@ void shard::invoke(cell& c, envelope& env, bool touch) {
   bool handled = false;
   try {
     handled = dispatcher::dispatch(*c.instance, env.payload, ctx_);
+    if (!handled && env.payload.is<wire_message>()) {
+      // From another node: decoded here, where the handler's type is known.
+      if (auto decoded = dispatcher::decode_wire(*c.instance, env.payload); !decoded) {
+        // The asker gets the error and it counts as a dead letter; a tell is
+        // counted by fail.
+        if (env.reply) core_.dead_letter(env.target, env.payload.get_if<wire_message>()->name, decoded.error().code());
+        core_.fail(env, decoded.error());
+        finish_turn(env.target);
+        return;
+      }
+      handled = dispatcher::dispatch(*c.instance, env.payload, ctx_);
+    }
   } catch (const std::exception& e) {
     on_failure(env.target, c, &env, e.what());
     return;

@@ -2,6 +2,7 @@
 
 #include <aether/actors/actor.hpp>
 #include <aether/actors/actor_system.hpp>
+#include <aether/actors/placement.hpp>
 
 #include <atomic>
 #include <deque>
@@ -83,12 +84,24 @@ public:
 
   /// Routes `env` to its target's shard. `bounded` sends respect the mailbox
   /// capacity; answers and other runtime traffic do not.
-  expected<void> send(envelope&& env, bool bounded);
+  /// A message for an actor the placement puts elsewhere goes to it;
+  /// `timeout` is an ask's.
+  expected<void> send(envelope&& env, bool bounded, executor::duration timeout = {}) {
+    if (auto* p = placement_.load(std::memory_order_acquire); p != nullptr) [[unlikely]] {
+      if (env.kind == envelope_kind::deliver && !env.target.empty() && !p->is_local(env.target)) {
+        return forward(*p, std::move(env), timeout);
+      }
+    }
+    return send_local(std::move(env), bounded);
+  }
+  /// Routes `env` to its target's local shard, whatever the placement says.
+  expected<void> send_local(envelope&& env, bool bounded);
   /// Fails `env`: its asker gets `e`, a tell becomes a dead letter.
   void fail(envelope& env, const error& e);
   void dead_letter(const actor_id& target, std::string_view type, errc reason);
   /// Releases the callbacks of an answer that cannot be delivered.
   static void drop_answer(envelope& env) noexcept;
+  static expected<void> forward(placement& p, envelope&& env, executor::duration timeout);
   [[nodiscard]] const type_entry* find_type(std::string_view name) const;
   [[nodiscard]] std::size_t lane_of(const actor_id& id) const noexcept;
 
@@ -97,6 +110,7 @@ public:
   counters stats;
   std::atomic<bool> accepting{true};
   std::vector<std::unique_ptr<shard>> shards;
+  std::atomic<placement*> placement_{nullptr};
 
   mutable std::shared_mutex types_mutex;
   std::unordered_map<std::string, std::unique_ptr<type_entry>> types;

@@ -44,6 +44,8 @@ std::string_view to_string(errc e) noexcept {
     return "io_error";
   case errc::in_use:
     return "in_use";
+  case errc::no_wire_form:
+    return "no_wire_form";
   }
   return "unknown";
 }

@@ -170,6 +170,19 @@ struct dispatcher {
     entry->ops->invoke(entry->storage, a, m, ctx);
     return true;
   }
+  /// Turns a `wire_message` into the type of the handler of that name:
+  /// `unknown_message_type` when the actor has none, `malformed_payload`
+  /// when the JSON does not decode.
+  static expected<void> decode_wire(actor& a, message& m) {
+    const auto& w = *m.get_if<wire_message>();
+    const auto* entry = a.handlers_.find_named(w.name);
+    if (entry == nullptr || entry->type->decode == nullptr) {
+      return error{errc::unknown_message_type, fmt::format("no handler for {} from another node", w.name)};
+    }
+    auto done = entry->type->decode(w.json, m);
+    if (!done) return error{errc::malformed_payload, fmt::format("{}: {}", entry->type->name, done.error().detail())};
+    return {};
+  }
 };
 } // namespace detail
 

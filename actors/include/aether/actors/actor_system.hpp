@@ -17,6 +17,8 @@
 
 namespace aether {
 
+class placement;
+
 namespace detail {
 class system_core;
 }
@@ -86,6 +88,22 @@ public:
     ask_message(to, message{std::forward<M>(m)}, timeout, slot);
     return pending<R>{std::move(slot)};
   }
+
+  /// Installs the step that decides which actors run on this node (nullptr:
+  /// all of them, the default). Set before the first message; `p` must
+  /// outlive the system's use of it (remove it before destroying it).
+  void set_placement(placement* p) noexcept;
+
+  /// Delivers a message that arrived from another node to the actor `to`
+  /// on this node, whatever the placement says (the caller decided): `from`
+  /// is its `ctx.sender()`, `reply` set for an ask. `mailbox_full` or
+  /// `invalid_id` when it cannot be queued.
+  expected<void> deliver(const actor_id& to, const actor_id& from, message&& m,
+                         intrusive_ptr<detail::reply_slot> reply = {});
+
+  /// Counts a message that could not be delivered (and reports it to
+  /// `system_config::on_dead_letter`), for a layer that drops one.
+  void report_dead_letter(const actor_id& target, std::string_view type, errc reason);
 
   /// Stops accepting messages from outside; actors may still message each other.
   void stop_accepting() noexcept;

@@ -68,6 +68,14 @@ public:
     return nullptr;
   }
 
+  /// The handler of the type named `name` (for messages in their wire form).
+  [[nodiscard]] handler_entry* find_named(std::string_view name) noexcept {
+    for (std::uint32_t i = 0; i < size_; ++i) {
+      if (entries_[i].type->name == name) return &entries_[i];
+    }
+    return nullptr;
+  }
+
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
 private:

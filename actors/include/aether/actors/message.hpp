@@ -1,12 +1,18 @@
 #pragma once
 
+#include <aether/runtime/expected.hpp>
+#include <aether/runtime/json.hpp>
+
 #include <cstddef>
 #include <new>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 namespace aether {
+
+class message;
 
 /// What Aether knows of a C++ message type: its name and how to move and
 /// destroy a value of it. One constant per type; its address is the type's
@@ -14,12 +20,28 @@ namespace aether {
 ///
 /// A type names itself with a `static constexpr std::string_view type_name`
 /// member (the name later used on the wire); otherwise the compiler's
-/// spelling of the type is used.
+/// spelling of the type is used. A self-named type declared with
+/// `AETHER_JSON_FIELDS` has a wire form (`encode`, `decode`) and may cross
+/// nodes; for any other type both are nullptr.
 struct message_type {
   std::string_view name;
   bool stored_inline;
   void (*relocate)(void* dst, void* src) noexcept;
   void (*destroy)(void* storage) noexcept;
+  /// Appends the value's JSON to `out`.
+  void (*encode)(const void* value, std::string& out);
+  /// Decodes `json` into a message of this type.
+  expected<void> (*decode)(std::string_view json, message& out);
+};
+
+/// A message as it arrived from another node: its type name and JSON,
+/// decoded where the C++ type is known (the handler of the target actor, or
+/// the asker's expected reply type).
+///
+/// Thread-safety: a value type.
+struct wire_message {
+  std::string name;
+  std::string json;
 };
 
 namespace detail {
@@ -71,13 +93,37 @@ void destroy_message(void* storage) noexcept {
   }
 }
 
+/// Types that may cross nodes: named for the wire, with declared JSON fields.
 template <class T>
-inline constexpr message_type message_type_v{message_name<T>(), message_inline<T>, &relocate_message<T>,
-                                             &destroy_message<T>};
+concept wire_type = self_named<T> && json::declared_type<T>;
+
+template <class T>
+void encode_message(const void* value, std::string& out);
+template <class T>
+expected<void> decode_message(std::string_view json, message& out);
+
+template <class T>
+constexpr auto encoder_of() noexcept -> void (*)(const void*, std::string&) {
+  if constexpr (wire_type<T>) {
+    return &encode_message<T>;
+  } else {
+    return nullptr;
+  }
+}
+template <class T>
+constexpr auto decoder_of() noexcept -> expected<void> (*)(std::string_view, message&) {
+  if constexpr (wire_type<T>) {
+    return &decode_message<T>;
+  } else {
+    return nullptr;
+  }
+}
+
+template <class T>
+inline constexpr message_type message_type_v{message_name<T>(),   message_inline<T>, &relocate_message<T>,
+                                             &destroy_message<T>, encoder_of<T>(),   decoder_of<T>()};
 
 } // namespace detail
-
-class message;
 
 /// Any value a `message` can hold: anything but a `message`.
 template <class T>
@@ -167,5 +213,45 @@ private:
   const message_type* type_ = nullptr;
   std::aligned_storage_t<detail::message_inline_size, alignof(void*)> storage_;
 };
+
+namespace detail {
+
+template <class T>
+void encode_message(const void* value, std::string& out) {
+  out += json::encode(*static_cast<const T*>(value));
+}
+
+template <class T>
+expected<void> decode_message(std::string_view text, message& out) {
+  auto value = json::decode<T>(text);
+  if (!value) return value.error();
+  out = message{std::move(*value)};
+  return {};
+}
+
+} // namespace detail
+
+/// The wire form of `m`'s value into `out`; `no_wire_form` when its type has none.
+[[nodiscard]] inline expected<void> encode_wire(const message& m, std::string& out) {
+  if (m.empty() || m.type()->encode == nullptr) {
+    return error{errc::no_wire_form, std::string{m.type_name()} + " has no type_name and AETHER_JSON_FIELDS"};
+  }
+  m.type()->encode(const_cast<message&>(m).data(), out);
+  return {};
+}
+
+/// Turns `m`, when it holds a `wire_message` named like `T`, into a `T`; an
+/// undecodable payload becomes a `malformed_payload` error value. Anything
+/// else stays as it is.
+template <class T>
+void decode_wire_as(message& m) {
+  auto* w = m.get_if<wire_message>();
+  if (w == nullptr) return;
+  const auto* type = message_type_of<T>();
+  if (type->decode == nullptr || w->name != type->name) return;
+  if (auto done = type->decode(w->json, m); !done) {
+    m = message{error{errc::malformed_payload, fmt::format("{}: {}", type->name, done.error().detail())}};
+  }
+}
 
 } // namespace aether

@@ -74,6 +74,7 @@ private:
 /// Converts an answer into what `ask<R>` promises.
 template <class R>
 expected<R> take_answer(message& answer) {
+  decode_wire_as<R>(answer);
   if (auto* v = answer.get_if<R>()) return std::move(*v);
   if (auto* e = answer.get_if<error>()) return std::move(*e);
   return error{errc::unexpected_reply, std::string{answer.type_name()}};
@@ -189,6 +190,7 @@ public:
   void then(OnOk on_ok, OnError on_error) {
     if (!slot_) return;
     slot_->on_answer = [ok = std::move(on_ok), err = std::move(on_error)](message& m, context& ctx) mutable {
+      decode_wire_as<R>(m);
       if (auto* v = m.get_if<R>()) {
         detail::invoke_with_context(ok, static_cast<const R&>(*v), ctx);
       } else if (auto* e = m.get_if<error>()) {

@@ -28,6 +28,7 @@ enum class errc {
   not_found,            ///< no such stream, key or event
   io_error,             ///< the server refused an operation for another reason
   in_use,               ///< a name another live party holds (a durable subscription's)
+  no_wire_form,         ///< a message or reply for another node whose type has no `type_name` and JSON fields
 };
 
 /// The `std::error_category` of `errc`.
