@@ -1,4 +1,5 @@
 #include "services.hpp"
+#include "shard_router.hpp"
 
 #include <aether/cluster/membership.hpp>
 #include <aether/cluster/memory_control_log.hpp>
@@ -132,6 +133,9 @@ struct node::impl {
   std::size_t threads;
   signal_waiter signals; // catching from construction on
   std::unique_ptr<thread_pool_executor> pool;
+  // Outlives the system, whose sends may reach it until the pool stops.
+  std::shared_ptr<shard_router> router;
+  cluster_watch router_watch;
   std::unique_ptr<actor_system> system;
   connections conns;
   std::shared_ptr<event_bus> bus;
@@ -167,6 +171,27 @@ struct node::impl {
           members->stop([&left] { left.set_value(); });
           left.get_future().wait();
         });
+    running.start(
+        "routing", [&] { start_routing(); },
+        [&] {
+          // The placement stays: actors draining may still send to others.
+          router_watch.reset();
+          if (router) router->stop();
+        });
+  }
+
+  /// On NATS with routing on, messages for actors of shards other nodes own go there; the
+  /// embedded default has no placement (every actor is local).
+  void start_routing() {
+    if (!conns.quick || !config.cluster.route_messages) return;
+    const auto view = members->snapshot();
+    router = std::make_shared<shard_router>(*system, *pool, pool->lane_count() - 1, conns.quick, view->cluster,
+                                            view->shard_count);
+    router->apply(*view);
+    router_watch = members->watch([r = std::weak_ptr{router}](const cluster_snapshot& s) {
+      if (auto p = r.lock()) p->apply(s);
+    });
+    system->set_placement(router.get());
   }
 
   void join_cluster() {

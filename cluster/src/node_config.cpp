@@ -65,6 +65,9 @@ expected<node_config> node_config::from_env() {
         read_ms("AETHER_ELECTION_STEP_MS", c.cluster.election_step)}) {
     if (!r) return r.error();
   }
+  int routing = c.cluster.route_messages ? 1 : 0;
+  if (auto r = read_env<int>("AETHER_ROUTING", routing, 0, 1); !r) return r.error();
+  c.cluster.route_messages = routing == 1;
   // The self-fence timeout follows the failure timeout unless set.
   c.cluster.self_fence_timeout = c.cluster.failure_timeout * 4 / 5;
   if (auto r = read_ms("AETHER_SELF_FENCE_MS", c.cluster.self_fence_timeout, 1); !r) return r.error();

@@ -18,4 +18,9 @@ inline std::string heartbeat(std::string_view cluster, std::string_view node, st
   return fmt::format("aether_cluster.{}.hb.{}.{:016x}", cluster, node, incarnation);
 }
 
+/// The inbox of one node incarnation: messages, asks and answers from other nodes.
+inline std::string node_inbox(std::string_view cluster, std::string_view node, std::uint64_t incarnation) {
+  return fmt::format("aether_cluster.{}.node.{}.{:016x}", cluster, node, incarnation);
+}
+
 } // namespace aether::cluster_subjects

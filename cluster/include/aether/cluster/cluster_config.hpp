@@ -40,6 +40,11 @@ struct cluster_config {
   std::chrono::milliseconds leave_timeout{2'000};
   /// How long joining may take before the node refuses to start.
   std::chrono::milliseconds join_timeout{10'000};
+  /// Whether messages go to the node that owns their actor's shard
+  /// (`AETHER_ROUTING=1`): a node then activates only actors of the shards
+  /// it owns. Off by default until shard handoff and failover land; off,
+  /// every node runs the actors it is sent.
+  bool route_messages = false;
   /// Replicas of the control stream (follows `AETHER_JS_REPLICAS`).
   int replicas = 1;
   /// Messages the control stream keeps (the oldest go first).

@@ -1,0 +1,252 @@
+// The router between one node's actor system and other nodes' inboxes, on a
+// real nats-server; the test plays the other nodes and sets the maps.
+#include "remote_envelope.hpp"
+#include "shard_router.hpp"
+#include "subjects.hpp"
+#include "support/eventually.hpp"
+#include "support/nats_server.hpp"
+
+#include <aether/actors/actor.hpp>
+#include <aether/actors/actor_system.hpp>
+#include <aether/runtime/thread_pool_executor.hpp>
+
+#include <doctest/doctest.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+using aether::errc;
+using aether::member_id;
+using aether::remote_envelope;
+using aether::remote_kind;
+
+namespace sr {
+
+struct deposit {
+  static constexpr std::string_view type_name = "sr.deposit";
+  std::int64_t cents = 0;
+};
+AETHER_JSON_FIELDS(deposit, cents)
+
+struct balance {
+  static constexpr std::string_view type_name = "sr.balance";
+  std::int64_t cents = 0;
+};
+AETHER_JSON_FIELDS(balance, cents)
+
+class account : public aether::actor {
+public:
+  account() {
+    on([this](const deposit& d) {
+      cents_ += d.cents;
+      return balance{cents_};
+    });
+  }
+
+private:
+  std::int64_t cents_ = 0;
+};
+
+} // namespace sr
+
+namespace {
+
+constexpr std::uint32_t shards = 16;
+const std::string cluster_name = "rtest";
+
+/// Another node, played by the test: what arrives at its inbox.
+class fake_node {
+public:
+  fake_node(aether::nats::connection& conn, member_id id) : id_{std::move(id)} {
+    sub_ = conn.subscribe(aether::cluster_subjects::node_inbox(cluster_name, id_.node, id_.incarnation),
+                          [this](const aether::nats::message_view& m) {
+                            auto e = aether::decode_envelope(m.data());
+                            std::lock_guard lock{mutex_};
+                            if (!e) {
+                              ++malformed_;
+                              return;
+                            }
+                            seen_.push_back(std::move(*e));
+                          })
+               .value();
+  }
+  [[nodiscard]] std::vector<remote_envelope> seen() const {
+    std::lock_guard lock{mutex_};
+    return seen_;
+  }
+  /// Envelopes that did not decode (never expected).
+  [[nodiscard]] int malformed() const {
+    std::lock_guard lock{mutex_};
+    return malformed_;
+  }
+  const member_id id_;
+
+private:
+  int malformed_ = 0;
+  mutable std::mutex mutex_;
+  std::vector<remote_envelope> seen_;
+  aether::nats::subscription sub_;
+};
+
+struct router_fixture {
+  aether::testing::nats_server server;
+  std::shared_ptr<aether::nats::connection> conn;
+  aether::thread_pool_executor pool{2, 5};
+  aether::actor_system system{config(), pool};
+  std::shared_ptr<aether::shard_router> router;
+  const member_id self{"a", 1};
+
+  router_fixture() {
+    aether::nats::connect_options o;
+    o.url = server.url();
+    o.send_asap = true;
+    conn = aether::nats::connection::connect(o).value();
+    system.register_actor<sr::account>("account");
+    router = std::make_shared<aether::shard_router>(system, pool, 4, conn, cluster_name, shards);
+  }
+  ~router_fixture() {
+    system.set_placement(nullptr);
+    router->stop();
+    aether::close_and_join(system, pool);
+  }
+
+  static aether::system_config config() {
+    aether::system_config c;
+    c.shard_count = 4;
+    return c;
+  }
+
+  /// Applies map `epoch` with every shard owned by `owner` (empty: none).
+  void map(std::uint64_t epoch, const member_id& owner) {
+    aether::cluster_snapshot s;
+    s.cluster = cluster_name;
+    s.self = self;
+    s.shard_count = shards;
+    s.serving = true;
+    s.map = std::make_shared<const aether::shard_map>(epoch, 1, std::vector<member_id>(shards, owner));
+    if (owner == self) {
+      for (std::uint32_t i = 0; i < shards; ++i) s.owned_shards.push_back(i);
+    }
+    router->apply(s);
+    system.set_placement(router.get());
+  }
+
+  void send_to_self(const remote_envelope& e) { REQUIRE(router->send(self, e)); }
+};
+
+remote_envelope answer_to(const remote_envelope& ask, remote_kind kind, const member_id& from) {
+  remote_envelope e;
+  e.kind = kind;
+  e.from = from;
+  e.correlation = ask.correlation;
+  if (kind == remote_kind::answer) {
+    e.type = "sr.balance";
+    e.payload = R"({"cents":5})";
+  }
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("an ask answered not_owner goes again to the owner in the newest map, and only then") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  fake_node c{*f.conn, member_id{"c", 3}};
+  f.map(1, b.id_);
+  auto pending = f.system.ask<sr::balance>(actor_id{"account", "x"}, sr::deposit{5}, 10s);
+  AETHER_EVENTUALLY(b.seen().size() == 1, 10s);
+  const auto first = b.seen()[0];
+  CHECK(first.kind == remote_kind::ask);
+  CHECK(first.epoch == 1);
+  CHECK(first.shard == actor_id{"account", "x"}.shard(shards));
+  CHECK(first.timeout_ms > 0);
+  CHECK(first.payload == R"({"cents":5})");
+  f.map(2, c.id_);
+  f.send_to_self(answer_to(first, remote_kind::not_owner, b.id_));
+  AETHER_EVENTUALLY(c.seen().size() == 1, 10s);
+  CHECK(c.seen()[0].correlation == first.correlation);
+  CHECK(c.seen()[0].epoch == 2);
+  f.send_to_self(answer_to(c.seen()[0], remote_kind::answer, c.id_));
+  auto r = pending.get();
+  REQUIRE(r);
+  CHECK(r->cents == 5);
+  CHECK(b.seen().size() == 1);
+}
+
+TEST_CASE("an ask waits while no node owns its shard, then goes to the first owner") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  f.map(1, member_id{});
+  auto pending = f.system.ask<sr::balance>(actor_id{"account", "y"}, sr::deposit{5}, 10s);
+  f.map(2, b.id_);
+  AETHER_EVENTUALLY(b.seen().size() == 1, 10s);
+  f.send_to_self(answer_to(b.seen()[0], remote_kind::answer, b.id_));
+  auto r = pending.get();
+  REQUIRE(r);
+  CHECK(r->cents == 5);
+}
+
+TEST_CASE("an ask that may have been delivered is never sent twice: it times out") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  f.map(1, b.id_);
+  auto r = f.system.ask<sr::balance>(actor_id{"account", "z"}, sr::deposit{5}, 300ms).get();
+  REQUIRE(!r);
+  CHECK(r.error() == errc::timeout);
+  REQUIRE(f.conn->flush(5s));
+  CHECK(b.seen().size() == 1);
+}
+
+TEST_CASE("a tell fails at once while no node owns the shard, and so does one without a wire form") {
+  router_fixture f;
+  f.map(1, member_id{});
+  auto sent = f.system.tell(actor_id{"account", "w"}, sr::deposit{1});
+  REQUIRE(!sent);
+  CHECK(sent.error() == errc::unavailable);
+  struct plain {};
+  auto plain_sent = f.system.tell(actor_id{"account", "w"}, plain{});
+  REQUIRE(!plain_sent);
+  CHECK(plain_sent.error() == errc::no_wire_form);
+}
+
+TEST_CASE("a node answers asks for shards it owns, and not_owner for the others") {
+  router_fixture f;
+  fake_node t{*f.conn, member_id{"t", 9}};
+  remote_envelope ask;
+  ask.kind = remote_kind::ask;
+  ask.from = t.id_;
+  ask.target = actor_id{"account", "v"};
+  ask.type = "sr.deposit";
+  ask.payload = R"({"cents":3})";
+  ask.correlation = 77;
+  ask.timeout_ms = 5000;
+  f.map(1, member_id{"b", 2});
+  f.send_to_self(ask);
+  AETHER_EVENTUALLY(t.seen().size() == 1, 10s);
+  CHECK(t.seen()[0].kind == remote_kind::not_owner);
+  CHECK(t.seen()[0].correlation == 77);
+  CHECK(f.system.active_actors() == 0);
+
+  f.map(2, f.self);
+  ask.correlation = 78;
+  f.send_to_self(ask);
+  AETHER_EVENTUALLY(t.seen().size() == 2, 10s);
+  const auto answer = t.seen()[1];
+  CHECK(answer.kind == remote_kind::answer);
+  CHECK(answer.correlation == 78);
+  CHECK(answer.type == "sr.balance");
+  CHECK(answer.payload == R"({"cents":3})");
+
+  // An unknown type name answers the asker with a typed error.
+  ask.correlation = 79;
+  ask.type = "sr.withdraw";
+  f.send_to_self(ask);
+  AETHER_EVENTUALLY(t.seen().size() == 3, 10s);
+  REQUIRE(t.seen()[2].failure);
+  CHECK(t.seen()[2].failure->code() == errc::unknown_message_type);
+  CHECK(t.seen()[2].from == f.self);
+  CHECK(t.malformed() == 0);
+}
