@@ -5,6 +5,7 @@
 //                                      <expect> nodes named by AETHER_EXPECT_NODES is in its map
 //   where <key>         -> here | remote <owner node> | none
 //   ask <key> <what> [arg]  -> ok <reply> | err <errc> <value>
+//                              (ask_via <key2>: the account asks <key2> itself)
 //   tell <key> <what> [arg] -> sent | err <errc> <value>
 //
 // `what` names a message of the account actor below; keys are account keys.
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -64,6 +66,13 @@ struct ping_via {
   std::string target;
 };
 AETHER_JSON_FIELDS(ping_via, target)
+
+/// Asks another account for a deposit of 1 and answers with its reply.
+struct ask_via {
+  static constexpr std::string_view type_name = "rt.ask_via";
+  std::string target;
+};
+AETHER_JSON_FIELDS(ask_via, target)
 
 struct ping {
   static constexpr std::string_view type_name = "rt.ping";
@@ -129,6 +138,12 @@ public:
     on([](const ping_via& p, aether::context& ctx) {
       (void)ctx.tell(aether::actor_id::parse(p.target).value(), ping{});
     });
+    on([](const ask_via& a, aether::context& ctx) {
+      auto promise = std::make_shared<aether::response_promise>(ctx.promise());
+      ctx.ask<balance>(aether::actor_id::parse(a.target).value(), deposit{1}, std::chrono::seconds{5})
+          .then([promise](const balance& b) { promise->deliver(b); },
+                [promise](const aether::error& e) { promise->deliver(e); });
+    });
     on([](const ping&, aether::context& ctx) { ctx.reply(pong{this_node, ctx.sender().to_string()}); });
     on([this](const pong& p) { pongs_.push_back(p.node + "<-" + p.from); });
     on([this](const get_pongs&) { return text_list{pongs_}; });
@@ -175,6 +190,7 @@ std::string run(aether::node& node, const std::string& command) {
   if (verb == "ask") {
     if (what == "deposit") return ask<balance>(node, id, deposit{std::stoll(arg)}, show_balance);
     if (what == "get") return ask<balance>(node, id, get_balance{}, show_balance);
+    if (what == "ask_via") return ask<balance>(node, id, ask_via{"default/account/" + arg}, show_balance);
     if (what == "conflict") return ask<balance>(node, id, conflicting_write{}, show_balance);
     if (what == "unhandled") return ask<balance>(node, id, unhandled{}, show_balance);
     if (what == "plain")

@@ -105,6 +105,9 @@ TEST_CASE("two node processes route tells, asks, replies and errors to the owner
   CHECK(until_answer(a, "ask " + local[0] + " pongs", "ok b<-default/account/" + local[0]) ==
         "ok b<-default/account/" + local[0]);
 
+  // An ask from a handler reaches the other node, and its answer comes back to the asking actor.
+  CHECK(a("ask " + local[0] + " ask_via " + remote[1]) == "ok 1 b");
+
   // Typed errors: no wire form at send time, an unknown type on arrival, the remote actor's own error.
   CHECK(a("ask " + remote[0] + " plain") == "err no_wire_form 0");
   CHECK(a("tell " + remote[0] + " plain") == "err no_wire_form 0");
