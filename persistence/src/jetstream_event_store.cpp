@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -60,6 +61,39 @@ std::optional<std::uint64_t> last_number(std::string_view subject) {
   return dot == std::string_view::npos ? std::nullopt : to_number(subject.substr(dot + 1));
 }
 
+/// Whether a server of this version ("2.9.10") may keep replicas of a
+/// stream that disagree after a leader pause (measured on 2.9.10). Servers
+/// before 2.11 could let a new stream leader answer before it applied its
+/// log; no later server was measured here, so the bound is that release.
+bool replicas_may_diverge(std::string_view version) {
+  const auto dot = version.find('.');
+  const auto major = to_number(version.substr(0, dot));
+  if (!major || dot == std::string_view::npos) return true; // unknown: assume the worst
+  auto rest = version.substr(dot + 1);
+  const auto minor = to_number(rest.substr(0, rest.find_first_not_of("0123456789")));
+  if (!minor) return true;
+  return *major < 2 || (*major == 2 && *minor < 11);
+}
+
+/// Whether replicated streams on this connection's server may have replicas
+/// that disagree; logs once per process what that means and what Aether
+/// does about it.
+bool check_replicas(nats::connection& conn, int replicas) {
+  static std::atomic<bool> warned{false};
+  const auto version = conn.server_version();
+  if (version && !replicas_may_diverge(*version)) return false;
+  if (warned.exchange(true)) return true;
+  log(log_level::warn,
+      "event streams with {} replicas on nats-server {}: on servers before 2.11, once a stream leader has been "
+      "paused past the election timeout under write load, its replica can hold other messages than the new "
+      "leader's at the same stream sequences (measured on 2.9.10), so a read it serves can miss an acknowledged "
+      "write or a version. Aether therefore reads event histories write by write through the stream leader (slower "
+      "for long histories); durable bus subscribers still read through a consumer, and a later leader change to "
+      "that replica would show its view. Use replicas=1, or nats-server 2.11 or later",
+      replicas, version ? *version : std::string{"(version unknown)"});
+  return true;
+}
+
 } // namespace
 
 struct jetstream_event_store::impl {
@@ -109,6 +143,9 @@ struct jetstream_event_store::impl {
   std::shared_ptr<nats::connection> conn;
   std::shared_ptr<nats::connection> quick; // send-asap, for writes when few are in flight
   jetstream_store_options options;
+  // Replicated streams on a server whose replicas may disagree after a
+  // leader pause: every read goes through the stream leader, write by write.
+  bool leader_reads_only = false;
   std::string inbox;
   nats::subscription acks;
 
@@ -600,7 +637,9 @@ struct jetstream_event_store::impl {
       return;
     }
     auto version = start;
-    for (int i = 0; i < walk_limit; ++i) {
+    // Replicas that disagree with the leader may serve a consumer: with
+    // `leader_reads_only` the whole history is walked through the leader.
+    for (int i = 0; leader_reads_only || i < walk_limit; ++i) {
       auto m = write_at(r->actor, version);
       if (!m) {
         finish(*r, m.error().code() == errc::not_found ? expected<void>{} : expected<void>{m.error()});
@@ -662,6 +701,7 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   });
   if (!acks) return acks.error();
   p->acks = std::move(*acks);
+  p->leader_reads_only = options.replicas > 1 && check_replicas(*p->conn, options.replicas);
   p->worker = std::thread{[self = p] { self->run(); }};
   return std::shared_ptr<jetstream_event_store>{new jetstream_event_store{std::move(p)}};
 }

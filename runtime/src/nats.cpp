@@ -12,6 +12,11 @@
 #include <cstdlib>
 #include <mutex>
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 namespace aether::nats {
 
 namespace {
@@ -21,6 +26,7 @@ constexpr jsErrCode stream_not_found = static_cast<jsErrCode>(10059);
 constexpr jsErrCode no_message_found = static_cast<jsErrCode>(10037);
 constexpr jsErrCode stream_name_in_use = static_cast<jsErrCode>(10058);
 constexpr jsErrCode consumer_not_found = static_cast<jsErrCode>(10014);
+constexpr jsErrCode temporarily_unavailable = static_cast<jsErrCode>(10008);
 
 /// The one adapter from nats.c statuses to Aether errors.
 error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_cast<jsErrCode>(0)) {
@@ -34,6 +40,12 @@ error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_c
     return error{errc::version_conflict, std::move(detail)};
   if (js_code == stream_not_found || js_code == no_message_found || js_code == consumer_not_found)
     return error{errc::not_found, std::move(detail)};
+  // Right after a leader change the JetStream API answers "JetStream system
+  // temporarily unavailable" (10008): asking again later may succeed.
+  if (js_code == temporarily_unavailable ||
+      (js_code == 0 && last != nullptr &&
+       std::string_view{last}.find("temporarily unavailable") != std::string_view::npos))
+    return error{errc::unavailable, std::move(detail)};
   switch (s) {
   case NATS_NOT_FOUND:
     return error{errc::not_found, std::move(detail)};
@@ -348,6 +360,56 @@ std::uint64_t connection::slow_consumer_events() const noexcept {
 }
 
 std::int64_t connection::max_payload() const noexcept { return natsConnection_GetMaxPayload(impl_->nc); }
+
+expected<std::string> connection::server_version() const {
+  char url[256] = {};
+  if (natsConnection_GetConnectedUrl(impl_->nc, url, sizeof url) != NATS_OK || url[0] == '\0') {
+    return error{errc::unavailable, "reading the server version: not connected"};
+  }
+  std::string_view rest{url};
+  if (const auto scheme = rest.find("://"); scheme != std::string_view::npos) rest.remove_prefix(scheme + 3);
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos)
+    return error{errc::unavailable, fmt::format("reading the server version of {}", url)};
+  auto host = std::string{rest.substr(0, colon)};
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const auto port = std::string{rest.substr(colon + 1)};
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return error{errc::unavailable, fmt::format("reading the server version: cannot resolve {}", url)};
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses{found, freeaddrinfo};
+  const int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
+  if (fd < 0) return error{errc::unavailable, "reading the server version: no socket"};
+  std::unique_ptr<int, void (*)(int*)> closer{new int{fd}, [](int* f) {
+                                                ::close(*f);
+                                                delete f;
+                                              }};
+  timeval wait{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
+  if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    return error{errc::unavailable, fmt::format("reading the server version: cannot connect to {}", url)};
+  }
+  // The server sends `INFO {json}\r\n` first, before TLS and before auth.
+  std::string line;
+  char buffer[1024];
+  while (line.find("\r\n") == std::string::npos && line.size() < 16 * 1024) {
+    const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    line.append(buffer, static_cast<std::size_t>(n));
+  }
+  constexpr std::string_view key = "\"version\":\"";
+  const auto start = line.find(key);
+  const auto end = start == std::string::npos ? start : line.find('"', start + key.size());
+  if (!line.starts_with("INFO") || end == std::string::npos) {
+    return error{errc::unavailable, fmt::format("reading the server version: no INFO from {}", url)};
+  }
+  return line.substr(start + key.size(), end - start - key.size());
+}
 
 std::string connection::new_inbox() const {
   natsInbox* inbox = nullptr;

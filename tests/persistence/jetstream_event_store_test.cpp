@@ -359,3 +359,13 @@ TEST_CASE("one actor's pipelined appends are stored in order, whichever connecti
   REQUIRE(events->size() == writes);
   for (std::size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == i + 1);
 }
+
+TEST_CASE("the connection tells the version of the server it is on, as the server's monitoring does") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  const auto version = conn->server_version();
+  REQUIRE_MESSAGE(version, (version ? "" : version.error().to_string()));
+  const auto varz = server.monitor("/varz");
+  REQUIRE(varz);
+  CHECK(varz->find(fmt::format("\"version\": \"{}\"", *version)) != std::string::npos);
+}

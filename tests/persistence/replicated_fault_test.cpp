@@ -13,7 +13,6 @@
 
 #include <array>
 #include <atomic>
-#include <cstdlib>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -229,18 +228,14 @@ TEST_CASE("the stream leader of an R3 stream killed under write load: every ackn
   load.check();
 }
 
-// Known to fail on nats-server 2.9.10, so run only with AETHER_R3_PAUSE=1:
-// in about 2 of 5 runs a write acknowledged around the pause is not in the
-// stream afterwards (its version holds the writer's previous write, whose
-// outcome was unknown; the stream holds no second copy), and a read right
-// after the resume can find a version missing that a later read finds. The
-// kill -9 case above has not shown it.
+// On nats-server 2.9.10 the paused leader's replica comes back holding other
+// messages than the new leader's at some stream sequences (an earlier write
+// of a version in place of the acknowledged one, or none). The stream leader
+// holds every acknowledged write; reads served by that replica (a consumer, a
+// direct get) did not, in about 2 of 5 runs. The store therefore reads
+// histories through the stream leader on such servers, and this case checks it.
 TEST_CASE("the stream leader of an R3 stream paused past the election timeout under write load: every acknowledged "
           "write stored once, writes go on") {
-  if (std::getenv("AETHER_R3_PAUSE") == nullptr) {
-    MESSAGE("skipped: known to lose an acknowledged write on nats-server 2.9.10; AETHER_R3_PAUSE=1 runs it");
-    return;
-  }
   cluster_under_load load;
   load.await_progress(std::nullopt, 100);
   const auto leader = load.stream_leader();

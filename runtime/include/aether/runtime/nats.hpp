@@ -159,6 +159,11 @@ public:
   /// The largest payload the server accepts.
   [[nodiscard]] std::int64_t max_payload() const noexcept;
   [[nodiscard]] std::string new_inbox() const;
+  /// The version of the server this connection is on (e.g. "2.9.10"), from
+  /// the INFO line the server sends to every client; `unavailable` when it
+  /// cannot be read. nats.c 3.4.1 keeps INFO to itself, so this opens a
+  /// short plain TCP connection to the same server and reads its INFO.
+  [[nodiscard]] expected<std::string> server_version() const;
 
   expected<void> publish(std::string_view subject, std::string_view data, std::span<const header> headers = {},
                          std::string_view reply = {});
