@@ -187,10 +187,17 @@ struct node::impl {
     const auto view = members->snapshot();
     router = std::make_shared<shard_router>(*system, *pool, pool->lane_count() - 1, conns.quick, view->cluster,
                                             view->shard_count);
-    router->apply(*view);
     router_watch = members->watch([r = std::weak_ptr{router}](const cluster_snapshot& s) {
       if (auto p = r.lock()) p->apply(s);
     });
+    // The current view, read on the cluster strand after the watch is in
+    // place: no change falls between the two, and none is applied out of order.
+    std::promise<void> applied;
+    pool->post(pool->lane_count() - 1, [this, &applied] {
+      router->apply(*members->snapshot());
+      applied.set_value();
+    });
+    applied.get_future().wait();
     system->set_placement(router.get());
   }
 

@@ -246,8 +246,12 @@ int main() {
     rt::this_node = node.cluster().snapshot()->self.node;
     // Ready once serving, with a map that gives every expected node shards.
     {
-      std::mutex m;
-      std::condition_variable cv;
+      // Shared with the watch, whose last callback may still run as it ends.
+      struct signal {
+        std::mutex m;
+        std::condition_variable cv;
+      };
+      auto changed = std::make_shared<signal>();
       auto ready = [expect](const aether::cluster_snapshot& s) {
         std::vector<aether::member_id> owners;
         for (const auto& o : s.map->owners()) {
@@ -255,12 +259,12 @@ int main() {
         }
         return s.serving && owners.size() == expect;
       };
-      auto watch = node.cluster().watch([&](const aether::cluster_snapshot&) {
-        { std::lock_guard lock{m}; }
-        cv.notify_all();
+      auto watch = node.cluster().watch([changed](const aether::cluster_snapshot&) {
+        { std::lock_guard lock{changed->m}; }
+        changed->cv.notify_all();
       });
-      std::unique_lock lock{m};
-      cv.wait_for(lock, std::chrono::seconds{30}, [&] { return ready(*node.cluster().snapshot()); });
+      std::unique_lock lock{changed->m};
+      changed->cv.wait_for(lock, std::chrono::seconds{30}, [&] { return ready(*node.cluster().snapshot()); });
       const auto view = node.cluster().snapshot();
       std::printf("serving %s %zu\n", rt::this_node.c_str(), view->owned_shards.size());
       std::fflush(stdout);
