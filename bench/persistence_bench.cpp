@@ -534,7 +534,9 @@ public:
     countdown woken;
     std::atomic<bool> ok{true};
     for (const auto& s : slots_) {
-      system_.ask<int>(s.id, wake_up{}, 60s).then([&](expected<int> r) {
+      // As long as the run may take: thousands of activations queue behind
+      // each other's reads (for minutes under emulation).
+      system_.ask<int>(s.id, wake_up{}, run_deadline).then([&](expected<int> r) {
         if (!r) ok = false;
         woken.add();
       });
