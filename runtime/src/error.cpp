@@ -46,6 +46,10 @@ std::string_view to_string(errc e) noexcept {
     return "in_use";
   case errc::no_wire_form:
     return "no_wire_form";
+  case errc::unauthorized:
+    return "unauthorized";
+  case errc::permission_denied:
+    return "permission_denied";
   }
   return "unknown";
 }

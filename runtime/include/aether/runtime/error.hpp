@@ -29,6 +29,8 @@ enum class errc {
   io_error,             ///< the server refused an operation for another reason
   in_use,               ///< a name another live party holds (a durable subscription's)
   no_wire_form,         ///< a message or reply for another node whose type has no `type_name` and JSON fields
+  unauthorized,         ///< the server refused the credentials or the TLS handshake, or wants some
+  permission_denied,    ///< the server's permissions for this user forbid the subject
 };
 
 /// The `std::error_category` of `errc`.
