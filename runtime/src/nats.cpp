@@ -2,10 +2,13 @@
 
 #include <aether/runtime/log.hpp>
 
+#include "nkey.hpp"
+
 #include <nats/nats.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -54,6 +57,12 @@ error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_c
   case NATS_INVALID_ARG:
   case NATS_INVALID_SUBJECT:
     return error{errc::invalid_argument, std::move(detail)};
+  case NATS_CONNECTION_AUTH_FAILED:
+  case NATS_SECURE_CONNECTION_REQUIRED:
+  case NATS_SSL_ERROR:
+    return error{errc::unauthorized, std::move(detail)};
+  case NATS_NOT_PERMITTED:
+    return error{errc::permission_denied, std::move(detail)};
   case NATS_TIMEOUT:
   case NATS_NO_SERVER:
   case NATS_CONNECTION_CLOSED:
@@ -62,7 +71,6 @@ error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_c
   case NATS_NOT_YET_CONNECTED:
   case NATS_NO_RESPONDERS:
   case NATS_IO_ERROR:
-  case NATS_CONNECTION_AUTH_FAILED:
   case NATS_DRAINING:
     return error{errc::unavailable, std::move(detail)};
   default:
@@ -308,6 +316,129 @@ struct connection::impl {
   }
 };
 
+std::string redact_url(std::string_view url) {
+  std::string out;
+  for (std::size_t start = 0; start <= url.size();) {
+    auto end = url.find(',', start);
+    if (end == std::string_view::npos) end = url.size();
+    auto one = url.substr(start, end - start);
+    const auto scheme = one.find("://");
+    const auto host = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const auto at = one.rfind('@');
+    if (at != std::string_view::npos && at >= host) {
+      out += one.substr(0, host);
+      out += "***@";
+      out += one.substr(at + 1);
+    } else {
+      out += one;
+    }
+    if (end < url.size()) out += ',';
+    start = end + 1;
+  }
+  return out;
+}
+
+namespace {
+
+/// A variable's value, or empty.
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string{} : std::string{v};
+}
+
+} // namespace
+
+expected<security_options> security_options::from_env() {
+  security_options o;
+  o.credentials_file = env("AETHER_NATS_CREDS");
+  o.nkey_seed_file = env("AETHER_NATS_NKEY_SEED");
+  o.token = env("AETHER_NATS_TOKEN");
+  o.user = env("AETHER_NATS_USER");
+  o.password = env("AETHER_NATS_PASSWORD");
+  o.tls_ca_file = env("AETHER_NATS_TLS_CA");
+  o.tls_cert_file = env("AETHER_NATS_TLS_CERT");
+  o.tls_key_file = env("AETHER_NATS_TLS_KEY");
+  if (auto r = o.validate(); !r) {
+    return error{errc::invalid_argument, fmt::format("AETHER_NATS_* variables: {}", r.error().detail())};
+  }
+  return o;
+}
+
+expected<void> security_options::validate() const {
+  const int ways = static_cast<int>(!credentials_file.empty()) + static_cast<int>(!nkey_seed_file.empty()) +
+                   static_cast<int>(!token.empty()) + static_cast<int>(!user.empty());
+  if (ways > 1) {
+    return error{errc::invalid_argument,
+                 "set one of credentials file (AETHER_NATS_CREDS), NKey seed (AETHER_NATS_NKEY_SEED), token "
+                 "(AETHER_NATS_TOKEN) and user (AETHER_NATS_USER)"};
+  }
+  if (!password.empty() && user.empty()) {
+    return error{errc::invalid_argument, "a password (AETHER_NATS_PASSWORD) needs a user (AETHER_NATS_USER)"};
+  }
+  if (tls_cert_file.empty() != tls_key_file.empty()) {
+    return error{errc::invalid_argument,
+                 "a TLS client certificate (AETHER_NATS_TLS_CERT) needs its key (AETHER_NATS_TLS_KEY) and the "
+                 "other way round"};
+  }
+  return {};
+}
+
+namespace {
+
+/// Hands credentials and TLS settings to nats.c. Messages name files and
+/// what failed, never a secret.
+expected<void> apply_security(natsOptions* opts, const security_options& o, bool tls_url) {
+  if (auto r = o.validate(); !r) return r;
+  if (!o.credentials_file.empty()) {
+    if (auto r = check(natsOptions_SetUserCredentialsFromFiles(opts, o.credentials_file.c_str(), nullptr),
+                       fmt::format("using the credentials file {}", o.credentials_file));
+        !r) {
+      return r;
+    }
+  }
+  if (!o.nkey_seed_file.empty()) {
+    auto seed = read_nkey_seed_file(o.nkey_seed_file);
+    if (!seed) return seed.error();
+    auto pub = nkey_public_key(*seed);
+    std::fill(seed->begin(), seed->end(), '\0');
+    if (!pub) return error{errc::invalid_argument, fmt::format("{}: {}", o.nkey_seed_file, pub.error().detail())};
+    if (auto r = check(natsOptions_SetNKeyFromSeed(opts, pub->c_str(), o.nkey_seed_file.c_str()),
+                       fmt::format("using the NKey seed file {}", o.nkey_seed_file));
+        !r) {
+      return r;
+    }
+  }
+  if (!o.token.empty()) {
+    if (auto r = check(natsOptions_SetToken(opts, o.token.c_str()), "setting the token"); !r) return r;
+  }
+  if (!o.user.empty()) {
+    if (auto r = check(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "setting user and password");
+        !r) {
+      return r;
+    }
+  }
+  if (o.tls() || tls_url) {
+    if (auto r = check(natsOptions_SetSecure(opts, true), "turning TLS on"); !r) return r;
+  }
+  if (!o.tls_ca_file.empty()) {
+    if (auto r = check(natsOptions_LoadCATrustedCertificates(opts, o.tls_ca_file.c_str()),
+                       fmt::format("loading the TLS CA file {}", o.tls_ca_file));
+        !r) {
+      return r;
+    }
+  }
+  if (!o.tls_cert_file.empty()) {
+    if (auto r = check(natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(), o.tls_key_file.c_str()),
+                       fmt::format("loading the TLS certificate {} and key {}", o.tls_cert_file, o.tls_key_file));
+        !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+} // namespace
+
 connection::connection(std::unique_ptr<impl> p) noexcept : impl_{std::move(p)} {}
 connection::~connection() = default;
 
@@ -343,8 +474,20 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &impl::on_closed, p.get());
   if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, o.send_asap);
   if (auto r = check(s, "setting options"); !r) return r.error();
-  if (auto r = check(natsConnection_Connect(&p->nc, opts), fmt::format("connecting to {}", o.url)); !r) {
-    return r.error();
+  bool tls_url = false;
+  for (const auto& u : urls) tls_url = tls_url || u.starts_with("tls://");
+  if (auto r = apply_security(opts, o.security, tls_url); !r) return r.error();
+  if (const auto status = natsConnection_Connect(&p->nc, opts); status != NATS_OK) {
+    auto e = to_error(status, fmt::format("connecting to {}", redact_url(o.url)));
+    // With TLS 1.3 a server that refuses the client's certificate (or its
+    // absence) closes the connection after the handshake: nats.c then reads
+    // nothing where it expects the server's PONG.
+    if (status == NATS_PROTOCOL_ERROR && (o.security.tls() || tls_url)) {
+      return error{
+          errc::unauthorized,
+          fmt::format("{}; the server closed the TLS connection (does it want a client certificate?)", e.detail())};
+    }
+    return e;
   }
   jsOptions js_opts;
   jsOptions_Init(&js_opts);
@@ -371,7 +514,7 @@ expected<std::string> connection::server_version() const {
   if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
   const auto colon = rest.rfind(':');
   if (colon == std::string_view::npos)
-    return error{errc::unavailable, fmt::format("reading the server version of {}", url)};
+    return error{errc::unavailable, fmt::format("reading the server version of {}", redact_url(url))};
   auto host = std::string{rest.substr(0, colon)};
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const auto port = std::string{rest.substr(colon + 1)};
@@ -379,7 +522,7 @@ expected<std::string> connection::server_version() const {
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
-    return error{errc::unavailable, fmt::format("reading the server version: cannot resolve {}", url)};
+    return error{errc::unavailable, fmt::format("reading the server version: cannot resolve {}", redact_url(url))};
   }
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses{found, freeaddrinfo};
   const int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
@@ -392,7 +535,7 @@ expected<std::string> connection::server_version() const {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof wait);
   if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
-    return error{errc::unavailable, fmt::format("reading the server version: cannot connect to {}", url)};
+    return error{errc::unavailable, fmt::format("reading the server version: cannot connect to {}", redact_url(url))};
   }
   // The server sends `INFO {json}\r\n` first, before TLS and before auth.
   std::string line;
@@ -406,7 +549,7 @@ expected<std::string> connection::server_version() const {
   const auto start = line.find(key);
   const auto end = start == std::string::npos ? start : line.find('"', start + key.size());
   if (!line.starts_with("INFO") || end == std::string::npos) {
-    return error{errc::unavailable, fmt::format("reading the server version: no INFO from {}", url)};
+    return error{errc::unavailable, fmt::format("reading the server version: no INFO from {}", redact_url(url))};
   }
   return line.substr(start + key.size(), end - start - key.size());
 }

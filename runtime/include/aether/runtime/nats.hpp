@@ -15,6 +15,38 @@
 
 namespace aether::nats {
 
+/// How a client proves who it is to the servers and how it checks them.
+/// At most one of `credentials_file`, `nkey_seed_file`, `token` and `user`
+/// (with `password`); TLS goes with any of them. Nothing here is ever
+/// written to a log or an error message.
+struct security_options {
+  /// A `.creds` file: a user JWT and the NKey seed that signs for it
+  /// (operator mode).
+  std::string credentials_file{};
+  /// A file holding a user NKey seed (`SU...`); the public key is derived.
+  std::string nkey_seed_file{};
+  std::string token{};
+  std::string user{};
+  std::string password{};
+  /// TLS: the CA certificates that sign the server's certificate (PEM);
+  /// setting it, or `tls_cert_file`, or a `tls://` URL turns TLS on.
+  std::string tls_ca_file{};
+  /// TLS client certificate and its key (PEM), for servers that verify clients.
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+
+  /// The options from the `AETHER_NATS_CREDS`, `AETHER_NATS_NKEY_SEED` (a
+  /// file), `AETHER_NATS_TOKEN`, `AETHER_NATS_USER`, `AETHER_NATS_PASSWORD`,
+  /// `AETHER_NATS_TLS_CA`, `AETHER_NATS_TLS_CERT` and `AETHER_NATS_TLS_KEY`
+  /// variables that are set; `invalid_argument` naming the variables (never
+  /// their values) when they do not go together.
+  [[nodiscard]] static expected<security_options> from_env();
+  /// `invalid_argument` when two ways of authenticating are set, a password
+  /// comes without a user or a certificate without its key.
+  [[nodiscard]] expected<void> validate() const;
+  [[nodiscard]] bool tls() const noexcept { return !tls_ca_file.empty() || !tls_cert_file.empty(); }
+};
+
 /// How to reach the servers.
 struct connect_options {
   /// One URL or several, comma separated; the client fails over between them.
@@ -27,7 +59,12 @@ struct connect_options {
   /// Write every publish to the socket at once instead of letting nats.c
   /// batch them (it waits up to 1 ms): lower latency, lower throughput.
   bool send_asap = false;
+  /// Credentials and TLS; none by default.
+  security_options security{};
 };
+
+/// `url` with any `user:password@` or `token@` left out, for messages.
+[[nodiscard]] std::string redact_url(std::string_view url);
 
 /// A header of a message to publish.
 struct header {
