@@ -35,6 +35,7 @@ connections connect(const node_config& c) {
   nats::connect_options o;
   o.url = c.nats_url;
   o.name = "aether-node";
+  o.security = c.nats_security;
   auto batched = nats::connection::connect(o);
   if (!batched) throw startup_error{batched.error()};
   o.name = "aether-node-quick";

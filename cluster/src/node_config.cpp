@@ -72,6 +72,11 @@ expected<node_config> node_config::from_env() {
   c.cluster.self_fence_timeout = c.cluster.failure_timeout * 4 / 5;
   if (auto r = read_ms("AETHER_SELF_FENCE_MS", c.cluster.self_fence_timeout, 1); !r) return r.error();
   if (const char* url = std::getenv("AETHER_NATS_URL")) c.nats_url = url;
+  if (auto security = nats::security_options::from_env(); security) {
+    c.nats_security = std::move(*security);
+  } else {
+    return security.error();
+  }
   if (const char* name = std::getenv("AETHER_CLUSTER")) {
     if (auto r = actor_id::validate_namespace(name); !r) {
       return error{errc::invalid_argument, fmt::format("AETHER_CLUSTER={}: {}", name, r.error().to_string())};

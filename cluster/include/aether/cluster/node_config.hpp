@@ -3,6 +3,7 @@
 #include <aether/actors/actor_system.hpp>
 #include <aether/cluster/cluster_config.hpp>
 #include <aether/runtime/expected.hpp>
+#include <aether/runtime/nats.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -28,6 +29,11 @@ struct node_config {
   /// NATS servers (`AETHER_NATS_URL`, comma separated). Empty: the embedded
   /// default, with events and snapshots in memory and a one-node cluster.
   std::string nats_url;
+  /// Credentials and TLS for NATS: `AETHER_NATS_CREDS` (a `.creds` file),
+  /// `AETHER_NATS_NKEY_SEED` (a file holding a user seed),
+  /// `AETHER_NATS_TOKEN`, `AETHER_NATS_USER` and `AETHER_NATS_PASSWORD`,
+  /// `AETHER_NATS_TLS_CA`, `AETHER_NATS_TLS_CERT` and `AETHER_NATS_TLS_KEY`.
+  nats::security_options nats_security{};
   /// Replicas of event streams, snapshot buckets and the cluster's control
   /// stream (`AETHER_JS_REPLICAS`).
   int replicas = 1;
