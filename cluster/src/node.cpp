@@ -1,4 +1,5 @@
 #include "services.hpp"
+#include "sd_notify.hpp"
 #include "shard_router.hpp"
 
 #include <aether/cluster/membership.hpp>
@@ -262,7 +263,12 @@ const node_config& node::config() const noexcept { return impl_->config; }
 aether::cluster& node::cluster() const noexcept { return *impl_->members; }
 
 int node::run() {
+  // Under systemd (Type=notify): ready once serving, watchdog pings while
+  // running, stopping before the graceful shutdown.
+  systemd_notifier systemd;
+  systemd.ready();
   impl_->signals.wait();
+  systemd.stopping();
   // A signal or stop() ended the wait; shutdown() is idempotent.
   impl_->shutdown();
   return 0;
