@@ -1,6 +1,7 @@
-// Cluster coordination benchmarks.
+// Cluster benchmarks: coordination and routing.
 //
-//   aether_cluster_bench [--only assignment|election|heartbeat] [--url nats://HOST:PORT] [--trials N]
+//   aether_cluster_bench [--only assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|
+//                         rolling_restart|cluster_scaling] [--url nats://HOST:PORT] [--trials N] [--scale F]
 //
 // - cluster_assignment (pure computation, no server): for 1..32 nodes and
 //   64..4096 shards, after a node is added or removed, the spread of shards
@@ -12,6 +13,24 @@
 //   --trials (20).
 // - cluster_heartbeat (needs --url): the messages one idle node puts on NATS
 //   per second (heartbeats and control records), counted by a subscriber.
+//
+// The routing benchmarks run routing node processes (AETHER_ROUTING=1) of
+// aether_cluster_bench_node, the program beside this one:
+// - remote_ask: sequential asks from node n0 to an actor on n1, p50/p99 us,
+//   beside nats.c request-reply between the same two processes (send-asap,
+//   the same JSON payload). Goal: p50 <= 1.5x raw.
+// - remote_tell: tells from n0 to one actor on n1 until it counted them all,
+//   beside nats.c publishes of the same payload to a subscriber on n1.
+//   Goal: >= 0.5x raw.
+// - cluster_failover: three nodes; kill -9 of n2, then asks through n0 (200 ms
+//   timeout each) to an actor of one of n2's shards until one answers; p50
+//   and max over --trials (20), a fresh cluster each. Goal: p50 <= 3,000 ms.
+// - rolling_restart: three nodes each asking actors of every shard (one ask
+//   at a time, 5 s timeout) while each node in turn stops gracefully and
+//   starts again; failed asks and the p99 ask time. Goal: 0 failed.
+// - cluster_scaling: persisted commands per second (event-sourced counters,
+//   8 clients per node) through 1, 2 and 3 node processes on one server. On a
+//   2-core machine this shows the cost of routing, not scale.
 //
 // JSON lines as bench_report.hpp prints them; diagnostics on stderr.
 #include "bench_report.hpp"
@@ -272,12 +291,284 @@ void heartbeat_load(const std::string& url) {
   stop(nodes[0], SIGTERM);
 }
 
+// Routing: node processes of bench/cluster_bench_node.cpp, driven by line commands.
+
+std::string node_program;
+constexpr const char* routing_benches =
+    "assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|rolling_restart|cluster_scaling";
+
+/// A routing bench node: stdin and stdout are pipes to this program.
+class routing_node {
+public:
+  routing_node(const std::string& url, const std::string& cluster, const std::string& id, int expect, int replicas = 1)
+      : id_{id} {
+    int to[2];
+    int from[2];
+    if (::pipe(to) != 0 || ::pipe(from) != 0) throw std::runtime_error{"pipe"};
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(to[0], 0);
+      ::dup2(from[1], 1);
+      for (int fd : {to[0], to[1], from[0], from[1]}) ::close(fd);
+      ::setenv("AETHER_NATS_URL", url.c_str(), 1);
+      ::setenv("AETHER_CLUSTER", cluster.c_str(), 1);
+      ::setenv("AETHER_NODE_ID", id.c_str(), 1);
+      ::setenv("AETHER_ROUTING", "1", 1);
+      ::setenv("AETHER_EXPECT_NODES", std::to_string(expect).c_str(), 1);
+      ::setenv("AETHER_JS_REPLICAS", std::to_string(replicas).c_str(), 1);
+      ::setenv("AETHER_LOG", "error", 1);
+      ::execl(node_program.c_str(), node_program.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(to[0]);
+    ::close(from[1]);
+    in_ = to[1];
+    out_ = from[0];
+  }
+  ~routing_node() { kill(); }
+  routing_node(const routing_node&) = delete;
+  routing_node& operator=(const routing_node&) = delete;
+
+  /// The next line, or nothing at the deadline or the end of its output.
+  std::optional<std::string> line(std::chrono::milliseconds limit = 120s) {
+    const auto deadline = bench::bench_clock::now() + limit;
+    for (;;) {
+      if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        auto l = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return l;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - bench::bench_clock::now());
+      if (left.count() <= 0 || out_ < 0) return std::nullopt;
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char chunk[65536];
+      const auto n = ::read(out_, chunk, sizeof chunk);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+  /// Waits for `serving`; false if it did not come.
+  bool serving() {
+    auto l = line();
+    if (!l || l->rfind("serving", 0) != 0) {
+      bench::note("node {} did not start: {}", id_, l.value_or("(nothing)"));
+      return false;
+    }
+    return true;
+  }
+  /// Sends a command; its answer is the next `line`.
+  bool send(const std::string& text) {
+    const auto l = text + "\n";
+    return ::write(in_, l.data(), l.size()) == static_cast<ssize_t>(l.size());
+  }
+  /// One command and its answer, or "error ..." when none came.
+  std::string command(const std::string& text, std::chrono::milliseconds limit = 300s) {
+    if (!send(text)) return "error write";
+    return line(limit).value_or("error no answer to " + text);
+  }
+  /// A graceful stop; waits for the exit.
+  void quit() {
+    if (pid_ < 0) return;
+    (void)::write(in_, "quit\n", 5);
+    ::waitpid(pid_, nullptr, 0);
+    close_pipes();
+  }
+  /// kill -9, and reaps it.
+  void kill() {
+    if (pid_ < 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    close_pipes();
+  }
+  [[nodiscard]] const std::string& id() const { return id_; }
+
+private:
+  void close_pipes() {
+    ::close(in_);
+    ::close(out_);
+    in_ = out_ = -1;
+    pid_ = -1;
+  }
+  std::string id_;
+  pid_t pid_ = -1;
+  int in_ = -1;
+  int out_ = -1;
+  std::string buffer_;
+};
+
+std::vector<std::string> split_words(const std::string& line) {
+  std::istringstream in{line};
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+/// Starts `count` nodes (n0, n1, ...) of a fresh cluster and waits until each serves.
+std::vector<std::unique_ptr<routing_node>> start_nodes(const std::string& url, const std::string& cluster, int count) {
+  std::vector<std::unique_ptr<routing_node>> nodes;
+  for (int i = 0; i < count; ++i) {
+    nodes.push_back(std::make_unique<routing_node>(url, cluster, fmt::format("n{}", i), count));
+  }
+  for (auto& n : nodes) {
+    if (!n->serving()) return {};
+  }
+  return nodes;
+}
+
+/// An ask from one node process to an actor on another, beside nats.c request-reply between two processes.
+void remote_ask(const std::string& url, double scale) {
+  const auto count = bench::scaled(5000, scale);
+  auto nodes = start_nodes(url, fmt::format("bench_ask_{}", ::getpid()), 2);
+  if (nodes.empty()) return;
+  const auto keys = split_words(nodes[0]->command("keys n1 1"));
+  if (keys.size() != 2) return bench::note("remote_ask: no key on n1");
+  const auto params = bench::param("asks", count) + bench::param("payload", "seq");
+  const auto a = split_words(nodes[0]->command(fmt::format("ask {} {}", keys[1], count)));
+  if (a.size() == 3 && a[0] == "lat") {
+    bench::emit("remote_ask", "two_nodes", "aether", "p50_us", std::stod(a[1]), "us", params);
+    bench::emit("remote_ask", "two_nodes", "aether", "p99_us", std::stod(a[2]), "us", params);
+  } else {
+    bench::note("remote_ask aether: {}", fmt::join(a, " "));
+  }
+  (void)nodes[1]->command("raw_serve");
+  const auto r = split_words(nodes[0]->command(fmt::format("raw_ask n1 {}", count)));
+  if (r.size() == 3 && r[0] == "lat") {
+    bench::emit("remote_ask", "two_nodes", "nats.c", "p50_us", std::stod(r[1]), "us", params);
+    bench::emit("remote_ask", "two_nodes", "nats.c", "p99_us", std::stod(r[2]), "us", params);
+  } else {
+    bench::note("remote_ask nats.c: {}", fmt::join(r, " "));
+  }
+  for (auto& n : nodes) n->quit();
+}
+
+/// Tells from one node process to an actor on another, beside nats.c publishes of the same payload.
+void remote_tell(const std::string& url, double scale) {
+  const auto count = bench::scaled(200000, scale);
+  auto nodes = start_nodes(url, fmt::format("bench_tell_{}", ::getpid()), 2);
+  if (nodes.empty()) return;
+  const auto keys = split_words(nodes[0]->command("keys n1 1"));
+  if (keys.size() != 2) return bench::note("remote_tell: no key on n1");
+  const auto params = bench::param("tells", count) + bench::param("payload", "seq");
+  (void)nodes[0]->command(fmt::format("ask {} 10", keys[1])); // activates it
+  const auto a = split_words(nodes[0]->command(fmt::format("tell {} {}", keys[1], count)));
+  if (a.size() == 2 && a[0] == "rate") {
+    bench::emit("remote_tell", "two_nodes", "aether", "msgs_per_s", std::stod(a[1]), "msgs/s", params);
+  } else {
+    bench::note("remote_tell aether: {}", fmt::join(a, " "));
+  }
+  (void)nodes[1]->command("raw_serve");
+  const auto r = split_words(nodes[0]->command(fmt::format("raw_tell n1 {}", count)));
+  if (r.size() == 2 && r[0] == "rate") {
+    bench::emit("remote_tell", "two_nodes", "nats.c", "msgs_per_s", std::stod(r[1]), "msgs/s", params);
+  } else {
+    bench::note("remote_tell nats.c: {}", fmt::join(r, " "));
+  }
+  for (auto& n : nodes) n->quit();
+}
+
+/// kill -9 of a node until the first answered ask to an actor of one of its
+/// shards, asked through a surviving node (each ask with a 200 ms timeout).
+void cluster_failover(const std::string& url, int trials) {
+  std::vector<double> ms;
+  for (int t = 0; t < trials; ++t) {
+    auto nodes = start_nodes(url, fmt::format("bench_failover_{}_{}", ::getpid(), t), 3);
+    if (nodes.empty()) continue;
+    const auto keys = split_words(nodes[0]->command("keys n2 1"));
+    if (keys.size() != 2 || nodes[0]->command(fmt::format("ask {} 10", keys[1])).rfind("lat", 0) != 0) {
+      bench::note("failover trial {}: no answer from n2 before the kill", t);
+      continue;
+    }
+    nodes[2]->kill();
+    const auto p = split_words(nodes[0]->command(fmt::format("probe {} 200", keys[1])));
+    if (p.size() == 2 && p[0] == "probe_ms") {
+      ms.push_back(std::stod(p[1]));
+    } else {
+      bench::note("failover trial {}: {}", t, fmt::join(p, " "));
+    }
+    for (auto& n : nodes) n->quit();
+  }
+  if (ms.empty()) return;
+  std::sort(ms.begin(), ms.end());
+  const auto params = bench::param("trials", static_cast<std::int64_t>(ms.size())) + bench::param("nodes", 3);
+  bench::emit("cluster_failover", "kill_node", "aether", "p50_ms", ms[(ms.size() - 1) / 2], "ms", params);
+  bench::emit("cluster_failover", "kill_node", "aether", "max_ms", ms.back(), "ms", params);
+}
+
+/// Each of three nodes in turn stops gracefully and starts again, while an
+/// asker on every node asks actors of all shards (timeout 5 s, one at a time).
+void rolling_restart(const std::string& url) {
+  const auto cluster = fmt::format("bench_rolling_{}", ::getpid());
+  auto nodes = start_nodes(url, cluster, 3);
+  if (nodes.empty()) return;
+  std::int64_t asks = 0, failed = 0;
+  std::vector<double> ms;
+  auto collect = [&](routing_node& n) {
+    const auto w = split_words(n.command("steady_stop"));
+    if (w.size() != 4 || w[0] != "steady") return bench::note("rolling restart: {}", fmt::join(w, " "));
+    asks += std::stoll(w[1]);
+    failed += std::stoll(w[2]);
+    std::istringstream list{w[3]};
+    for (std::string v; std::getline(list, v, ',');) ms.push_back(std::stod(v));
+  };
+  for (auto& n : nodes) (void)n->command("steady_start 64");
+  std::this_thread::sleep_for(1s);
+  for (int i = 0; i < 3; ++i) {
+    collect(*nodes[static_cast<std::size_t>(i)]);
+    nodes[static_cast<std::size_t>(i)]->quit();
+    nodes[static_cast<std::size_t>(i)] = std::make_unique<routing_node>(url, cluster, fmt::format("n{}", i), 3);
+    if (!nodes[static_cast<std::size_t>(i)]->serving()) return;
+    (void)nodes[static_cast<std::size_t>(i)]->command("steady_start 64");
+    std::this_thread::sleep_for(1s);
+  }
+  for (auto& n : nodes) {
+    collect(*n);
+    n->quit();
+  }
+  std::sort(ms.begin(), ms.end());
+  const auto p99 = ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, static_cast<std::size_t>(0.99 * ms.size()))];
+  const auto params = bench::param("asks", asks) + bench::param("nodes", 3) + bench::param("timeout_ms", 5000);
+  bench::emit("rolling_restart", "three_nodes", "aether", "failed_asks", static_cast<double>(failed), "count", params);
+  bench::emit("rolling_restart", "three_nodes", "aether", "p99_ask_ms", p99, "ms", params);
+}
+
+/// Persisted commands per second through 1, 2 and 3 node processes, each
+/// with 8 clients asking event-sourced counters of all shards.
+void cluster_scaling(const std::string& url, double scale) {
+  const auto window_ms = bench::scaled(4000, scale);
+  for (int count = 1; count <= 3; ++count) {
+    auto nodes = start_nodes(url, fmt::format("bench_scaling_{}_{}", ::getpid(), count), count);
+    if (nodes.empty()) continue;
+    // Activate the counters first, so the window measures commands, not replays.
+    for (auto& n : nodes) (void)n->command("persist 256 8 300");
+    // All nodes at once: send to each, then read each.
+    for (auto& n : nodes) n->send(fmt::format("persist 256 8 {}", window_ms));
+    std::int64_t done = 0, failed = 0;
+    for (auto& n : nodes) {
+      const auto w = split_words(n->line().value_or("error"));
+      if (w.size() != 3 || w[0] != "persisted") {
+        bench::note("scaling: {}", fmt::join(w, " "));
+        continue;
+      }
+      done += std::stoll(w[1]);
+      failed += std::stoll(w[2]);
+    }
+    const auto params = bench::param("nodes", count) + bench::param("clients_per_node", 8) +
+                        bench::param("failed", failed) + bench::param("cores", bench::hardware_threads());
+    bench::emit("cluster_scaling", fmt::format("nodes_{}", count), "aether", "commands_per_s",
+                static_cast<double>(done) * 1000.0 / static_cast<double>(window_ms), "cmds/s", params);
+    for (auto& n : nodes) n->quit();
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   self_path = argv[0];
+  node_program = std::string{argv[0]}.substr(0, std::string{argv[0]}.rfind('/') + 1) + "aether_cluster_bench_node";
   std::string only, url;
   int trials = 20;
+  double scale = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--node") return run_node();
@@ -288,24 +579,30 @@ int main(int argc, char** argv) {
     } else if (arg == "--trials" && i + 1 < argc) {
       trials = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--scale" && i + 1 < argc) {
-      trials = std::max(3, static_cast<int>(20 * std::atof(argv[++i])));
+      scale = std::atof(argv[++i]);
+      trials = std::max(3, static_cast<int>(20 * scale));
     } else {
-      std::fprintf(stderr, "usage: %s [--only assignment|election|heartbeat] [--url nats://HOST:PORT] [--trials N]\n",
-                   argv[0]);
+      std::fprintf(stderr, "usage: %s [--only %s] [--url nats://HOST:PORT] [--trials N] [--scale F]\n", argv[0],
+                   routing_benches);
       return 2;
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
   if (only.empty() || only == "assignment") assignment();
-  if ((only.empty() || only == "election" || only == "heartbeat") && url.empty()) {
+  if ((only.empty() || only != "assignment") && url.empty()) {
     if (!only.empty()) {
       std::fprintf(stderr, "%s: --only %s needs --url\n", argv[0], only.c_str());
       return 2;
     }
-    bench::note("election and heartbeat skipped: no --url");
+    bench::note("the benchmarks with node processes are skipped: no --url");
     return 0;
   }
   if (only.empty() || only == "election") election(url, trials);
   if (only.empty() || only == "heartbeat") heartbeat_load(url);
+  if (only.empty() || only == "remote_ask") remote_ask(url, scale);
+  if (only.empty() || only == "remote_tell") remote_tell(url, scale);
+  if (only.empty() || only == "cluster_failover") cluster_failover(url, trials);
+  if (only.empty() || only == "rolling_restart") rolling_restart(url);
+  if (only.empty() || only == "cluster_scaling") cluster_scaling(url, scale);
   return 0;
 }

@@ -2,10 +2,11 @@
 # Benchmark driver.
 #
 #   bench/run.sh local       [--runs N] [--quick] [--scale F]
-#                            [--only ping_pong|contention|activate|skynet|savina]
+#                            [--only ping_pong|contention|activate|skynet|savina] [--against REV]
 #   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]
 #   bench/run.sh bus         [--runs N] [--quick] [--scale F] [--only local|cross_node]
-#   bench/run.sh cluster     [--runs N] [--quick] [--only assignment|election|heartbeat]
+#   bench/run.sh cluster     [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|
+#                            remote_tell|cluster_failover|rolling_restart|cluster_scaling]
 #
 # --arm64 (any suite): builds the suite for aarch64 (tools/cross_arm64.sh) and
 # runs its programs under qemu-user on this machine, beside its nats-server.
@@ -44,10 +45,10 @@ repo_root=$(cd "$script_dir/.." && pwd)
 build_dir="$repo_root/build-bench"
 
 usage() {
-  echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina]" >&2
+  echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina] [--against REV]" >&2
   echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]" >&2
   echo "       $0 bus [--runs N] [--quick] [--scale F] [--only local|cross_node]" >&2
-  echo "       $0 cluster [--runs N] [--quick] [--only assignment|election|heartbeat]" >&2
+  echo "       $0 cluster [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|rolling_restart|cluster_scaling]" >&2
   echo "       any suite: --arm64 to run its aarch64 build under qemu-user (emulated figures)" >&2
   exit 2
 }
@@ -314,7 +315,46 @@ finish_suite() {
 
 # -- local
 
+# --against REV: Aether beside its own build of commit REV (checked out into a
+# temporary git worktree, built there, removed afterwards) instead of its
+# peers; rows of REV are "before.aether...", and each figure's goal is to stay
+# within 5% of REV's, side by side in the same rounds.
+against=""
+against_dir=""
+
+remove_against() {
+  [[ -n $against_dir ]] && git -C "$repo_root" worktree remove --force "$against_dir" >&2 2>/dev/null
+  against_dir=""
+  return 0
+}
+
+# Builds REV's local benchmark in a temporary worktree; sets `against_exe`.
+build_against() {
+  against_dir=$(mktemp -d "${TMPDIR:-/tmp}/aether-against.XXXXXX")
+  rmdir "$against_dir"
+  trap 'remove_against' EXIT
+  git -C "$repo_root" worktree add --detach "$against_dir" "$against" >&2
+  local launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S "$against_dir" -B "$against_dir/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAETHER_ENABLE_BENCH=ON \
+    "${launcher[@]}" >&2
+  cmake --build "$against_dir/build-bench" --target aether_local_bench >&2
+  against_exe="$against_dir/build-bench/bench/aether_local_bench"
+}
+
 run_local() {
+  local args=() i
+  against=""
+  for ((i = 1; i <= $#; i++)); do
+    if [[ ${!i} == --against ]]; then
+      ((i++))
+      against=${!i:-}
+      [[ -n $against ]] && git -C "$repo_root" rev-parse --verify -q "$against^{commit}" >/dev/null || usage
+    else
+      args+=("${!i}")
+    fi
+  done
+  set -- "${args[@]}"
   parse_options "ping_pong|contention|activate|skynet|savina" "$@"
   local erl_dir="$build_dir/bench/erlang"
   if ((arm64)); then
@@ -322,6 +362,9 @@ run_local() {
     # native Erlang beside emulated Aether would compare nothing.
     install_bench_deps
     build_targets
+  elif [[ -n $against ]]; then
+    install_bench_deps
+    build_targets -- aether_local_bench
   else
     install_bench_deps libcaf-dev erlang-base
     build_targets -DAETHER_ENABLE_CAF_BENCH=ON -- aether_local_bench caf_local_bench
@@ -336,10 +379,21 @@ run_local() {
   local all
   all=$(nproc)
   local -a common=(--scale "$scale")
+  local against_exe=""
+  [[ -n $against ]] && build_against
+  # With --against, Aether's jobs run beside REV's build of the same program and the peers sit out.
+  ((arm64)) || [[ -z $against ]] || peers_note="before.*: the same benchmark built from $against"
   erlang() { # group threads workload pairs
+    [[ -n $against ]] && return 0
     ((arm64)) || add_job "$1" erl +S "$2" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main "$3" "$scale" "$4"
   }
   caf_job() { # group arguments...
+    if [[ -n $against ]]; then
+      # REV's build of Aether's own job, in the CAF job's place: same arguments, its rows renamed.
+      job_group+=("$1")
+      job_cmd+=("$(printf '%q ' "$against_exe" "${@:2}") | jq -c '.impl = \"before.\" + .impl'")
+      return 0
+    fi
     ((arm64)) || add_job "$1" "$caf" "${@:2}"
   }
   job_group=()
@@ -396,7 +450,7 @@ run_local() {
   fi
   local raw="$build_dir/local.raw.jsonl"
   run_rounds "$raw"
-  ((arm64)) || peers_note="caf: CAF 0.17.6, Debian 12's only packaged C++ actor framework (built by Debian at -O2; CAF's
+  ((arm64)) || [[ -n $against ]] || peers_note="caf: CAF 0.17.6, Debian 12's only packaged C++ actor framework (built by Debian at -O2; CAF's
 current line is 1.x). erlang: Erlang/OTP, one scheduler per worker thread (+S N). floor.*: the same
 work on the executor (floor.strand) or the queue (floor.mpsc) alone."
   finish_suite local "$raw"
@@ -405,6 +459,20 @@ work on the executor (floor.strand) or the queue (floor.mpsc) alone."
     map(select(.bench == "activate" and .metric == "bytes_per_actor" and .impl == "aether.event_sourced"))
     | map({label: "idle event-sourced actor (\(.case))", median, min, max, goal: 400, higher: false, unit: " B",
            note: null, runs: (.runs | length)})'
+  if [[ -n $against ]]; then
+    # Within 5% of REV: each round's pair of runs as a ratio, now / before.
+    echo
+    echo "against $against ($(git -C "$repo_root" rev-parse --short "$against")):"
+    print_goals "$build_dir/local.jsonl" "$ratio_goals_filter"'
+      . as $all
+      | [ $all[] | select(.impl | startswith("aether")) | select(.unit != "count" and .unit != "bytes") | . as $a
+          | ($all | map(select(.case == $a.case and .metric == $a.metric and .impl == "before." + $a.impl)) | first) as $b
+          | select($b != null)
+          | if ($a.metric | endswith("_per_s"))
+            then ratio($a; $b; "\($a.case) \($a.metric) (\($a.impl)): now / before"; 0.95; null)
+            else ratio($a; $b; "\($a.case) \($a.metric) (\($a.impl)): now / before"; 1.05; null) | .higher = false end ]'
+    remove_against
+  fi
 }
 
 # -- NATS server for the persistence and bus suites
@@ -560,15 +628,17 @@ run_bus() {
 run_cluster() {
   local explicit_runs=0 a
   for a in "$@"; do [[ $a == --runs ]] && explicit_runs=1; done
-  parse_options "assignment|election|heartbeat" "$@"
-  # The election figure is already a median over 20 kills in one run, and the
-  # assignment is a pure computation: one round unless --runs says otherwise.
+  parse_options "assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|rolling_restart|cluster_scaling" "$@"
+  # The election and failover figures are already medians over 20 kills in
+  # one run, and the assignment is a pure computation: one round unless --runs
+  # says otherwise (the remote_ask and remote_tell ratios are settled only
+  # with --runs 3 or more).
   if ((!explicit_runs)); then
     runs=1
     warmup=0
   fi
   install_bench_deps
-  build_targets -- aether_cluster_bench
+  build_targets -- aether_cluster_bench aether_cluster_bench_node
   machine=$(machine_json)
   versions=$(versions_json)
   local exe="$build_dir/bench/aether_cluster_bench"
@@ -581,6 +651,10 @@ run_cluster() {
     start_server
     [[ -z $only || $only == election ]] && add_job election "$exe" --only election --url "$url" --trials "$trials"
     [[ -z $only || $only == heartbeat ]] && add_job heartbeat "$exe" --only heartbeat --url "$url"
+    local b
+    for b in remote_ask remote_tell cluster_failover rolling_restart cluster_scaling; do
+      [[ -z $only || $only == "$b" ]] && add_job "$b" "$exe" --only "$b" --url "$url" --trials "$trials" --scale "$scale"
+    done
   fi
   local raw="$build_dir/cluster.raw.jsonl"
   run_rounds "$raw"
@@ -598,8 +672,18 @@ run_cluster() {
      | "cluster_assignment \(.[0].metric): worst \(map(.max) | max) over \(length) cases (nodes 1-32, shards 64-4096, add and remove)"),
     (map(select(.bench != "cluster_assignment"))[]
      | "\(.bench) \(.metric): \(.median) [\(.min)-\(.max)] \(.unit)")' "$results"
+  # Routing beside raw nats.c between the same two processes.
+  jq -c 'select(.bench == "remote_ask" or .bench == "remote_tell")' "$results" >"$build_dir/cluster.routing.jsonl"
+  if [[ -s $build_dir/cluster.routing.jsonl ]]; then
+    echo
+    print_table "$build_dir/cluster.routing.jsonl"
+  fi
+  if jq -e 'select(.bench == "cluster_scaling")' "$results" >/dev/null; then
+    echo "cluster_scaling: all node processes share this machine's $(nproc) cores with the nats-server, so more"
+    echo "nodes add routing hops and contention, not capacity: the figures show overhead, not scale."
+  fi
   echo
-  print_goals "$results" '
+  print_goals "$results" "$ratio_goals_filter"'
     [ (map(select(.bench == "cluster_assignment" and .metric == "max_minus_min")) | select(length > 0)
        | {label: "cluster_assignment max_minus_min, worst case", median: (map(.max) | max), min: (map(.max) | max),
           max: (map(.max) | max), goal: 1, higher: false, unit: "", note: "a pure function: one run is exact", runs: 3}),
@@ -608,7 +692,18 @@ run_cluster() {
           max: (map(.max) | max), goal: 1, higher: false, unit: "", note: "a pure function: one run is exact", runs: 3}),
       (map(select(.bench == "cluster_election" and .metric == "p50_ms"))[]
        | {label: "failover, kill -9 of the leader to a map of the new term on every node (p50)", median, min, max,
-          goal: 1500, higher: false, unit: " ms", note: "over \(.trials) trials a round", runs: .trials}) ]'
+          goal: 1500, higher: false, unit: " ms", note: "over \(.trials) trials a round", runs: .trials}),
+      (. as $all | ($all | pick("two_nodes"; "aether"; "p50_us")) as $a | ($all | pick("two_nodes"; "nats.c"; "p50_us")) as $n
+       | ratio($a; $n; "remote_ask p50: aether / raw nats.c request-reply"; 1.5; null) | .higher = false),
+      (. as $all | ($all | map(select(.bench == "remote_tell")) | pick("two_nodes"; "aether"; "msgs_per_s")) as $a
+       | ($all | map(select(.bench == "remote_tell")) | pick("two_nodes"; "nats.c"; "msgs_per_s")) as $n
+       | ratio($a; $n; "remote_tell: aether / raw nats.c publish"; 0.5; null)),
+      (map(select(.bench == "cluster_failover" and .metric == "p50_ms"))[]
+       | {label: "failover, kill -9 of a node to the first answered ask to an actor of its shards (p50)", median, min,
+          max, goal: 3000, higher: false, unit: " ms", note: "over \(.trials) trials a round", runs: .trials}),
+      (map(select(.bench == "rolling_restart" and .metric == "failed_asks"))[]
+       | {label: "rolling restart of three nodes, failed asks", median, min, max, goal: 0, higher: false, unit: "",
+          note: "\(.asks) asks a round (a count: one round is a fact of that round)", runs: 3}) ]'
 }
 
 # -- suites. A further suite adds a run_<name> function above (building its

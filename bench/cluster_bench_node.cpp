@@ -1,0 +1,418 @@
+// A routing node for the cluster benchmarks (bench/cluster_bench.cpp),
+// driven by commands on stdin, one answer line on stdout each. Its settings
+// come from AETHER_* (AETHER_ROUTING=1, AETHER_NODE_ID, AETHER_NATS_URL, ...);
+// AETHER_EXPECT_NODES says how many nodes its map must hold before it prints
+// `serving <node>`.
+//
+//   keys <node> <count>         -> keys <k>...       account keys whose shard <node> owns
+//   ask <key> <count>           -> lat <p50_us> <p99_us>   sequential asks of one actor
+//   tell <key> <count>          -> rate <msgs_per_s>      tells, then asks until all were handled
+//   probe <key> <timeout_ms>    -> probe_ms <ms>           asks (each with the timeout) until one answers
+//   steady_start <keys>         -> started                 one asker, sequential asks (5 s timeout) over <keys> keys
+//   steady_stop                 -> steady <asks> <failed> <latency ms,...>
+//   persist <keys> <clients> <ms> -> persisted <commands>  persisted commands (event-sourced counters) for <ms>
+//   raw_serve                   -> raw_serving             nats.c: answers `bench.raw.<node>` requests with their
+//                                                           payload and counts `bench.raw.<node>.tell` messages
+//   raw_ask <node> <count>      -> lat <p50_us> <p99_us>   nats.c request-reply to <node>'s raw server
+//   raw_tell <node> <count>     -> rate <msgs_per_s>       nats.c publishes, then a request until all were counted
+//   quit
+#include "bench_report.hpp"
+
+#include <aether/aether.hpp>
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cb {
+
+struct echo {
+  static constexpr std::string_view type_name = "cb.echo";
+  std::int64_t seq = 0;
+};
+AETHER_JSON_FIELDS(echo, seq)
+
+struct count_query {
+  static constexpr std::string_view type_name = "cb.count_query";
+};
+AETHER_JSON_FIELDS(count_query)
+
+struct counted {
+  static constexpr std::string_view type_name = "cb.counted";
+  std::int64_t n = 0;
+};
+AETHER_JSON_FIELDS(counted, n)
+
+/// Answers an echo with it; counts tells of it.
+class echo_actor : public aether::actor {
+public:
+  echo_actor() {
+    on([this](const echo& e) {
+      ++seen_;
+      return e; // an ask's answer; dropped for a tell
+    });
+    on([this](const count_query&) { return counted{seen_}; });
+  }
+
+private:
+  std::int64_t seen_ = 0;
+};
+
+struct add {
+  static constexpr std::string_view type_name = "cb.add";
+  std::int64_t n = 0;
+};
+AETHER_JSON_FIELDS(add, n)
+
+struct added {
+  static constexpr std::string_view type_name = "cb.added";
+  std::int64_t n = 0;
+};
+AETHER_JSON_FIELDS(added, n)
+
+struct counter_state {
+  std::int64_t total = 0;
+};
+AETHER_JSON_FIELDS(counter_state, total)
+
+class counter : public aether::event_sourced_actor<counter_state> {
+public:
+  counter() {
+    apply([](counter_state& s, const added& e) { s.total += e.n; });
+    on([this](const add& a, aether::context& ctx) {
+      persist_then(
+          ctx, [](const counter_state& s) { return counted{s.total}; }, added{a.n});
+    });
+  }
+};
+
+std::pair<double, double> percentiles(std::vector<std::int64_t> ns) {
+  const double p50 = bench::percentile_us(ns, 0.50);
+  const double p99 = bench::percentile_us(ns, 0.99);
+  return {p50, p99};
+}
+
+/// The raw nats.c side: a connection of its own, as a plain client would have.
+class raw_side {
+public:
+  /// Requests go out at once (send-asap), publishes batched: each at its best.
+  explicit raw_side(const std::string& url) : conn_{connect(url, true)}, bulk_{connect(url, false)} {}
+  ~raw_side() {
+    if (echo_ != nullptr) natsSubscription_Destroy(echo_);
+    if (tells_ != nullptr) natsSubscription_Destroy(tells_);
+    natsConnection_Destroy(conn_);
+    natsConnection_Destroy(bulk_);
+  }
+  raw_side(const raw_side&) = delete;
+  raw_side& operator=(const raw_side&) = delete;
+
+  void serve(const std::string& node) {
+    natsConnection_Subscribe(&echo_, conn_, ("bench.raw." + node).c_str(), on_request, this);
+    natsConnection_Subscribe(&tells_, conn_, ("bench.raw." + node + ".tell").c_str(), on_tell, this);
+    natsConnection_Flush(conn_);
+  }
+
+  std::string ask(const std::string& node, int count) {
+    const std::string subject = "bench.raw." + node;
+    std::vector<std::int64_t> ns;
+    for (int i = 0; i < count; ++i) {
+      const auto payload = fmt::format("{{\"seq\":{}}}", i);
+      natsMsg* reply = nullptr;
+      const auto start = bench::bench_clock::now();
+      if (natsConnection_Request(&reply, conn_, subject.c_str(), payload.data(), static_cast<int>(payload.size()),
+                                 5000) != NATS_OK) {
+        return "error raw request";
+      }
+      ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(bench::bench_clock::now() - start).count());
+      natsMsg_Destroy(reply);
+    }
+    auto [p50, p99] = percentiles(std::move(ns));
+    return fmt::format("lat {} {}", p50, p99);
+  }
+
+  std::string tell(const std::string& node, int count) {
+    const std::string subject = "bench.raw." + node + ".tell";
+    const std::string query = "bench.raw." + node;
+    const auto counted_by_server = [&]() -> std::int64_t {
+      natsMsg* reply = nullptr;
+      if (natsConnection_Request(&reply, conn_, query.c_str(), "count", 5, 5000) != NATS_OK) return -1;
+      const auto n = std::strtoll(natsMsg_GetData(reply), nullptr, 10);
+      natsMsg_Destroy(reply);
+      return n;
+    };
+    const auto before = counted_by_server();
+    if (before < 0) return "error raw count";
+    const auto start = bench::bench_clock::now();
+    for (int i = 0; i < count; ++i) {
+      const auto payload = fmt::format("{{\"seq\":{}}}", i);
+      natsConnection_Publish(bulk_, subject.c_str(), payload.data(), static_cast<int>(payload.size()));
+    }
+    natsConnection_Flush(bulk_);
+    // The server's copy to the counter: ask it how many it counted, until all.
+    for (;;) {
+      const auto n = counted_by_server();
+      if (n < 0) return "error raw count";
+      if (n - before >= count) break;
+    }
+    return fmt::format("rate {}", count / bench::seconds_since(start));
+  }
+
+private:
+  static natsConnection* connect(const std::string& url, bool asap) {
+    natsOptions* o = nullptr;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, url.c_str());
+    natsOptions_SetSendAsap(o, asap);
+    natsConnection* c = nullptr;
+    const auto s = natsConnection_Connect(&c, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) throw std::runtime_error{"raw connect"};
+    return c;
+  }
+
+  static void on_request(natsConnection* nc, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<raw_side*>(closure);
+    if (natsMsg_GetDataLength(msg) == 5 && std::string_view{natsMsg_GetData(msg), 5} == "count") {
+      const auto n = std::to_string(self->told_.load());
+      natsConnection_Publish(nc, natsMsg_GetReply(msg), n.data(), static_cast<int>(n.size()));
+    } else {
+      natsConnection_Publish(nc, natsMsg_GetReply(msg), natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+    }
+    natsMsg_Destroy(msg);
+  }
+  static void on_tell(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    ++static_cast<raw_side*>(closure)->told_;
+    natsMsg_Destroy(msg);
+  }
+
+  natsConnection* conn_ = nullptr;
+  natsConnection* bulk_ = nullptr;
+  natsSubscription* echo_ = nullptr;
+  natsSubscription* tells_ = nullptr;
+  std::atomic<std::int64_t> told_{0};
+};
+
+constexpr auto ask_timeout = std::chrono::seconds{5};
+
+aether::actor_id echo_id(const std::string& key) { return aether::actor_id{"echo", key}; }
+
+/// Sequential asks over `keys` accounts until stopped, each with a 5 s timeout.
+class steady_asker {
+public:
+  steady_asker(aether::node& node, int keys) : thread_{[this, &node, keys] { run(node, keys); }} {}
+  std::string stop() {
+    stop_ = true;
+    thread_.join();
+    std::string out = fmt::format("steady {} {} ", asks_, failed_);
+    for (std::size_t i = 0; i < ms_.size(); ++i) out += fmt::format("{}{:.2f}", i == 0 ? "" : ",", ms_[i]);
+    if (ms_.empty()) out += "0";
+    return out;
+  }
+
+private:
+  void run(aether::node& node, int keys) {
+    std::mt19937 rng{42};
+    while (!stop_) {
+      const auto key = fmt::format("s{}", rng() % static_cast<unsigned>(keys));
+      const auto start = bench::bench_clock::now();
+      auto r = node.ask<echo>(echo_id(key), echo{asks_}, ask_timeout).get();
+      ms_.push_back(bench::seconds_since(start) * 1000.0);
+      ++asks_;
+      if (!r) {
+        ++failed_;
+        bench::note("steady ask {} failed: {}", key, r.error().to_string());
+      }
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::int64_t asks_ = 0;
+  std::int64_t failed_ = 0;
+  std::vector<double> ms_;
+  std::thread thread_;
+};
+
+std::string keys_on(aether::node& node, const std::string& owner, int count) {
+  const auto view = node.cluster().snapshot();
+  std::string out = "keys";
+  int found = 0;
+  for (int i = 0; i < 100000 && found < count; ++i) {
+    const auto key = fmt::format("k{}", i);
+    const auto& o = view->map->owner(echo_id(key).shard(view->shard_count));
+    if (!o.empty() && o.node == owner) {
+      out += " " + key;
+      ++found;
+    }
+  }
+  return out;
+}
+
+std::string ask_latency(aether::node& node, const std::string& key, int count) {
+  // The first ask activates the actor and may wait for the owner to learn the map.
+  for (int i = 0; i < 100; ++i) {
+    if (node.ask<echo>(echo_id(key), echo{0}, ask_timeout).get()) break;
+  }
+  std::vector<std::int64_t> ns;
+  for (int i = 0; i < count; ++i) {
+    const auto start = bench::bench_clock::now();
+    auto r = node.ask<echo>(echo_id(key), echo{i}, ask_timeout).get();
+    if (!r) return "error " + r.error().to_string();
+    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(bench::bench_clock::now() - start).count());
+  }
+  auto [p50, p99] = percentiles(std::move(ns));
+  return fmt::format("lat {} {}", p50, p99);
+}
+
+std::string tell_rate(aether::node& node, const std::string& key, int count) {
+  auto before = node.ask<counted>(echo_id(key), count_query{}, ask_timeout).get();
+  if (!before) return "error " + before.error().to_string();
+  const auto start = bench::bench_clock::now();
+  for (int i = 0; i < count; ++i) {
+    for (;;) {
+      auto sent = node.tell(echo_id(key), echo{i});
+      if (sent) break;
+      if (sent.error().code() != aether::errc::mailbox_full) return "error " + sent.error().to_string();
+      std::this_thread::yield();
+    }
+  }
+  for (;;) {
+    auto r = node.ask<counted>(echo_id(key), count_query{}, ask_timeout).get();
+    if (!r) return "error " + r.error().to_string();
+    if (r->n - before->n >= count) break;
+  }
+  return fmt::format("rate {}", count / bench::seconds_since(start));
+}
+
+std::string probe(aether::node& node, const std::string& key, int timeout_ms) {
+  const auto start = bench::bench_clock::now();
+  for (;;) {
+    if (node.ask<echo>(echo_id(key), echo{1}, std::chrono::milliseconds{timeout_ms}).get()) break;
+    if (bench::seconds_since(start) > 60) return "error no answer in 60 s";
+  }
+  return fmt::format("probe_ms {}", bench::seconds_since(start) * 1000.0);
+}
+
+std::string persist(aether::node& node, int keys, int clients, int ms) {
+  std::atomic<std::int64_t> done{0};
+  std::atomic<std::int64_t> failed{0};
+  const auto until = bench::bench_clock::now() + std::chrono::milliseconds{ms};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      std::mt19937 rng{static_cast<unsigned>(c * 7919 + ::getpid())};
+      while (bench::bench_clock::now() < until) {
+        const aether::actor_id id{"counter", fmt::format("c{}", rng() % static_cast<unsigned>(keys))};
+        if (node.ask<counted>(id, add{1}, ask_timeout).get()) {
+          ++done;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return fmt::format("persisted {} {}", done.load(), failed.load());
+}
+
+void wait_serving(aether::node& node, std::size_t expect) {
+  struct signal {
+    std::mutex m;
+    std::condition_variable cv;
+  };
+  auto changed = std::make_shared<signal>();
+  auto ready = [expect](const aether::cluster_snapshot& s) {
+    std::vector<aether::member_id> owners;
+    for (const auto& o : s.map->owners()) {
+      if (!o.empty() && std::find(owners.begin(), owners.end(), o) == owners.end()) owners.push_back(o);
+    }
+    return s.serving && owners.size() == expect;
+  };
+  auto watch = node.cluster().watch([changed](const aether::cluster_snapshot&) {
+    { std::lock_guard lock{changed->m}; }
+    changed->cv.notify_all();
+  });
+  std::unique_lock lock{changed->m};
+  changed->cv.wait_for(lock, std::chrono::seconds{30}, [&] { return ready(*node.cluster().snapshot()); });
+}
+
+} // namespace cb
+
+int main() {
+  auto cfg = aether::node_config::from_env();
+  if (!cfg) {
+    std::printf("error %s\n", cfg.error().to_string().c_str());
+    return 3;
+  }
+  cfg->handle_signals = false;
+  const char* expect_env = std::getenv("AETHER_EXPECT_NODES");
+  const auto expect = static_cast<std::size_t>(std::atoi(expect_env != nullptr ? expect_env : "1"));
+  try {
+    aether::node node{*cfg};
+    node.register_actor<cb::echo_actor>("echo");
+    node.register_event_sourced<cb::counter>("counter");
+    cb::wait_serving(node, expect);
+    const auto self = node.cluster().snapshot()->self.node;
+    std::printf("serving %s\n", self.c_str());
+    std::fflush(stdout);
+    std::unique_ptr<cb::raw_side> raw;
+    std::unique_ptr<cb::steady_asker> steady;
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      std::istringstream in{line};
+      std::string verb, a, b, c;
+      in >> verb >> a >> b >> c;
+      std::string out;
+      if (verb == "quit") break;
+      if (verb == "keys") {
+        out = cb::keys_on(node, a, std::stoi(b));
+      } else if (verb == "ask") {
+        out = cb::ask_latency(node, a, std::stoi(b));
+      } else if (verb == "tell") {
+        out = cb::tell_rate(node, a, std::stoi(b));
+      } else if (verb == "probe") {
+        out = cb::probe(node, a, std::stoi(b));
+      } else if (verb == "steady_start") {
+        steady = std::make_unique<cb::steady_asker>(node, std::stoi(a));
+        out = "started";
+      } else if (verb == "steady_stop") {
+        out = steady ? steady->stop() : "error not started";
+        steady.reset();
+      } else if (verb == "persist") {
+        out = cb::persist(node, std::stoi(a), std::stoi(b), std::stoi(c));
+      } else if (verb == "raw_serve" || verb == "raw_ask" || verb == "raw_tell") {
+        if (!raw) raw = std::make_unique<cb::raw_side>(cfg->nats_url);
+        if (verb == "raw_serve") {
+          raw->serve(self);
+          out = "raw_serving";
+        } else if (verb == "raw_ask") {
+          out = raw->ask(a, std::stoi(b));
+        } else {
+          out = raw->tell(a, std::stoi(b));
+        }
+      } else {
+        out = "error unknown command " + verb;
+      }
+      std::printf("%s\n", out.c_str());
+      std::fflush(stdout);
+    }
+    if (steady) (void)steady->stop();
+    raw.reset();
+    node.stop();
+    return 0;
+  } catch (const std::exception& e) {
+    std::printf("error %s\n", e.what());
+    return 3;
+  }
+}
