@@ -46,6 +46,9 @@ constexpr std::string_view write_id_header = "Aether-Write-Id";
 constexpr int walk_limit = 16;
 // At most this many writes in flight go out on the send-asap connection.
 constexpr std::size_t quick_limit = 4;
+// Actors whose last write end the store remembers; past this it forgets
+// them all, and each one's next append checks its version once more.
+constexpr std::size_t known_ends_limit = 65'536;
 
 std::optional<std::uint64_t> to_number(std::string_view text) {
   std::uint64_t v = 0;
@@ -133,6 +136,7 @@ struct jetstream_event_store::impl {
     // Moved on by the replay callback (a nats.c thread), read by the sweep.
     std::atomic<clock::rep> deadline{0};
     std::atomic<bool> finished{false};
+    std::weak_ptr<impl> owner; // learns where the history ends
     read_callback done;
 
     void extend(std::chrono::milliseconds timeout) noexcept {
@@ -152,6 +156,12 @@ struct jetstream_event_store::impl {
   std::mutex mutex; // guards everything below
   std::unordered_map<std::uint64_t, write> writes;
   std::unordered_map<actor_id, actor_lane> lanes;
+  // Per actor, a version that ends one of its writes and was its last
+  // version when this store last saw it (read, acknowledged, or the end of
+  // its own write still in flight): an append after it needs no check.
+  std::unordered_map<actor_id, std::uint64_t> known_ends;
+  std::atomic<std::uint64_t> version_checks{0};
+  std::atomic<std::uint64_t> skipped_writes{0};
   std::uint64_t next_token = 1;
   detail::namespace_streams streams; // guarded by itself
   // Writes waiting for their namespace's stream, in the order they came.
@@ -303,7 +313,7 @@ struct jetstream_event_store::impl {
       if (it == writes.end()) return;
       failed = take_write(it);
     }
-    failed.done(e);
+    fail(failed, e);
   }
 
   /// Whether the namespace's stream exists: known, or asked for once (a
@@ -351,6 +361,57 @@ struct jetstream_event_store::impl {
     }
   }
 
+  /// Puts a write in flight and sends it, if `checked` or the store knows
+  /// the version it follows to end the actor's history (false otherwise,
+  /// leaving `w` as it was). Its own end is known from then on, so the
+  /// actor's pipelined appends follow without a check.
+  bool launch(write& w, bool checked) {
+    std::string ns{w.actor.ns()};
+    std::uint64_t token = 0;
+    {
+      std::lock_guard lock{mutex};
+      if (!stopping) {
+        const auto known = known_ends.find(w.actor);
+        const auto after = w.first - 1;
+        if (!checked && after != 0 && (known == known_ends.end() || known->second != after)) return false;
+        if (known != known_ends.end()) {
+          known->second = w.last;
+        } else {
+          if (known_ends.size() >= known_ends_limit) known_ends.clear();
+          known_ends.emplace(w.actor, w.last);
+        }
+        token = next_token++;
+        w.deadline = clock::now() + options.ack_timeout;
+        // Send-asap only while few writes are in flight, and an actor's writes
+        // keep the connection of the ones still in flight.
+        auto& lane = lanes[w.actor];
+        if (lane.in_flight++ == 0) lane.quick = quick && writes.size() < quick_limit;
+        w.quick = lane.quick;
+        writes.emplace(token, std::move(w));
+      }
+    }
+    if (token == 0) {
+      w.done(error{errc::shutting_down, "the store is closed"});
+      return true;
+    }
+    send_when_ready(std::move(ns), token);
+    return true;
+  }
+
+  /// Records that `version` ends a write of `actor` and was its last.
+  void learn_end(const actor_id& actor, std::uint64_t version) {
+    std::lock_guard lock{mutex};
+    if (known_ends.size() >= known_ends_limit && !known_ends.contains(actor)) known_ends.clear();
+    known_ends[actor] = version;
+  }
+
+  /// Forgets what the store knew of `actor`'s last version (after a write
+  /// of it failed or lost): its next append checks.
+  void forget_end(const actor_id& actor) {
+    std::lock_guard lock{mutex};
+    known_ends.erase(actor);
+  }
+
   /// Takes a write out of flight (under the lock).
   write take_write(std::unordered_map<std::uint64_t, write>::iterator it) {
     write w = std::move(it->second);
@@ -372,7 +433,7 @@ struct jetstream_event_store::impl {
     }
     auto ack = json::decode<pub_ack>(m.data());
     if (!ack) {
-      w.done(error{errc::io_error, fmt::format("an unreadable acknowledgement: {}", ack.error().detail())});
+      fail(w, error{errc::io_error, fmt::format("an unreadable acknowledgement: {}", ack.error().detail())});
     } else if (!ack->error && ack->seq && *ack->seq > 0) {
       succeed(w, *ack->seq);
     } else if (ack->error && ack->error->err_code == wrong_last_sequence) { // an error ack carries "seq":0 too
@@ -380,8 +441,15 @@ struct jetstream_event_store::impl {
     } else {
       const auto what = ack->error ? ack->error->description : std::string{"no sequence"};
       const auto code = what.find("size") != std::string::npos ? errc::payload_too_large : errc::io_error;
-      w.done(error{code, fmt::format("storing {} version {}: {}", w.actor.to_string(), w.first, what)});
+      fail(w, error{code, fmt::format("storing {} version {}: {}", w.actor.to_string(), w.first, what)});
     }
+  }
+
+  /// Answers a write that did not store: what the store knew of its
+  /// actor's last version may have counted on it.
+  void fail(write& w, error e) {
+    forget_end(w.actor);
+    w.done(std::move(e));
   }
 
   /// Tells whoever watches appends, then the appender.
@@ -422,9 +490,9 @@ struct jetstream_event_store::impl {
     // when the read-back below (on the main connection) finds nothing.
     if (w.quick && quick && !server_said_taken) {
       if (auto f = quick->flush(options.ack_timeout); !f) {
-        w.done(
-            error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
-                                                 w.actor.to_string(), w.first, f.error().detail())});
+        fail(w,
+             error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
+                                                  w.actor.to_string(), w.first, f.error().detail())});
         return;
       }
     }
@@ -441,6 +509,9 @@ struct jetstream_event_store::impl {
       if (auto v = stored->header(last_version_header); v && to_number(*v)) current = *to_number(*v);
       error failure{errc::unavailable};
       current = std::max(current, latest(w.actor, &failure).value_or(0));
+      // The write that took ours ends at `current` or before a later one
+      // that does: the loser's retry after it needs no check.
+      learn_end(w.actor, current);
       w.done(error{errc::version_conflict,
                    fmt::format("{} version {} was written by another writer; the actor is at version {}",
                                w.actor.to_string(), w.first, current),
@@ -448,28 +519,28 @@ struct jetstream_event_store::impl {
       return;
     }
     if (stored.error().code() != errc::not_found) {
-      w.done(error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
-                                                  w.actor.to_string(), w.first, stored.error().detail())});
+      fail(w, error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
+                                                   w.actor.to_string(), w.first, stored.error().detail())});
       return;
     }
     if (server_said_taken) {
       // Taken, yet not there: the other write was removed since. Still a conflict.
-      w.done(
-          error{errc::version_conflict, fmt::format("{} version {} was taken", w.actor.to_string(), w.first), w.first});
+      fail(w, error{errc::version_conflict, fmt::format("{} version {} was taken", w.actor.to_string(), w.first),
+                    w.first});
       return;
     }
     if (options.replicas > 1) {
       // On a replicated stream a copy may still reach the stream leader after
       // this read (through a route, across a leader change): seen stored after
       // "not stored" was read back when the leader was paused and resumed.
-      w.done(error{errc::unavailable,
-                   fmt::format("{} version {} was not acknowledged after {} sends and is not stored yet; the outcome "
-                               "is unknown, it may still be stored",
-                               w.actor.to_string(), w.first, w.attempts)});
+      fail(w, error{errc::unavailable,
+                    fmt::format("{} version {} was not acknowledged after {} sends and is not stored yet; the outcome "
+                                "is unknown, it may still be stored",
+                                w.actor.to_string(), w.first, w.attempts)});
       return;
     }
-    w.done(error{errc::unavailable, fmt::format("{} version {} was not acknowledged after {} sends and is not stored",
-                                                w.actor.to_string(), w.first, w.attempts)});
+    fail(w, error{errc::unavailable, fmt::format("{} version {} was not acknowledged after {} sends and is not stored",
+                                                 w.actor.to_string(), w.first, w.attempts)});
   }
 
   void check_deadlines() {
@@ -514,6 +585,12 @@ struct jetstream_event_store::impl {
 
   static void finish(reading& r, expected<void> outcome) {
     if (r.finished.exchange(true)) return;
+    if (outcome && !r.failure) {
+      // The read went to the end: the last write it took ends the history
+      // (with a hint, the version before `from` ends a write too).
+      const auto end = r.next != 0 ? r.next - 1 : (r.hint != 0 ? r.from - 1 : 0);
+      if (auto p = r.owner.lock(); p && end != 0) p->learn_end(r.actor, end);
+    }
     if (!outcome) {
       r.done(outcome.error());
     } else if (r.failure) {
@@ -706,14 +783,19 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   return std::shared_ptr<jetstream_event_store>{new jetstream_event_store{std::move(p)}};
 }
 
+jetstream_store_stats jetstream_event_store::stats() const noexcept {
+  return {impl_->version_checks.load(std::memory_order_relaxed), impl_->skipped_writes.load(std::memory_order_relaxed)};
+}
+
 std::string jetstream_event_store::stream_name(std::string_view ns) { return detail::namespace_stream_name(ns); }
 
 std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t first_version) {
-  return fmt::format("aether.{}.ev.{}.{}.{}", actor.ns(), actor.type(), actor.key(), first_version);
+  return fmt::format("aether.{}.ev.{}.{}.{}", detail::namespace_token(actor.ns()), actor.type(), actor.key(),
+                     first_version);
 }
 
 std::string jetstream_event_store::actor_filter(const actor_id& actor) {
-  return fmt::format("aether.{}.ev.{}.{}.*", actor.ns(), actor.type(), actor.key());
+  return fmt::format("aether.{}.ev.{}.{}.*", detail::namespace_token(actor.ns()), actor.type(), actor.key());
 }
 
 expected<void> jetstream_event_store::prepare(std::string_view ns) {
@@ -744,25 +826,29 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
     return;
   }
   if ((w.watcher = watcher())) w.events = std::move(events);
-  std::uint64_t token = 0;
-  {
-    std::lock_guard lock{impl_->mutex};
-    if (!impl_->stopping) {
-      token = impl_->next_token++;
-      w.deadline = clock::now() + impl_->options.ack_timeout;
-      // Send-asap only while few writes are in flight, and an actor's writes
-      // keep the connection of the ones still in flight.
-      auto& lane = impl_->lanes[actor];
-      if (lane.in_flight++ == 0) lane.quick = impl_->quick && impl_->writes.size() < quick_limit;
-      w.quick = lane.quick;
-      impl_->writes.emplace(token, std::move(w));
-    }
+  // The plain path: an append after a version this store saw end the
+  // actor's history (or after 0) goes out at once. Any other is checked
+  // against the actor's last version first (one read, through the stream
+  // leader when replicated): a version inside an earlier write or past the
+  // last one is refused, not stored beside the history.
+  if (!impl_->launch(w, false)) {
+    impl_->post([p = impl_.get(), w = std::move(w), expected_version]() mutable {
+      error failure{errc::unavailable};
+      p->version_checks.fetch_add(1, std::memory_order_relaxed);
+      const auto current = p->latest(w.actor, &failure);
+      if (!current) {
+        w.done(error{failure.code(),
+                     fmt::format("checking the version of {}: {}", w.actor.to_string(), failure.detail())});
+      } else if (*current != expected_version) {
+        p->learn_end(w.actor, *current);
+        w.done(error{errc::version_conflict,
+                     fmt::format("{} is at version {}, not {}", w.actor.to_string(), *current, expected_version),
+                     *current});
+      } else {
+        p->launch(w, true);
+      }
+    });
   }
-  if (token == 0) {
-    w.done(error{errc::shutting_down, "the store is closed"});
-    return;
-  }
-  impl_->send_when_ready(std::string{actor.ns()}, token);
 }
 
 void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,
@@ -780,6 +866,7 @@ void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_versi
   // without one, walk from the first write and skip what comes before.
   const auto start = hint != 0 ? r->from : 1;
   r->hint = hint;
+  r->owner = impl_;
   impl_->post([p = impl_.get(), r, start] { p->walk(r, start); });
 }
 

@@ -59,6 +59,91 @@ TEST_CASE_TEMPLATE("an append after a stale version is a conflict that reports t
   CHECK(retry->first_version == 3);
 }
 
+TEST_CASE_TEMPLATE("an append after a version inside an earlier write is refused with the current version", S,
+                   test::memory_stores, test::jetstream_stores) {
+  S s;
+  const actor_id a{"account", "inside"};
+  REQUIRE(s.events->append_wait(a, 0, {make_event("opened"), make_event("deposited")}));
+  for (auto& store : {s.events, s.other()}) {
+    auto inside = store->append_wait(a, 1, {make_event("deposited", R"({"stray":true})")});
+    REQUIRE_FALSE(inside);
+    CHECK(inside.error().code() == errc::version_conflict);
+    CHECK(inside.error().value() == 2);
+  }
+  CHECK(*s.events->latest_version_wait(a) == 2);
+  auto all = s.events->read_wait(a);
+  REQUIRE(all);
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[1].type == "deposited");
+  CHECK((*all)[1].data == "{}");
+  CHECK(s.events->append_wait(a, 2, {make_event("closed")})->first_version == 3);
+}
+
+TEST_CASE_TEMPLATE("an append past the current version is refused: no gap is ever stored", S, test::memory_stores,
+                   test::jetstream_stores) {
+  S s;
+  const actor_id a{"account", "gap"};
+  REQUIRE(s.events->append_wait(a, 0, {make_event("opened")}));
+  for (auto& store : {s.events, s.other()}) {
+    for (const std::uint64_t ahead : {2, 5}) {
+      auto gap = store->append_wait(a, ahead, {make_event("deposited")});
+      REQUIRE_FALSE(gap);
+      CHECK(gap.error().code() == errc::version_conflict);
+      CHECK(gap.error().value() == 1);
+    }
+  }
+  // The latest version agrees with the read, and appends go on after it.
+  CHECK(*s.events->latest_version_wait(a) == 1);
+  CHECK(s.events->read_wait(a)->size() == 1);
+  auto next = s.events->append_wait(a, 1, {make_event("deposited")});
+  REQUIRE(next);
+  CHECK(next->first_version == 2);
+  // An actor with no events refuses any version but 0.
+  const actor_id fresh{"account", "fresh"};
+  auto early = s.events->append_wait(fresh, 3, {make_event("opened")});
+  REQUIRE_FALSE(early);
+  CHECK(early.error().code() == errc::version_conflict);
+  CHECK(early.error().value() == 0);
+  CHECK(*s.events->latest_version_wait(fresh) == 0);
+  CHECK(s.events->read_wait(fresh)->empty());
+}
+
+TEST_CASE_TEMPLATE("two writers that each know a different version: only appends after the current one store", S,
+                   test::memory_stores, test::jetstream_stores) {
+  S s;
+  auto left = s.events;
+  auto right = s.other();
+  const actor_id a{"account", "two"};
+  REQUIRE(left->append_wait(a, 0, {make_event("opened"), make_event("deposited")}));
+  // Right has seen nothing: after 0 and after 1 are behind, after 3 ahead.
+  for (const std::uint64_t wrong : {0, 1, 3}) {
+    auto r = right->append_wait(a, wrong, {make_event("deposited")});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::version_conflict);
+    CHECK(r.error().value() == 2);
+  }
+  auto by_right = right->append_wait(a, 2, {make_event("deposited"), make_event("deposited")});
+  REQUIRE(by_right);
+  CHECK(by_right->last_version == 4);
+  // Left last saw version 2, now behind: refused with the current version.
+  auto stale = left->append_wait(a, 2, {make_event("deposited")});
+  REQUIRE_FALSE(stale);
+  CHECK(stale.error().code() == errc::version_conflict);
+  CHECK(stale.error().value() == 4);
+  auto inside = left->append_wait(a, 3, {make_event("deposited")});
+  REQUIRE_FALSE(inside);
+  CHECK(inside.error().value() == 4);
+  REQUIRE(left->append_wait(a, 4, {make_event("closed")}));
+  for (auto& store : {left, right}) {
+    CHECK(*store->latest_version_wait(a) == 5);
+    auto all = store->read_wait(a);
+    REQUIRE(all);
+    REQUIRE(all->size() == 5);
+    for (std::size_t i = 0; i < 5; ++i) CHECK((*all)[i].version == i + 1);
+    CHECK(all->back().type == "closed");
+  }
+}
+
 TEST_CASE_TEMPLATE("of writers racing for one version exactly one wins", S, test::memory_stores,
                    test::jetstream_stores) {
   S s;

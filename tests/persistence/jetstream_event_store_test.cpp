@@ -131,6 +131,65 @@ TEST_CASE("the latest version read right after a write on another server of a cl
   CHECK_MESSAGE(behind.empty(), fmt::format("{}", fmt::join(behind, "; ")));
 }
 
+TEST_CASE("on an R3 stream an append behind or past the current version is refused on every server") {
+  aether::testing::nats_cluster cluster{3};
+  aether::jetstream_store_options o;
+  o.replicas = 3;
+  std::vector<std::shared_ptr<aether::jetstream_event_store>> stores;
+  for (std::size_t i = 0; i < 3; ++i) stores.push_back(test::open_store(test::connect(cluster.server(i).url()), o));
+  REQUIRE(stores[0]->prepare("default"));
+  const int trials = aether::testing::scaled(20);
+  for (int t = 0; t < trials; ++t) {
+    const actor_id a{"stray", "r3-" + std::to_string(t)};
+    auto& writer = *stores[static_cast<std::size_t>(t) % 3];
+    auto& other = *stores[static_cast<std::size_t>(t + 1) % 3];
+    REQUIRE(writer.append_wait(a, 0, {make_event("opened"), make_event("deposited")}));
+    for (const std::uint64_t wrong : {1, 3}) {
+      CAPTURE(t);
+      CAPTURE(wrong);
+      auto r = other.append_wait(a, wrong, {make_event("deposited", R"({"stray":true})")});
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code() == errc::version_conflict);
+      CHECK(r.error().value() == 2);
+    }
+    REQUIRE(other.append_wait(a, 2, {make_event("closed")}));
+    auto events = stores[static_cast<std::size_t>(t + 2) % 3]->read_wait(a);
+    REQUIRE(events);
+    REQUIRE(events->size() == 3);
+    CHECK((*events)[1].data == "{}");
+    CHECK((*events)[2].type == "closed");
+  }
+}
+
+TEST_CASE("an actor appending after the version it read or wrote pays no version check") {
+  aether::testing::nats_server server;
+  auto writer = test::open_store(test::connect(server.url()));
+  const actor_id a{"account", "own-path"};
+  REQUIRE(writer->append_wait(a, 0, {make_event("opened")}));
+  for (std::uint64_t v = 1; v < 20; ++v) REQUIRE(writer->append_wait(a, v, {make_event("deposited")}));
+  CHECK(writer->stats().version_checks == 0);
+  // A store that read the history (an activation) appends after it unchecked.
+  auto activated = test::open_store(test::connect(server.url()));
+  auto events = activated->read_wait(a);
+  REQUIRE(events);
+  REQUIRE(events->size() == 20);
+  REQUIRE(activated->append_wait(a, 20, {make_event("deposited")}));
+  REQUIRE(activated->append_wait(a, 21, {make_event("deposited")}));
+  CHECK(activated->stats().version_checks == 0);
+  // The first writer's version is stale now: the fence refuses it and the
+  // conflict tells it the current version, still without a check.
+  auto stale = writer->append_wait(a, 20, {make_event("deposited")});
+  REQUIRE_FALSE(stale);
+  CHECK(stale.error().value() == 22);
+  REQUIRE(writer->append_wait(a, 22, {make_event("deposited")}));
+  CHECK(writer->stats().version_checks == 0);
+  // A version it never saw end the history is checked, once.
+  auto inside = writer->append_wait(a, 5, {make_event("deposited")});
+  REQUIRE_FALSE(inside);
+  CHECK(inside.error().value() == 23);
+  CHECK(writer->stats().version_checks == 1);
+}
+
 TEST_CASE("a write whose acknowledgement is late is sent again and stored once") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());

@@ -24,6 +24,8 @@ struct memory_stores {
   static constexpr const char* name = "memory";
   std::shared_ptr<aether::event_store> events = std::make_shared<aether::memory_event_store>();
   std::shared_ptr<aether::snapshot_store> snapshots = std::make_shared<aether::memory_snapshot_store>();
+  /// Another writer of the same histories: in memory, the same store.
+  std::shared_ptr<aether::event_store> other() { return events; }
 };
 
 inline std::shared_ptr<aether::nats::connection> connect(const std::string& url) {
@@ -48,6 +50,9 @@ struct jetstream_stores {
   std::shared_ptr<aether::nats::connection> conn = connect(server.url());
   std::shared_ptr<aether::event_store> events = open_store(conn);
   std::shared_ptr<aether::snapshot_store> snapshots = std::make_shared<aether::kv_snapshot_store>(conn);
+  /// Another writer of the same histories: a store of its own on a
+  /// connection of its own, knowing nothing of what `events` wrote.
+  std::shared_ptr<aether::event_store> other() { return open_store(connect(server.url())); }
 };
 
 /// An event of a test type with JSON data.

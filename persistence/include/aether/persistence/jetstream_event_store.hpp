@@ -26,6 +26,18 @@ struct jetstream_store_options {
   std::string origin;
 };
 
+/// What a JetStream store has done that a user may want to watch.
+struct jetstream_store_stats {
+  /// Appends whose expected version the store read from the stream before
+  /// writing (one round trip each): those after a version it had not seen
+  /// end the actor's history. An actor appending after its own version
+  /// never needs one.
+  std::uint64_t version_checks = 0;
+  /// Stored writes that reads left out of a history (see `read`): written
+  /// beside the history by a writer that did not follow the rules.
+  std::uint64_t skipped_writes = 0;
+};
+
 /// Events in JetStream: one stream per namespace, `{ns}_events`, capturing
 /// `aether.{ns}.ev.>` (and `aether.{ns}.pub.>`, the bus's). An append of events v+1..v+n of an actor is ONE
 /// message on the subject `aether.{ns}.ev.{type}.{key}.{v+1}`, published
@@ -62,6 +74,8 @@ public:
               append_callback done) override;
   void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) override;
   void latest_version(const actor_id& actor, version_callback done) override;
+
+  [[nodiscard]] jetstream_store_stats stats() const noexcept;
 
   [[nodiscard]] static std::string stream_name(std::string_view ns);
   /// The subject of the write whose first version is `first_version`.
