@@ -9,6 +9,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# The JavaScript client the interoperability test uses (tests/js, project-local).
+"$(dirname "${BASH_SOURCE[0]}")/install_js_deps.sh"
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
