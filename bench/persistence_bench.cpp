@@ -29,6 +29,12 @@
 //                 same_decoder: a raw ordered consumer decoding every message
 //                 with the store's decoder; count: a raw consumer that only
 //                 counts (the transport's ceiling).
+// conflict        a losing append's time from the call to its
+//                 version_conflict (a second store on its own connections, a
+//                 writer in another process that knows nothing of the winner,
+//                 appends after version 0 of an actor the first store just
+//                 wrote), beside the winner's plain append of the same actor
+//                 (floor.append), one actor at a time, 2,000 actors.
 // activation      the first message to an event-sourced actor with 10,000
 //                 events, without or with a snapshot 10 events before the
 //                 end, in a fresh actor system after one untimed activation.
@@ -954,6 +960,72 @@ bool run_replay(bench_env& env, std::string_view impl, std::int64_t events, std:
   return true;
 }
 
+// -- conflict: what a loser waits for its version_conflict.
+
+constexpr std::int64_t conflict_actors = 2'000;
+
+/// A store as a node opens it (a main and a send-asap connection), for a second writer.
+std::shared_ptr<aether::jetstream_event_store> open_node_store(const std::string& url, std::string_view name) {
+  aether::nats::connect_options options;
+  options.url = url;
+  options.name = std::string{name};
+  auto conn = aether::nats::connection::connect(options);
+  options.send_asap = true;
+  auto quick = aether::nats::connection::connect(options);
+  if (!conn || !quick) return nullptr;
+  auto store = aether::jetstream_event_store::open(*conn, {}, *quick);
+  return store ? *store : nullptr;
+}
+
+bool run_conflict(bench_env& env) {
+  const auto actors = std::max<std::int64_t>(50, scaled(conflict_actors, env.scale));
+  const auto ns = env.own_namespace("conflict");
+  if (auto r = env.store->prepare(ns); !r) {
+    note("conflict: {}", r.error().to_string());
+    return false;
+  }
+  if (!warm_store(env, ns)) return false;
+  auto loser = open_node_store(env.url, "bench-aether-loser");
+  if (!loser) {
+    note("conflict: cannot open the second store");
+    return false;
+  }
+  // The loser's paths warmed too: one conflict it is not timed on.
+  if (auto r = loser->append_wait(actor_id{"warmup", "w", ns}, 0, {make_event("bench.appended", event_payload())});
+      r || r.error().code() != aether::errc::version_conflict) {
+    note("conflict: the warm-up append after version 0 of a written actor was not refused");
+    return false;
+  }
+  std::vector<std::int64_t> plain;
+  std::vector<std::int64_t> conflict;
+  plain.reserve(static_cast<std::size_t>(actors));
+  conflict.reserve(static_cast<std::size_t>(actors));
+  for (std::int64_t i = 0; i < actors; ++i) {
+    const actor_id id{"account", fmt::format("c{}", i), ns};
+    auto start = bench_clock::now();
+    auto won = env.store->append_wait(id, 0, {make_event("bench.appended", event_payload())});
+    plain.push_back(nanos_since(start));
+    if (!won) {
+      note("conflict: the winner's append: {}", won.error().to_string());
+      return false;
+    }
+    start = bench_clock::now();
+    auto lost = loser->append_wait(id, 0, {make_event("bench.appended", event_payload())});
+    conflict.push_back(nanos_since(start));
+    if (lost || lost.error().code() != aether::errc::version_conflict || lost.error().value() != 1) {
+      note("conflict: the loser's append: {}", lost ? std::string{"stored"} : lost.error().to_string());
+      return false;
+    }
+  }
+  const auto key = std::string{"conflict r1"};
+  const auto params = param("actors", actors) + param("payload_bytes", payload_bytes);
+  emit("conflict", key, "aether", "p50_us", percentile_us(conflict, 0.50), "us", params);
+  emit("conflict", key, "aether", "p99_us", percentile_us(conflict, 0.99), "us", params);
+  emit("conflict", key, "floor.append", "p50_us", percentile_us(plain, 0.50), "us", params);
+  emit("conflict", key, "floor.append", "p99_us", percentile_us(plain, 0.99), "us", params);
+  return true;
+}
+
 // -- activation: the first message to an event-sourced actor with a long
 //    history, in a fresh actor system (stores and connection stay up, as on
 //    a running node).
@@ -1060,11 +1132,12 @@ bool run_activation(bench_env& env, bool with_snapshot) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s --url nats://HOST:PORT --only append_writers|append_actors|append_raw|replay|activation "
-               "[--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain] "
-               "[--impl aether|same_decoder|count] [--events N] [--per-message N] [--snapshot 0|1]\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s --url nats://HOST:PORT --only append_writers|append_actors|append_raw|replay|activation|conflict "
+      "[--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain] "
+      "[--impl aether|same_decoder|count] [--events N] [--per-message N] [--snapshot 0|1]\n",
+      argv0);
   return 2;
 }
 
@@ -1159,6 +1232,8 @@ int main(int argc, char** argv) {
     ok = run_replay(env, impl, scaled(static_cast<double>(events), env.scale), per_message);
   } else if (only == "activation") {
     ok = run_activation(env, snapshot);
+  } else if (only == "conflict") {
+    ok = run_conflict(env);
   } else {
     return usage(argv[0]);
   }

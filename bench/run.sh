@@ -3,7 +3,7 @@
 #
 #   bench/run.sh local       [--runs N] [--quick] [--scale F]
 #                            [--only ping_pong|contention|activate|skynet|savina] [--against REV]
-#   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]
+#   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation|conflict]
 #   bench/run.sh bus         [--runs N] [--quick] [--scale F] [--only local|cross_node]
 #   bench/run.sh cluster     [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|
 #                            remote_tell|cluster_failover|rolling_restart|cluster_scaling]
@@ -46,7 +46,7 @@ build_dir="$repo_root/build-bench"
 
 usage() {
   echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina] [--against REV]" >&2
-  echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation]" >&2
+  echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation|conflict]" >&2
   echo "       $0 bus [--runs N] [--quick] [--scale F] [--only local|cross_node]" >&2
   echo "       $0 cluster [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|rolling_restart|cluster_scaling]" >&2
   echo "       any suite: --arm64 to run its aarch64 build under qemu-user (emulated figures)" >&2
@@ -517,7 +517,7 @@ stop_server() {
 # -- persistence
 
 run_persistence() {
-  parse_options "append|replay|activation" "$@"
+  parse_options "append|replay|activation|conflict" "$@"
   install_bench_deps
   build_targets -- aether_persistence_bench
   start_server
@@ -555,6 +555,10 @@ run_persistence() {
     add_job activation "$exe" --only activation --snapshot 0 "${common[@]}"
     add_job activation "$exe" --only activation --snapshot 1 "${common[@]}"
   fi
+  if [[ -z $only || $only == conflict ]]; then
+    # A losing append's time to its version_conflict, with the plain append as its floor.
+    add_job conflict "$exe" --only conflict "${common[@]}"
+  fi
   local raw="$build_dir/persistence.raw.jsonl"
   run_rounds "$raw"
   finish_suite persistence "$raw"
@@ -579,7 +583,10 @@ run_persistence() {
         ($all | map(select(.bench == "activation" and .metric == "activation_ms")) | .[]
          | {label: "activation (\(.case))", median, min, max,
             goal: (if .snapshot == 1 then 2 else 50 end), higher: false, unit: " ms", note: null,
-            runs: (.runs | length)})
+            runs: (.runs | length)}),
+        ($all | map(select(.bench == "conflict" and .impl == "aether" and .metric == "p50_us")) | .[]
+         | {label: "version_conflict to a losing append, p50 (\(.case))", median, min, max, goal: 1000,
+            higher: false, unit: " us", note: "seed C1: under 1 ms", runs: (.runs | length)})
       ]'
 }
 
