@@ -1,5 +1,6 @@
 // A program built against an installed Aether.
 #include <aether/aether.hpp>
+#include <aether/version.hpp>
 
 #include <cstdio>
 
@@ -28,7 +29,7 @@ int main() {
   (void)node.tell(id, add{40});
   (void)node.tell(id, add{2});
   auto sum = node.ask<int>(id, total{}, std::chrono::seconds{5}).get();
-  std::printf("total %d\n", sum ? *sum : -1);
+  std::printf("aether %s total %d\n", aether::version_string, sum ? *sum : -1);
   node.stop();
   return sum ? 0 : 1;
 }
