@@ -47,16 +47,58 @@ expected<void> actor_id::validate_part(std::string_view part, std::string_view w
   return {};
 }
 
+namespace {
+bool name_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+std::string describe(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  if (u > 0x20 && u < 0x7f) return fmt::format("'{}'", c);
+  return fmt::format("{:#04x}", u);
+}
+} // namespace
+
+expected<void> actor_id::validate_name(std::string_view name, std::string_view what) {
+  if (name.empty()) return error{errc::invalid_id, fmt::format("{} is empty", what)};
+  if (name.size() > max_namespace_size) {
+    return error{errc::invalid_id, fmt::format("{} is {} bytes, more than {}", what, name.size(), max_namespace_size)};
+  }
+  for (const char c : name) {
+    if (!name_char(c)) {
+      return error{errc::invalid_id,
+                   fmt::format("{} contains {}; it may hold letters, digits, - and _", what, describe(c))};
+    }
+  }
+  return {};
+}
+
 expected<void> actor_id::validate_namespace(std::string_view ns) {
   if (ns.empty()) return error{errc::invalid_id, "namespace is empty"};
   if (ns.size() > max_namespace_size) {
-    return error{errc::invalid_id, fmt::format("namespace is {} bytes, more than {}", ns.size(), max_namespace_size)};
+    return error{errc::invalid_id, fmt::format("namespace '{}...' is {} bytes, more than {}", ns.substr(0, 16),
+                                               ns.size(), max_namespace_size)};
   }
-  for (const char c : ns) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) {
-      return error{errc::invalid_id, fmt::format("namespace contains {:#04x}; it may hold letters, digits, - and _",
-                                                 static_cast<unsigned char>(c))};
+  if (ns.front() == '.') return error{errc::invalid_id, fmt::format("namespace '{}' starts with a dot", ns)};
+  if (ns.back() == '.') return error{errc::invalid_id, fmt::format("namespace '{}' ends with a dot", ns)};
+  for (std::size_t i = 0; i < ns.size(); ++i) {
+    const char c = ns[i];
+    if (c == '.') {
+      if (ns[i + 1] == '.') {
+        return error{errc::invalid_id, fmt::format("namespace '{}' has an empty token (two dots at {})", ns, i)};
+      }
+      continue;
+    }
+    if (c == '*' || c == '>') {
+      return error{errc::invalid_id,
+                   fmt::format("namespace '{}' contains the wildcard '{}'; wildcards belong in subscription "
+                               "patterns, not in a namespace",
+                               ns, c)};
+    }
+    if (!name_char(c)) {
+      return error{errc::invalid_id, fmt::format("namespace contains {}; its dot-separated tokens may hold letters, "
+                                                 "digits, - and _",
+                                                 describe(c))};
     }
   }
   return {};

@@ -25,18 +25,21 @@ public:
   static expected<bus_selector> make(std::string_view ns_pattern, const event_filter& filter);
 
   [[nodiscard]] bool matches(const event& e) const noexcept;
-  /// The NATS subject that carries what matches, for the subject kind `ev`
-  /// (persisted) or `pub` (published); the types are filtered here.
+  /// The one NATS subject filter that carries what matches, for the subject
+  /// kind `stored` (persisted) or `pub` (published): exact but for the
+  /// event types, which are filtered here.
   [[nodiscard]] std::string subject(std::string_view kind) const;
-  /// The one namespace, or empty for all.
+  /// The namespace when the pattern names exactly one, else empty.
   [[nodiscard]] const std::string& ns() const noexcept { return ns_; }
+  [[nodiscard]] const std::string& ns_pattern() const noexcept { return ns_pattern_; }
 
 private:
+  std::string ns_pattern_;
   std::string ns_;
   std::vector<std::string> types_; // sorted
-  // The actor pattern `type_.key_`: a token, `*` or `>`; all `>` when empty.
-  std::string type_ = ">";
-  std::string key_;
+  // The actor's type and key: a token or `*`.
+  std::string type_ = "*";
+  std::string key_ = "*";
 };
 
 /// An event for a handler, or for a durable subscription only an

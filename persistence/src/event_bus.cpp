@@ -1,4 +1,5 @@
 #include "bus_core.hpp"
+#include "names.hpp"
 #include "stored_event.hpp"
 
 #include <aether/runtime/log.hpp>
@@ -23,14 +24,9 @@ bool is_wildcard(std::string_view token) noexcept { return token == "*" || token
 
 expected<bus_selector> bus_selector::make(std::string_view ns_pattern, const event_filter& filter) {
   bus_selector s;
-  if (!is_wildcard(ns_pattern)) {
-    if (auto r = actor_id::validate_namespace(ns_pattern); !r) {
-      return error{errc::invalid_argument,
-                   fmt::format("namespace pattern '{}' is neither a namespace nor '*' or '>': {}", ns_pattern,
-                               r.error().detail())};
-    }
-    s.ns_ = ns_pattern;
-  }
+  if (auto r = validate_namespace_pattern(ns_pattern); !r) return r.error();
+  s.ns_pattern_ = ns_pattern;
+  if (ns_pattern.find_first_of("*>") == std::string_view::npos) s.ns_ = ns_pattern;
   for (const auto& t : filter.event_types) {
     if (t.empty()) return error{errc::invalid_argument, "an empty event type in a filter"};
   }
@@ -55,25 +51,19 @@ expected<bus_selector> bus_selector::make(std::string_view ns_pattern, const eve
     if (auto r = actor_id::validate_part(key, "actor key"); !r) return bad(r.error().detail());
   }
   s.type_ = type;
-  s.key_ = key;
+  // A key is one token: `>` after the type is `*`.
+  s.key_ = is_wildcard(key) ? std::string_view{"*"} : key;
   return s;
 }
 
 bool bus_selector::matches(const event& e) const noexcept {
-  if (!ns_.empty() && e.actor.ns() != ns_) return false;
+  if (ns_.empty() ? !namespace_matches(ns_pattern_, e.actor.ns()) : e.actor.ns() != ns_) return false;
   if (!types_.empty() && !std::binary_search(types_.begin(), types_.end(), e.type)) return false;
-  if (type_ == ">") return true;
   if (type_ != "*" && e.actor.type() != type_) return false;
-  return is_wildcard(key_) || e.actor.key() == key_;
+  return key_ == "*" || e.actor.key() == key_;
 }
 
-std::string bus_selector::subject(std::string_view kind) const {
-  const std::string_view ns = ns_.empty() ? std::string_view{"*"} : std::string_view{ns_};
-  // Subjects end in the version: `aether.{ns}.{kind}.{type}.{key}.{version}`.
-  if (type_ == ">") return fmt::format("aether.{}.{}.>", ns, kind);
-  if (key_ == ">") return fmt::format("aether.{}.{}.{}.>", ns, kind, type_);
-  return fmt::format("aether.{}.{}.{}.{}.*", ns, kind, type_, key_);
-}
+std::string bus_selector::subject(std::string_view kind) const { return bus_filter(kind, type_, key_, ns_pattern_); }
 
 bus_subscription::bus_subscription(executor& e, std::size_t l, bus_selector s, event_bus::handler h,
                                    subscribe_options options)

@@ -3,6 +3,8 @@
 // A namespace's JetStream stream, shared by the event store and the NATS bus
 // so both create it with the same configuration.
 
+#include "names.hpp"
+
 #include <aether/runtime/nats.hpp>
 
 #include <fmt/format.h>
@@ -17,20 +19,21 @@ namespace aether::detail {
 /// Names the process that published a message, so its own bus can skip it.
 inline constexpr std::string_view origin_header = "Aether-Origin";
 
-inline std::string namespace_stream_name(std::string_view ns) { return fmt::format("{}_events", ns); }
-
-/// The stream of `ns`: its actors' writes (`aether.{ns}.ev.>`) and the events
-/// published on its bus (`aether.{ns}.pub.>`). A write is also seen by plain
-/// subscribers of its subject when the server refuses to store it, so the
-/// bus listens where the server republishes what it stored:
-/// `aether.{ns}.stored.{type}.{key}.{version}`.
+/// The stream of `ns` (names.hpp): its actors' writes
+/// (`aether.{token}.ev.{type}.{key}.{version}`) and the events published on
+/// its bus (`aether_bus.pub.{type}.{key}.{version}.{ns}`; exactly the
+/// namespace's tokens, so the streams of `acme` and `acme.billing` never
+/// overlap). A write is also seen by plain subscribers of its subject when
+/// the server refuses to store it, so the bus listens where the server
+/// republishes what it stored: `aether_bus.stored.{type}.{key}.{version}.{ns}`.
 inline nats::stream_config namespace_stream(std::string_view ns, int replicas) {
   nats::stream_config c;
   c.name = namespace_stream_name(ns);
-  c.subjects = {fmt::format("aether.{}.ev.>", ns), fmt::format("aether.{}.pub.>", ns)};
+  c.subjects = {store_subjects(ns), bus_filter("pub", "*", "*", ns)};
   c.replicas = replicas;
-  c.republish_source = fmt::format("aether.{}.ev.>", ns);
-  c.republish_destination = fmt::format("aether.{}.stored.>", ns);
+  c.republish_source = fmt::format("aether.{}.ev.*.*.*", namespace_token(ns));
+  c.republish_destination =
+      fmt::format("{}.stored.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.{}", bus_root, ns);
   return c;
 }
 

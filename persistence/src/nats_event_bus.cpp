@@ -1,4 +1,5 @@
 #include "bus_core.hpp"
+#include "names.hpp"
 #include "namespace_stream.hpp"
 #include "stored_event.hpp"
 
@@ -20,31 +21,51 @@ constexpr std::chrono::milliseconds subscribe_timeout{5'000};
 constexpr std::chrono::milliseconds held_wait{2'000};
 constexpr std::chrono::milliseconds held_poll{50};
 
-/// The events of a message on `aether.{ns}.{ev|pub|stored}.{type}.{key}.{version}`.
+/// The events of a message on a bus subject
+/// (`aether_bus.{pub|stored}.{type}.{key}.{version}.{ns}`), or, read from a
+/// namespace's stream by a durable subscriber, on a store subject
+/// (`aether.{token}.ev.{type}.{key}.{version}`) or a bus subject of a stream
+/// written before namespaces had several tokens (`aether.{ns}.pub.{type}.{key}.{version}`).
 expected<std::vector<event>> decode_message(const nats::message_view& m, std::uint64_t sequence) {
   const auto subject = m.subject();
-  std::string_view tokens[6];
-  std::size_t n = 0;
-  std::size_t start = 0;
-  while (n < 6) {
-    const auto dot = subject.find('.', start);
-    tokens[n++] = subject.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
   const auto malformed = [&](std::string_view why) {
     return error{errc::malformed_payload, fmt::format("a message on {}: {}", subject, why)};
   };
-  if (n != 6 || start > subject.size() || tokens[0] != "aether" ||
-      (tokens[2] != "ev" && tokens[2] != "pub" && tokens[2] != "stored")) {
+  // The first five tokens, then the rest.
+  std::string_view tokens[5];
+  std::size_t start = 0;
+  for (auto& token : tokens) {
+    const auto dot = subject.find('.', start);
+    if (dot == std::string_view::npos) return malformed("not an event subject");
+    token = subject.substr(start, dot - start);
+    start = dot + 1;
+  }
+  const auto rest = subject.substr(start);
+  std::string ns;
+  std::string_view type;
+  std::string_view key;
+  std::string_view version_text;
+  if (tokens[0] == detail::bus_root && (tokens[1] == "pub" || tokens[1] == "stored")) {
+    type = tokens[2];
+    key = tokens[3];
+    version_text = tokens[4];
+    ns = rest;
+  } else if (tokens[0] == "aether" && (tokens[2] == "ev" || tokens[2] == "pub") &&
+             rest.find('.') == std::string_view::npos) {
+    auto decoded = detail::namespace_from_token(tokens[1]);
+    if (!decoded) return malformed(decoded.error().detail());
+    ns = std::move(*decoded);
+    type = tokens[3];
+    key = tokens[4];
+    version_text = rest;
+  } else {
     return malformed("not an event subject");
   }
-  auto actor = actor_id::make(tokens[3], tokens[4], tokens[1]);
+  auto actor = actor_id::make(type, key, ns);
   if (!actor) return malformed(actor.error().detail());
   std::uint64_t version = 0;
-  const auto v = tokens[5];
-  if (const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
-      ec != std::errc{} || end != v.data() + v.size()) {
+  if (const auto [end, ec] = std::from_chars(version_text.data(), version_text.data() + version_text.size(), version);
+      ec != std::errc{} || end != version_text.data() + version_text.size()) {
     return malformed("no version");
   }
   auto events = detail::decode_batch(*actor, version, sequence, m.data());
@@ -59,9 +80,9 @@ std::uint64_t stream_sequence(const nats::message_view& m) {
   return n;
 }
 
-/// Durable names become consumer names: the namespace rules fit.
+/// Durable names become consumer names.
 expected<void> validate_durable(std::string_view name) {
-  if (auto r = actor_id::validate_namespace(name); !r) {
+  if (auto r = actor_id::validate_name(name, "durable name"); !r) {
     return error{errc::invalid_argument, fmt::format("durable name '{}': letters, digits, '-' and '_' only, 1 to {}",
                                                      name, actor_id::max_namespace_size)};
   }
@@ -206,7 +227,7 @@ expected<void> nats_event_bus::publish(std::string_view ns, event e) {
                                                       e.type, e.actor.to_string(), payload.size(), limit)};
   }
   const nats::header headers[] = {{detail::origin_header, impl_->origin}};
-  const auto subject = fmt::format("aether.{}.pub.{}.{}.{}", ns, e.actor.type(), e.actor.key(), e.version);
+  const auto subject = detail::bus_subject("pub", e.actor, e.version);
   if (auto r = impl_->conn->publish(subject, payload, headers); !r) return r;
   impl_->registry->dispatch(std::make_shared<const event>(std::move(e)));
   return {};

@@ -2,6 +2,7 @@
 
 #include <aether/runtime/json.hpp>
 
+#include "names.hpp"
 #include "wait.hpp"
 
 #include <fmt/format.h>
@@ -128,7 +129,9 @@ kv_snapshot_store::~kv_snapshot_store() {
   }
 }
 
-std::string kv_snapshot_store::bucket_name(std::string_view ns) { return fmt::format("{}_snapshots", ns); }
+std::string kv_snapshot_store::bucket_name(std::string_view ns) {
+  return detail::namespace_resource_name(ns, "snapshots");
+}
 
 std::string kv_snapshot_store::key_of(const actor_id& actor) {
   std::string out{actor.type()};

@@ -102,7 +102,7 @@ struct bus_fixture_base {
   /// has reached them by then, copies coming back from the server included:
   /// on NATS the sentinel goes out on the bus's own connection, without its
   /// origin, so it travels behind them.
-  void sync(std::string_view ns, const aether::event_filter& filter, std::initializer_list<collector*> collectors,
+  void sync(std::string_view ns, const aether::event_filter& filter, const std::vector<collector*>& collectors,
             bool stored = false) {
     static std::atomic<int> next{0};
     const auto id = std::to_string(next.fetch_add(1));
@@ -117,7 +117,14 @@ struct bus_fixture_base {
       const auto payload = fmt::format(
           R"([{{"id":"s{}","type":"{}","schema_version":1,"timestamp_ns":1,"data":null,"metadata":{{"sentinel":"{}"}}}}])",
           id, event_type, id);
-      REQUIRE(raw->publish(fmt::format("aether.{}.{}.{}.{}.1", ns, stored ? "ev" : "pub", type, key), payload));
+      // The wire subjects, spelled out (docs/ARCHITECTURE.md): a write in
+      // the store's subject of the namespace as one token, a publish on the
+      // bus subject ending in the namespace's tokens.
+      std::string token{ns};
+      std::replace(token.begin(), token.end(), '.', ':');
+      const auto subject = stored ? fmt::format("aether.{}.ev.{}.{}.1", token, type, key)
+                                  : fmt::format("aether_bus.pub.{}.{}.1.{}", type, key, ns);
+      REQUIRE(raw->publish(subject, payload));
     } else {
       aether::event e;
       e.actor = aether::actor_id{type, key, ns};
@@ -186,6 +193,49 @@ struct nats_bus_across_nodes : nats_bus {
   std::shared_ptr<aether::nats::connection> peer_conn = connect(server.url());
   nats_bus_across_nodes() { peer = open_bus(pool, peer_conn); }
 };
+
+/// Whether namespace `ns` matches `pattern` by NATS's subject rules (`*` one
+/// token, `>` one or more at the end): the reference the buses are held to,
+/// written apart from theirs.
+inline bool reference_match(std::string_view pattern, std::string_view ns) {
+  const auto split = [](std::string_view s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (;;) {
+      const auto dot = s.find('.', start);
+      out.emplace_back(s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
+      if (dot == std::string_view::npos) return out;
+      start = dot + 1;
+    }
+  };
+  const auto p = split(pattern);
+  const auto n = split(ns);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == ">") return n.size() > i;
+    if (i >= n.size() || (p[i] != "*" && p[i] != n[i])) return false;
+  }
+  return p.size() == n.size();
+}
+
+/// Namespaces that tempt a bus to mix them up: prefixes of each other, the
+/// same letters with `.`, `_` or `-` between them, deep and long ones.
+inline const std::vector<std::string>& adversarial_namespaces() {
+  static const std::vector<std::string> all{
+      "acme",        "acme.billing",  "acme_billing",  "acme-billing",  "acme.billing.eu",
+      "acme.orders", "acme.b_illing", "acme_.billing", "acme._billing", "globex.billing",
+      "billing",     "a.b.c.d.e.f",   "a_b.c",         "a.b_c",         "x." + std::string(40, 'y'),
+  };
+  return all;
+}
+
+/// Namespace patterns for the matrix: exact, `*` and `>` at every place.
+inline const std::vector<std::string>& matrix_patterns() {
+  static const std::vector<std::string> all{
+      "acme",         "acme.*",       "acme.>",      "*.billing", "*",       ">",           "*.*",           "*.>",
+      "acme.billing", "acme_billing", "*.billing.>", "acme.*.eu", "a.*.c.>", "*.*.*.*.*.*", "acme._billing", "x.>",
+  };
+  return all;
+}
 
 /// An event of actor `ns/type/key`.
 inline aether::event bus_event(std::string_view ns, std::string_view type, std::string_view key, std::string event_type,

@@ -127,7 +127,7 @@ TEST_CASE("a durable subscription never drops: the server waits for a slow handl
 TEST_CASE("durable subscriptions need one namespace and a plain name") {
   test::nats_bus b;
   auto noop = [](const aether::event&) {};
-  for (const char* pattern : {"*", ">"}) {
+  for (const char* pattern : {"*", ">", "bank.*", "*.eu", "bank.>"}) {
     auto s = b.bus->subscribe(pattern, {}, noop, durable("ledger"));
     REQUIRE_FALSE(s);
     CHECK(s.error().code() == errc::invalid_argument);
@@ -138,6 +138,34 @@ TEST_CASE("durable subscriptions need one namespace and a plain name") {
     REQUIRE_FALSE(s);
     CHECK(s.error().code() == errc::invalid_argument);
   }
+}
+
+TEST_CASE("a hierarchical namespace has a stream of its own: a durable subscriber reads exactly its events") {
+  test::nats_bus b;
+  const std::vector<std::string> namespaces{"acme.billing", "acme_billing", "acme", "acme.billing.eu", "acme-billing"};
+  for (const auto& ns : namespaces) {
+    const aether::actor_id a{"account", "a1", ns};
+    REQUIRE(b.store->append_wait(a, 0, {test::make_event("opened"), test::make_event(ns)}));
+    REQUIRE(b.bus->publish(ns, bus_event(ns, "notice", "n1", ns)));
+  }
+  // Each namespace's stream holds its own write and publish, nobody else's.
+  for (const auto& [ns, stream] :
+       std::vector<std::pair<std::string, std::string>>{{"acme.billing", "acme__billing-events"},
+                                                        {"acme_billing", "acme_billing_events"},
+                                                        {"acme", "acme_events"},
+                                                        {"acme.billing.eu", "acme__billing__eu-events"},
+                                                        {"acme-billing", "acme-billing_events"}}) {
+    INFO(ns);
+    AETHER_EVENTUALLY(b.conn->stream_message_count(stream).value_or(0) == 2, 30s);
+  }
+  collector got;
+  auto sub = b.bus->subscribe("acme.billing", {}, got.handler(), durable("books"));
+  REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
+  REQUIRE(got.wait_for(3));
+  b.sync("acme.billing", {}, {&got}, true);
+  CHECK(got.names() ==
+        std::vector<std::string>{"account/a1:acme.billing", "account/a1:opened", "notice/n1:acme.billing"});
+  for (const auto& e : got.events()) CHECK(e.actor.ns() == "acme.billing");
 }
 
 TEST_CASE("a durable name has one subscriber at a time: others get in_use until it ends") {
@@ -198,8 +226,8 @@ TEST_CASE("a message on a bus subject that does not decode is reported, and the 
   o.on_error = errors.callback();
   auto sub = b.sub().subscribe("shop", {}, got.handler(), o);
   REQUIRE(sub);
-  REQUIRE(b.conn->publish("aether.shop.pub.order.o1.1", "{not json"));
-  REQUIRE(b.conn->publish("aether.shop.pub.order.o1.x", "[]"));
+  REQUIRE(b.conn->publish("aether_bus.pub.order.o1.1.shop", "{not json"));
+  REQUIRE(b.conn->publish("aether_bus.pub.order.o1.x.shop", "[]"));
   REQUIRE(b.bus->publish("shop", bus_event("shop", "order", "o1", "placed")));
   REQUIRE(got.wait_for(1));
   b.sync("shop", {}, {&got});

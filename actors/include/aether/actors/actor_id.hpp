@@ -30,14 +30,17 @@ protected:
 ///
 /// Type and key are NATS subject tokens: 1 to `max_part_size` bytes, none of
 /// `.`, `*`, `>`, `/`, whitespace or control characters, and no leading `$`.
-/// The namespace also names JetStream streams and key-value buckets, so it
-/// is 1 to `max_namespace_size` ASCII letters, digits, `-` or `_`. So an id
-/// maps onto subjects (`ns.type.key`) and onto its text form (`ns/type/key`)
-/// without escaping, and nothing invalid reaches the wire.
+/// The namespace is hierarchical: one or more tokens separated by dots
+/// (`acme`, `acme.billing`), each of ASCII letters, digits, `-` or `_`, 1 to
+/// `max_namespace_size` bytes in all. Its tokens become subject tokens as
+/// they are, and stream and bucket names through a reversible encoding
+/// (docs/ARCHITECTURE.md, "Namespaces"). An id's text form is `ns/type/key`;
+/// nothing invalid reaches the wire.
 ///
 /// An id is immutable and shared: copying it bumps one atomic count. Its hash
 /// is stable across processes and machines and decides the actor's local
-/// mailbox and its cluster shard: FNV-1a 64 of `ns.type.key`. The hash is
+/// mailbox and its cluster shard: FNV-1a 64 of `ns.type.key` (unambiguous
+/// for dotted namespaces too, since type and key hold no dot). The hash is
 /// frozen (golden values in tests/cluster/shard_hash_test.cpp): changing it
 /// would move every actor of every cluster to another shard.
 ///
@@ -61,8 +64,13 @@ public:
   [[nodiscard]] static expected<actor_id> parse(std::string_view text);
   /// Checks one part against the token rules; `what` names it in the error.
   [[nodiscard]] static expected<void> validate_part(std::string_view part, std::string_view what);
-  /// Checks a namespace: letters, digits, `-` and `_`.
+  /// Checks a namespace: dot-separated tokens of letters, digits, `-` and
+  /// `_`. `invalid_id` naming an empty token (a leading, trailing or double
+  /// dot), a wildcard, another character, or the length.
   [[nodiscard]] static expected<void> validate_namespace(std::string_view ns);
+  /// Checks a flat name (a cluster, a durable subscription): 1 to
+  /// `max_namespace_size` letters, digits, `-` and `_`; `what` names it.
+  [[nodiscard]] static expected<void> validate_name(std::string_view name, std::string_view what);
 
   [[nodiscard]] std::string_view ns() const noexcept;
   [[nodiscard]] std::string_view type() const noexcept;

@@ -40,7 +40,7 @@ struct subscribe_options {
   /// caught up (its queue emptied), then once again for the next ones.
   std::function<void(const error&)> on_error;
   /// Nonempty: a durable subscription of this name (letters, digits, `-`,
-  /// `_`), on the NATS bus and one exact namespace. It gets every event of
+  /// `_`), on the NATS bus and one exact namespace (no wildcard). It gets every event of
   /// the namespace in stream order, its own node's too, from the first one
   /// stored the first time, then after the last one it acknowledged: an
   /// event is acknowledged once its handler returned. Ending the
@@ -82,7 +82,15 @@ private:
 /// Pub/sub of domain events by namespace. Publishers do not know their
 /// subscribers; subscribers of one namespace never see another's events.
 ///
-/// A namespace pattern is a namespace, or `*` (or `>`) for all of them.
+/// Namespaces are hierarchical (`acme`, `acme.billing`), and a namespace
+/// pattern follows NATS's subject rules over their tokens: a namespace
+/// matches only itself, `*` stands for one token and `>`, last, for one or
+/// more: `acme.*` matches `acme.orders` but neither `acme` nor `acme.a.b`,
+/// `acme.>` matches `acme.orders` and `acme.a.b` but not `acme`, `*.billing`
+/// matches `acme.billing`, and `>` every namespace. A pattern that is empty,
+/// has an empty token (`a..b`), a wildcard inside a token (`*x`), `>`
+/// before the end (`acme.>.x`) or is longer than a namespace can be is
+/// refused with `invalid_argument`.
 /// Handlers run on a strand of the bus's executor, one event at a time, in
 /// the order the events were published by each publisher (for persisted
 /// events: in each actor's version order), never on a nats.c thread.
@@ -150,11 +158,13 @@ struct nats_bus_options {
 
 /// The bus across nodes. Events published here reach this process's
 /// subscribers directly and other processes through NATS, on
-/// `aether.{ns}.pub.{type}.{key}.{version}`. Events the JetStream store
+/// `aether_bus.pub.{type}.{key}.{version}.{ns}`. Events the JetStream store
 /// persists reach other processes by that write itself, with no second
 /// publish that could fail on its own: the namespace's stream republishes
-/// each write it stored on `aether.{ns}.stored.{type}.{key}.{version}`, so a
-/// write the fence refused is never seen. Messages stamped with this bus's
+/// each write it stored on `aether_bus.stored.{type}.{key}.{version}.{ns}`,
+/// so a write the fence refused is never seen. The namespace's tokens come
+/// last, so each subscription is one NATS subscription per kind whose filter
+/// ends in its namespace pattern (`acme.>` -> `aether_bus.pub.*.*.*.acme.>`). Messages stamped with this bus's
 /// `origin()` are not delivered again when they come back from the server.
 ///
 /// A live subscription receives what is published or stored while it exists
