@@ -7,7 +7,7 @@ namespace aether {
 
 expected<void> cluster_config::validate() const {
   auto bad = [](std::string what) { return error{errc::invalid_argument, std::move(what)}; };
-  if (auto r = actor_id::validate_namespace(name); !r) return bad("cluster name: " + r.error().to_string());
+  if (auto r = actor_id::validate_name(name, "cluster name"); !r) return bad(r.error().to_string());
   if (auto r = actor_id::validate_part(node_id, "node id"); !r) return bad(r.error().to_string());
   if (shards == 0) return bad("the cluster needs at least one shard");
   if (heartbeat_interval.count() <= 0) return bad("the heartbeat interval must be positive");
