@@ -9,7 +9,7 @@
 // Usage: aether_persistence_bench --url nats://127.0.0.1:PORT --only WORKLOAD
 //          [--prefix P] [--scale F] [--actors N] [--window N]
 //          [--mode same_bytes|plain] [--impl aether|same_decoder|count]
-//          [--events N] [--per-message N] [--snapshot 0|1]
+//          [--events N] [--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS]
 //
 // append_writers  aether.store_writers: N writers calling the store
 //                 directly, each appending one 128-byte event after the
@@ -35,6 +35,17 @@
 //                 appends after version 0 of an actor the first store just
 //                 wrote), beside the winner's plain append of the same actor
 //                 (floor.append), one actor at a time, 2,000 actors.
+// growth          `--writes` events into a fresh server (bench/run.sh reads
+//                 its memory and restarts it): aether: 10,000 store writers,
+//                 each appending one event after the acknowledgement of its
+//                 previous one; nats.c.subjects_10k / nats.c.subject_per_write:
+//                 raw async publishes of 128 bytes, 10,000 in flight, over
+//                 10,000 subjects or on a fresh subject each (the store's old
+//                 layout). Prints the throughput and the layout it found.
+// await_stream    after a restart: connects, then asks for the growth
+//                 stream's message count until it answers with every write;
+//                 prints the time since `--since` (Unix ns, taken before the
+//                 server was started).
 // activation      the first message to an event-sourced actor with 10,000
 //                 events, without or with a snapshot 10 events before the
 //                 end, in a fresh actor system after one untimed activation.
@@ -1026,6 +1037,121 @@ bool run_conflict(bench_env& env) {
   return true;
 }
 
+// -- growth: what the server keeps per stored write.
+
+constexpr std::int64_t growth_actors = 10'000;
+
+std::string growth_case(std::int64_t writes) { return fmt::format("server_growth writes={}", writes); }
+
+std::string growth_stream(const bench_env& env, std::string_view impl) {
+  if (impl == "aether") return aether::jetstream_event_store::stream_name(env.shared_namespace("growth"));
+  return fmt::format("{}_raw_growth_{}", env.prefix, impl == "nats.c.subjects_10k" ? "s" : "w");
+}
+
+bool run_growth(bench_env& env, std::string_view impl, std::int64_t writes) {
+  const auto key = growth_case(writes);
+  if (impl == "aether") {
+    const auto ns = env.shared_namespace("growth");
+    if (auto r = env.store->prepare(ns); !r) {
+      note("growth: {}", r.error().to_string());
+      return false;
+    }
+    const auto actors = std::min(growth_actors, writes);
+    const auto per_actor = std::max<std::int64_t>(1, writes / actors);
+    append_driver driver{*env.store, ns, actors, per_actor};
+    double secs = 0;
+    if (!driver.run(secs)) return false;
+    const auto stored = env.message_count(aether::jetstream_event_store::stream_name(ns));
+    if (stored != static_cast<std::uint64_t>(actors * per_actor)) {
+      note("growth: {} messages stored, expected {}", stored, actors * per_actor);
+      return false;
+    }
+    // A write's subject names its first version only in the per-write layout.
+    auto second = env.store->read_wait(actor_id{"account", "a0", ns});
+    std::string layout = "unknown";
+    if (second && second->size() >= 2) {
+      const auto s1 = (*second)[0].sequence;
+      const auto s2 = (*second)[1].sequence;
+      auto m1 = env.conn->direct_get(aether::jetstream_event_store::stream_name(ns), s1);
+      auto m2 = env.conn->direct_get(aether::jetstream_event_store::stream_name(ns), s2);
+      if (m1 && m2) layout = m1->subject == m2->subject ? "subject_per_actor" : "subject_per_write";
+    }
+    emit("server_growth", key, "aether", "events_per_s", static_cast<double>(actors * per_actor) / secs, "events/s",
+         param("writes", actors * per_actor) + param("actors", actors) + param("layout", layout));
+    return true;
+  }
+  const bool per_write = impl == "nats.c.subject_per_write";
+  const auto stream = growth_stream(env, impl);
+  const auto prefix = fmt::format("bench.{}", stream);
+  if (!env.raw->add_stream(stream, prefix + ".>")) return false;
+  async_acks acks;
+  latency_log lat_log{static_cast<std::size_t>(writes)};
+  acks.epoch = bench_clock::now();
+  acks.latencies = &lat_log;
+  auto js = env.raw->jetstream(growth_actors, &async_acks::on_ack, &acks);
+  if (!js) return false;
+  std::string payload(payload_bytes, 'x');
+  const auto start = bench_clock::now();
+  for (std::int64_t i = 0; i < writes; ++i) {
+    const auto now = nanos_since(acks.epoch);
+    std::memcpy(payload.data(), &now, sizeof now);
+    const auto subject = fmt::format("{}.{}", prefix, per_write ? i : i % growth_actors);
+    natsStatus s = NATS_OK;
+    do {
+      s = js_PublishAsync(js.get(), subject.c_str(), payload.data(), static_cast<int>(payload.size()), nullptr);
+    } while (s == NATS_TIMEOUT);
+    if (s != NATS_OK) {
+      note("growth {}: {}", impl, nats_failure(s, "publishing"));
+      return false;
+    }
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = std::chrono::duration_cast<std::chrono::milliseconds>(run_deadline).count();
+  if (auto s = js_PublishAsyncComplete(js.get(), &po); s != NATS_OK) {
+    note("growth {}: {}", impl, nats_failure(s, "waiting for the acknowledgements"));
+    return false;
+  }
+  const double secs = seconds_since(start);
+  const auto stored = env.message_count(stream);
+  if (acks.failed > 0 || stored != static_cast<std::uint64_t>(writes)) {
+    note("growth {}: {} failed, {} stored, expected {}", impl, acks.failed.load(), stored, writes);
+    return false;
+  }
+  emit("server_growth", key, impl, "events_per_s", static_cast<double>(writes) / secs, "events/s",
+       param("writes", writes) + param("subjects", per_write ? writes : std::min(growth_actors, writes)));
+  return true;
+}
+
+/// After a restart: waits until the growth stream answers with all `writes`.
+int run_await_stream(const std::string& url, const std::string& prefix, std::string_view impl, std::int64_t writes,
+                     std::int64_t since_ns) {
+  bench_env env;
+  env.prefix = prefix;
+  const auto stream = growth_stream(env, impl);
+  aether::nats::connect_options options;
+  options.url = url;
+  options.name = "bench-await";
+  options.connect_timeout = 200ms;
+  const auto deadline = bench_clock::now() + run_deadline;
+  std::shared_ptr<aether::nats::connection> conn;
+  while (bench_clock::now() < deadline) {
+    if (!conn) {
+      if (auto c = aether::nats::connection::connect(options)) conn = *c;
+    }
+    if (conn) {
+      if (auto n = conn->stream_message_count(stream); n && *n == static_cast<std::uint64_t>(writes)) {
+        const auto ms = static_cast<double>(aether::now_ns() - since_ns) / 1e6;
+        emit("server_growth", growth_case(writes), impl, "restart_ms", ms, "ms", param("writes", writes));
+        return 0;
+      }
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  note("await_stream: {} did not answer with {} messages", stream, writes);
+  return 1;
+}
+
 // -- activation: the first message to an event-sourced actor with a long
 //    history, in a fresh actor system (stores and connection stay up, as on
 //    a running node).
@@ -1132,12 +1258,13 @@ bool run_activation(bench_env& env, bool with_snapshot) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(
-      stderr,
-      "usage: %s --url nats://HOST:PORT --only append_writers|append_actors|append_raw|replay|activation|conflict "
-      "[--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain] "
-      "[--impl aether|same_decoder|count] [--events N] [--per-message N] [--snapshot 0|1]\n",
-      argv0);
+  std::fprintf(stderr,
+               "usage: %s --url nats://HOST:PORT --only "
+               "append_writers|append_actors|append_raw|replay|activation|conflict|growth|await_stream "
+               "[--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain] "
+               "[--impl aether|same_decoder|count|nats.c.subjects_10k|nats.c.subject_per_write] [--events N] "
+               "[--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS]\n",
+               argv0);
   return 2;
 }
 
@@ -1158,6 +1285,8 @@ int main(int argc, char** argv) {
   std::int64_t events = 10'000;
   std::int64_t per_message = 1;
   bool snapshot = false;
+  std::int64_t writes = 1'000'000;
+  std::int64_t since_ns = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg{argv[i]};
     if (i + 1 >= argc) return usage(argv[0]);
@@ -1184,15 +1313,23 @@ int main(int argc, char** argv) {
       per_message = std::max(1LL, std::atoll(value.c_str()));
     } else if (arg == "--snapshot") {
       snapshot = value == "1";
+    } else if (arg == "--writes") {
+      writes = std::max(1LL, std::atoll(value.c_str()));
+    } else if (arg == "--since") {
+      since_ns = std::atoll(value.c_str());
     } else {
       return usage(argv[0]);
     }
   }
+  const bool growth = only == "growth" || only == "await_stream";
   if (env.url.empty() || env.scale <= 0 || (mode != "same_bytes" && mode != "plain") ||
-      (impl != "aether" && impl != "same_decoder" && impl != "count")) {
+      (!growth && impl != "aether" && impl != "same_decoder" && impl != "count") ||
+      (growth && impl != "aether" && impl != "nats.c.subjects_10k" && impl != "nats.c.subject_per_write")) {
     return usage(argv[0]);
   }
   if (env.prefix.empty()) env.prefix = random_prefix();
+  // Before any connection: the server is still starting.
+  if (only == "await_stream") return run_await_stream(env.url, env.prefix, impl, writes, since_ns);
 
   aether::nats::connect_options options;
   options.url = env.url;
@@ -1234,6 +1371,8 @@ int main(int argc, char** argv) {
     ok = run_activation(env, snapshot);
   } else if (only == "conflict") {
     ok = run_conflict(env);
+  } else if (only == "growth") {
+    ok = run_growth(env, impl, writes);
   } else {
     return usage(argv[0]);
   }

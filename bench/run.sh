@@ -3,7 +3,8 @@
 #
 #   bench/run.sh local       [--runs N] [--quick] [--scale F]
 #                            [--only ping_pong|contention|activate|skynet|savina] [--against REV]
-#   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation|conflict]
+#   bench/run.sh persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation|conflict|growth]
+#                            [--growth-writes N]
 #   bench/run.sh bus         [--runs N] [--quick] [--scale F] [--only local|cross_node]
 #   bench/run.sh cluster     [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|
 #                            remote_tell|cluster_failover|rolling_restart|cluster_scaling]
@@ -46,7 +47,8 @@ build_dir="$repo_root/build-bench"
 
 usage() {
   echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina] [--against REV]" >&2
-  echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation|conflict]" >&2
+  echo "       $0 persistence [--runs N] [--quick] [--scale F] [--only append|replay|activation|conflict|growth]" >&2
+  echo "                          [--growth-writes N]" >&2
   echo "       $0 bus [--runs N] [--quick] [--scale F] [--only local|cross_node]" >&2
   echo "       $0 cluster [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|rolling_restart|cluster_scaling]" >&2
   echo "       any suite: --arm64 to run its aarch64 build under qemu-user (emulated figures)" >&2
@@ -516,8 +518,85 @@ stop_server() {
 
 # -- persistence
 
+# Server growth: one fresh nats-server (file storage) per measurement. Writes
+# N events (the bench program's `growth` side IMPL), reads the server's
+# resident memory before and after, kills it (kill -9), starts it again on the
+# same port and store, and times until the stream answers with every write.
+# Prints bytes_per_write and restart_ms (and the resident memory figures that
+# explain them) as JSON lines.
+growth_job() { # impl writes exe prefix
+  local impl=$1 writes=$2 exe=$3 prefix=$4
+  local dir pid port url="" rss0 rss1 rss2 since out line _
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/aether-bench-growth.XXXXXX")
+  rss() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+  launch() { # port
+    nats-server -js -a 127.0.0.1 -p "$1" -sd "$dir/store" >>"$dir/log" 2>&1 &
+    pid=$!
+  }
+  launch -1
+  for _ in $(seq 200); do
+    url=$(sed -n 's/.*Listening for client connections on \([0-9.]*:[0-9]*\).*/nats:\/\/\1/p' "$dir/log" | head -n 1)
+    [[ -n $url ]] && grep -q 'Server is ready' "$dir/log" && break
+    sleep 0.05
+  done
+  if [[ -z $url ]]; then
+    echo "growth: nats-server did not start" >&2
+    kill -9 "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    return 1
+  fi
+  port=${url##*:}
+  rss0=$(rss "$pid")
+  if ! out=$("$exe" --only growth --impl "$impl" --writes "$writes" --url "$url" --prefix "$prefix"); then
+    kill -9 "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    return 1
+  fi
+  printf '%s\n' "$out"
+  rss1=$(rss "$pid")
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null || true
+  since=$(date +%s%N)
+  launch "$port"
+  if ! line=$("$exe" --only await_stream --impl "$impl" --writes "$writes" --url "$url" --prefix "$prefix" \
+    --since "$since"); then
+    kill -9 "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    return 1
+  fi
+  printf '%s\n' "$line"
+  rss2=$(rss "$pid")
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$dir"
+  local params
+  params=$(printf '%s\n' "$out" | grep '^{' | head -n 1 | jq -c '{writes} + (if .layout then {layout} else {} end)
+    + (if .subjects then {subjects} else {} end)')
+  jq -cn --arg impl "$impl" --arg case "server_growth writes=$writes" --argjson p "$params" \
+    --argjson rss0 "$rss0" --argjson rss1 "$rss1" --argjson rss2 "$rss2" --argjson writes "$writes" '
+    {bench: "server_growth", case: $case, impl: $impl} + $p as $b
+    | ($b + {metric: "bytes_per_write", value: (($rss1 - $rss0) / $writes), unit: "B"}),
+      ($b + {metric: "rss_after_writes_mb", value: ($rss1 / 1048576), unit: "MB", role: "explains"}),
+      ($b + {metric: "rss_after_restart_mb", value: ($rss2 / 1048576), unit: "MB", role: "explains"})'
+}
+
 run_persistence() {
-  parse_options "append|replay|activation|conflict" "$@"
+  # --growth-writes N: the writes of the server growth measurement (default
+  # 1,000,000 times the scale: 100,000 with --quick).
+  local growth_writes="" pass=()
+  while (($#)); do
+    if [[ $1 == --growth-writes ]]; then
+      [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage
+      growth_writes=$2
+      shift 2
+    else
+      pass+=("$1")
+      shift
+    fi
+  done
+  set -- "${pass[@]+"${pass[@]}"}"
+  parse_options "append|replay|activation|conflict|growth" "$@"
+  [[ -z $growth_writes ]] && growth_writes=$(awk -v s="$scale" 'BEGIN { printf "%d", 1000000 * s }')
   install_bench_deps
   build_targets -- aether_persistence_bench
   start_server
@@ -561,6 +640,21 @@ run_persistence() {
   fi
   local raw="$build_dir/persistence.raw.jsonl"
   run_rounds "$raw"
+  if [[ -z $only || $only == growth ]]; then
+    # One round, warm-up included in none: each side writes a fresh server full, which is long.
+    local saved_runs=$runs saved_warmup=$warmup impl
+    runs=1
+    warmup=0
+    job_group=()
+    job_cmd=()
+    for impl in aether nats.c.subjects_10k nats.c.subject_per_write; do
+      add_job growth growth_job "$impl" "$growth_writes" "$exe" "$prefix"
+    done
+    run_rounds "$raw.growth"
+    cat "$raw.growth" >>"$raw"
+    runs=$saved_runs
+    warmup=$saved_warmup
+  fi
   finish_suite persistence "$raw"
   echo
   print_goals "$build_dir/persistence.jsonl" "$ratio_goals_filter"'
@@ -588,6 +682,20 @@ run_persistence() {
          | {label: "version_conflict to a losing append, p50 (\(.case))", median, min, max, goal: 1000,
             higher: false, unit: " us", note: "seed C1: under 1 ms", runs: (.runs | length)})
       ]'
+  if [[ -z $only || $only == growth ]]; then
+    echo
+    echo "server growth ($growth_writes writes, one fresh nats-server each, one run; restart = kill -9, start, stream info answers):"
+    jq -r -s --arg c "server_growth writes=$growth_writes" '
+      map(select(.case == $c)) as $g
+      | def v($i; $m): ($g | map(select(.impl == $i and .metric == $m)) | first | .median);
+        (["aether", "nats.c.subjects_10k", "nats.c.subject_per_write"][] as $i
+         | select(v($i; "bytes_per_write") != null)
+         | "  \($i)\(($g | map(select(.impl == $i and .layout != null)) | first | .layout // null) as $l
+                   | if $l then " (\($l))" else "" end): \(v($i; "bytes_per_write") | round) B per write, restart \(v($i; "restart_ms") | round) ms, \(v($i; "events_per_s") | round) writes/s"),
+        (if v("aether"; "events_per_s") != null and v("nats.c.subjects_10k"; "events_per_s") != null
+         then "  append throughput / raw nats.c async publish (10k subjects): \(v("aether"; "events_per_s") / v("nats.c.subjects_10k"; "events_per_s") * 100 | round / 100)"
+         else empty end)' "$build_dir/persistence.jsonl"
+  fi
 }
 
 # -- bus
