@@ -24,6 +24,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <future>
 #include <map>
@@ -80,6 +81,19 @@ std::uint64_t server_version_number(const std::string& v) {
   unsigned major = 0, minor = 0, patch = 0;
   std::sscanf(v.c_str(), "%u.%u.%u", &major, &minor, &patch);
   return major * 1'000'000ULL + minor * 1'000ULL + patch;
+}
+
+/// An error's text without its numbers (trial, actor, version), cut short: errors of one kind group together.
+std::string error_kind(const std::string& line) {
+  std::string out;
+  for (const char c : line.substr(std::min(line.size(), line.find(" error ") + 7))) {
+    if (std::isdigit(static_cast<unsigned char>(c)) == 0) {
+      out += c;
+    } else if (out.empty() || out.back() != '#') {
+      out += '#';
+    }
+  }
+  return out.substr(0, 100);
 }
 
 /// Drives the trials from one thread: issues each trial's two lines (the
@@ -282,6 +296,7 @@ TEST_CASE("two writers racing on an R3 stream while its leader is killed and res
   std::vector<std::string> doubles;
   std::size_t stored_race_writes = 0;
   std::size_t unknown = 0;
+  std::map<std::string, std::size_t> unknown_kinds; // by the start of the error, for the report
   const auto& outcomes = race.outcomes();
   for (std::size_t t = 0; t < race.trials(); ++t) {
     const auto h = test::race_history(t);
@@ -330,6 +345,7 @@ TEST_CASE("two writers racing on an R3 stream while its leader is killed and res
         break;
       case outcome::kind::failed:
         ++unknown; // an unknown outcome: stored or not, either is allowed
+        ++unknown_kinds[error_kind(out->detail)];
         break;
       }
     }
@@ -361,6 +377,9 @@ TEST_CASE("two writers racing on an R3 stream while its leader is killed and res
       [&] { return (messages = raw->stream_message_count("default_events").value_or(0)) == expected_messages; }, 30s);
   const auto extra = messages.value_or(0) > expected_messages ? *messages - expected_messages : 0;
 
+  std::vector<std::string> kinds;
+  for (const auto& [what, n] : unknown_kinds) kinds.push_back(fmt::format("{} x '{}'", n, what));
+  MESSAGE(fmt::format("unknown outcomes by error: {}", fmt::join(kinds, "; ")));
   MESSAGE(fmt::format("nats-server {}: {} trials, {} kill cycles ({}); trials with two winners: {}{}{}; writes stored "
                       "beside a winner without being acknowledged: {}; unknown outcomes: {}; {}",
                       *version_text, race.trials(), cycles, fmt::join(kills, ", "), doubles.size(),
