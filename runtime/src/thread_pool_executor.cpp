@@ -114,6 +114,8 @@ void thread_pool_executor::cancel_timer(std::size_t lane, timer_id id) {
   timers.erase(it);
 }
 
+asio::io_context& detail::pool_context(thread_pool_executor& pool) noexcept { return pool.impl_->context; }
+
 executor::time_point thread_pool_executor::now() const noexcept { return clock::now(); }
 
 void thread_pool_executor::stop() noexcept {

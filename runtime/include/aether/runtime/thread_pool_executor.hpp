@@ -4,7 +4,17 @@
 
 #include <memory>
 
+namespace asio {
+class io_context;
+} // namespace asio
+
 namespace aether {
+
+class thread_pool_executor;
+namespace detail {
+/// The pool's `asio::io_context`, for the runtime's own I/O (the HTTP server).
+asio::io_context& pool_context(thread_pool_executor& pool) noexcept;
+} // namespace detail
 
 /// The production executor: one `asio::io_context` run by `threads` threads,
 /// with one strand per lane. Posts made from a task already running on the
@@ -36,6 +46,7 @@ public:
   void join() noexcept;
 
 private:
+  friend asio::io_context& detail::pool_context(thread_pool_executor& pool) noexcept;
   struct impl;
   std::unique_ptr<impl> impl_;
 };
