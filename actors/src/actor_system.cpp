@@ -25,6 +25,7 @@ system_core::system_core(system_config cfg, executor& ex) : config{std::move(cfg
   config.validate().value();
   shards.reserve(config.shard_count);
   for (std::uint32_t i = 0; i < config.shard_count; ++i) shards.push_back(std::make_unique<shard>(*this, i));
+  if (config.measure_handling) handling = std::make_unique<latency_histogram[]>(config.shard_count);
   for (auto& s : shards) exec.post(s->lane(), [p = s.get()] { p->start(); });
 }
 
@@ -63,6 +64,7 @@ void system_core::drop_answer(envelope& env) noexcept {
 
 void system_core::dead_letter(const actor_id& target, std::string_view type, errc reason) {
   counters::bump(stats.dead_letters);
+  counters::bump(stats.dead_letters_by_reason[static_cast<std::size_t>(reason) % stats.dead_letters_by_reason.size()]);
   log(log_level::debug, "dead letter to {}: {} ({})", target.to_string(), type, to_string(reason));
   if (config.on_dead_letter) {
     try {
@@ -98,6 +100,7 @@ void actor_system::register_actor(std::string_view type, actor_factory factory, 
   entry->factory = std::move(factory);
   entry->options = options;
   entry->idle_timeout = options.idle_timeout.count() >= 0 ? options.idle_timeout : core_->config.idle_timeout;
+  entry->counts = std::make_unique<detail::type_shard_counts[]>(core_->config.shard_count);
   std::unique_lock lock{core_->types_mutex};
   // Replacing a type keeps the old entry alive: active cells point at it.
   auto& slot = core_->types[entry->name];
@@ -205,6 +208,37 @@ metrics_snapshot actor_system::metrics() const noexcept {
 }
 
 std::uint32_t actor_system::shard_count() const noexcept { return core_->config.shard_count; }
+
+system_detail_metrics actor_system::detail_metrics() const {
+  system_detail_metrics d;
+  for (const auto& s : core_->shards) d.mailbox_depth += s->depth();
+  {
+    std::shared_lock lock{core_->types_mutex};
+    for (const auto& [name, t] : core_->types) {
+      type_metrics m;
+      m.type = name;
+      m.handler_failures = t->handler_failures.load(std::memory_order_relaxed);
+      m.restarts = t->restarts.load(std::memory_order_relaxed);
+      for (std::uint32_t i = 0; i < core_->config.shard_count; ++i) {
+        m.active += t->counts[i].active.load(std::memory_order_relaxed);
+        m.activations += t->counts[i].activations.load(std::memory_order_relaxed);
+        m.passivations += t->counts[i].passivations.load(std::memory_order_relaxed);
+      }
+      m.active = std::max<std::int64_t>(0, m.active);
+      d.types.push_back(std::move(m));
+    }
+  }
+  for (std::size_t r = 0; r < core_->stats.dead_letters_by_reason.size(); ++r) {
+    if (const auto n = core_->stats.dead_letters_by_reason[r].load(std::memory_order_relaxed); n > 0) {
+      d.dead_letters.emplace_back(static_cast<errc>(r), n);
+    }
+  }
+  if (core_->handling) {
+    d.handling.emplace();
+    for (std::uint32_t i = 0; i < core_->config.shard_count; ++i) *d.handling += core_->handling[i].read();
+  }
+  return d;
+}
 
 std::size_t actor_system::lane_of(const actor_id& to) const noexcept {
   // The empty id is refused by ask_message; any lane does for its answer.

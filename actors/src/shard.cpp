@@ -95,8 +95,16 @@ void shard::drain() {
   now_ = core_.exec.now();
   std::size_t n = 0;
   envelope env;
+  auto* const timed = core_.handling ? &core_.handling[index_] : nullptr; // opt-in: two clock reads a message
   while (n < limit && queue_.try_dequeue(consumer_, env)) {
     ++n;
+    if (timed != nullptr) [[unlikely]] {
+      const auto start = std::chrono::steady_clock::now();
+      handle(env);
+      timed->observe_ns(static_cast<std::uint64_t>((std::chrono::steady_clock::now() - start).count()));
+      env = envelope{};
+      continue;
+    }
     handle(env);
     env = envelope{}; // release the message and ids before the next one runs
   }
@@ -181,6 +189,7 @@ expected<cell*> shard::activate(const actor_id& id) {
     counts_.active.store(counts_.active.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     return error{errc::handler_failed, fmt::format("on_activate of {} threw", id.to_string())};
   }
+  type->counts[index_].activated();
   return &c;
 }
 
@@ -306,6 +315,7 @@ void shard::resume(const actor_id& id) {
 void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_view what) {
   enter(nullptr, nullptr, nullptr);
   counters::bump(core_.stats.handler_failures);
+  counters::bump(c.type->handler_failures);
   const std::string detail = fmt::format("{} failed on {}: {}", id.to_string(),
                                          env ? env->payload.type_name() : std::string_view{"an ask callback"}, what);
   log(log_level::warn, "{}", detail);
@@ -350,6 +360,7 @@ void shard::on_failure(const actor_id& id, cell& c, envelope* env, std::string_v
   c.suspended = 0;
   c.incarnation = next_incarnation_++; // answers to the old instance are dropped
   counters::bump(core_.stats.restarts);
+  counters::bump(c.type->restarts);
   x.restart_timer = core_.exec.start_timer(lane_, backoff, executor::duration::zero(),
                                            [this, id = it->first, inc = c.incarnation] { restart(id, inc); });
 }
@@ -388,6 +399,7 @@ shard::directory::iterator shard::passivate(directory::iterator it, const error&
   }
   if (c.instance) run_hook(it->first, c, false);
   local_counters::add(counts_.passivations);
+  if (c.type != nullptr) c.type->counts[index_].passivated();
   counts_.active.store(counts_.active.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   return directory_.erase(it);
 }

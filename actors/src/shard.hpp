@@ -37,6 +37,8 @@ public:
 
   expected<void> enqueue(envelope&& env, bool bounded);
   [[nodiscard]] bool idle() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+  /// Messages counted in the mailbox now.
+  [[nodiscard]] std::size_t depth() const noexcept { return count_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::size_t lane() const noexcept { return lane_; }
   [[nodiscard]] std::uint32_t index() const noexcept { return index_; }
 

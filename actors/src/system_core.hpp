@@ -3,7 +3,9 @@
 #include <aether/actors/actor.hpp>
 #include <aether/actors/actor_system.hpp>
 #include <aether/actors/placement.hpp>
+#include <aether/runtime/metrics.hpp>
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -30,11 +32,30 @@ struct envelope {
   envelope_kind kind = envelope_kind::deliver;
 };
 
+/// One shard's counts of one actor type; one writer (the shard's lane).
+struct alignas(64) type_shard_counts {
+  std::atomic<std::int64_t> active{0};
+  std::atomic<std::uint64_t> activations{0};
+  std::atomic<std::uint64_t> passivations{0};
+  void activated() noexcept {
+    active.store(active.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    activations.store(activations.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void passivated() noexcept {
+    active.store(active.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    passivations.store(passivations.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
 struct type_entry {
   std::string name;
   actor_factory factory;
   actor_options options;
   executor::duration idle_timeout; // resolved against the system default
+  // Metrics of the type: per shard, each cell written only on its shard's lane; rare ones shared.
+  std::unique_ptr<type_shard_counts[]> counts;
+  mutable std::atomic<std::uint64_t> handler_failures{0};
+  mutable std::atomic<std::uint64_t> restarts{0};
 };
 
 /// What only actors that used timers, failed or are restarting need.
@@ -70,6 +91,7 @@ struct counters {
   std::atomic<std::uint64_t> late_replies{0};
   std::atomic<std::uint64_t> mailbox_full{0};
   std::atomic<std::uint64_t> ask_timeouts{0};
+  std::array<std::atomic<std::uint64_t>, 32> dead_letters_by_reason{}; // by errc
 
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);
@@ -108,6 +130,8 @@ public:
   system_config config;
   executor& exec;
   counters stats;
+  // Handling time per shard, when `config.measure_handling` asks for it.
+  std::unique_ptr<latency_histogram[]> handling;
   std::atomic<bool> accepting{true};
   std::vector<std::unique_ptr<shard>> shards;
   std::atomic<placement*> placement_{nullptr};

@@ -39,6 +39,9 @@ struct system_config {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes{5}};
   /// Called (on a runtime thread) for every dead letter; optional.
   std::function<void(const dead_letter&)> on_dead_letter;
+  /// Times every message's handling (two clock reads a message) for the
+  /// `aether_message_handling_seconds` histogram; off by default.
+  bool measure_handling = false;
 
   /// `invalid_argument` when a value is out of range.
   [[nodiscard]] expected<void> validate() const;
@@ -118,6 +121,10 @@ public:
   void discard_queued();
 
   [[nodiscard]] metrics_snapshot metrics() const noexcept;
+  /// What the metrics endpoint shows beside `metrics()`: per actor type,
+  /// dead letters by reason, mailbox depth, handling times. Reads counters
+  /// only; never waits for a shard.
+  [[nodiscard]] system_detail_metrics detail_metrics() const;
   [[nodiscard]] std::uint32_t shard_count() const noexcept;
   [[nodiscard]] executor& exec() const noexcept;
   /// Actors currently active in all shards (relaxed counts: a moment's view).

@@ -11,6 +11,8 @@ class actor_system;
 struct system_config;
 struct actor_options;
 struct metrics_snapshot;
+struct system_detail_metrics;
+struct type_metrics;
 struct dead_letter;
 template <class R>
 class ask_handle;
