@@ -498,6 +498,17 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
 
 bool connection::connected() const noexcept { return natsConnection_Status(impl_->nc) == NATS_CONN_STATUS_CONNECTED; }
 
+connection::traffic connection::counts() const noexcept {
+  traffic t;
+  natsStatistics* stats = nullptr;
+  if (natsStatistics_Create(&stats) != NATS_OK) return t;
+  if (natsConnection_GetStats(impl_->nc, stats) == NATS_OK) {
+    natsStatistics_GetCounts(stats, &t.in_messages, &t.in_bytes, &t.out_messages, &t.out_bytes, &t.reconnects);
+  }
+  natsStatistics_Destroy(stats);
+  return t;
+}
+
 std::uint64_t connection::slow_consumer_events() const noexcept {
   return impl_->slow_consumers.load(std::memory_order_relaxed);
 }

@@ -191,6 +191,11 @@ public:
   connection& operator=(const connection&) = delete;
 
   [[nodiscard]] bool connected() const noexcept;
+  /// The client's counts since it connected (for metrics).
+  struct traffic {
+    std::uint64_t in_messages = 0, in_bytes = 0, out_messages = 0, out_bytes = 0, reconnects = 0;
+  };
+  [[nodiscard]] traffic counts() const noexcept;
   /// Messages dropped by slow subscriptions, counted by the error handler.
   [[nodiscard]] std::uint64_t slow_consumer_events() const noexcept;
   /// The largest payload the server accepts.
