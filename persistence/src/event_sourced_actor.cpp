@@ -12,6 +12,25 @@ struct recovered {
   std::optional<snapshot> snap;
   std::vector<event> events;
 };
+
+using metrics_clock = std::chrono::steady_clock;
+
+std::uint64_t ns_since(metrics_clock::time_point start) noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(metrics_clock::now() - start).count());
+}
+
+/// The metric cells of `id`'s namespace, or none.
+persistence_metrics::cells* cells_of(const persistence& p, const actor_id& id) {
+  return p.metrics ? &p.metrics->of(id.ns()) : nullptr;
+}
+
+/// The same, kept alive with its owner for a store's callback (a store
+/// closing may answer after the stores are gone).
+std::shared_ptr<persistence_metrics::cells> kept_cells_of(const persistence& p, const actor_id& id) {
+  if (!p.metrics) return nullptr;
+  return {p.metrics, &p.metrics->of(id.ns())};
+}
 } // namespace
 
 void event_sourced_core::recover(context& ctx, std::function<expected<void>(const snapshot&)> restore) {
@@ -20,6 +39,7 @@ void event_sourced_core::recover(context& ctx, std::function<expected<void>(cons
     return;
   }
   auto [done, handle] = ctx.await_completion<recovered>(persistence_->timeout, true);
+  const auto started = metrics_clock::now();
   auto load_events = [p = persistence_, id = ctx.self(), done](std::optional<snapshot> snap) {
     const auto from = snap ? snap->version + 1 : 1;
     const auto hint = snap ? snap->sequence : 0;
@@ -46,7 +66,9 @@ void event_sourced_core::recover(context& ctx, std::function<expected<void>(cons
     load_events(std::nullopt);
   }
   handle.then(
-      [this, restore = std::move(restore)](const recovered& r, context& c) {
+      [this, restore = std::move(restore), started](const recovered& r, context& c) {
+        auto* m = cells_of(*persistence_, c.self());
+        if (m != nullptr) m->replays.add();
         if (r.snap) {
           if (auto ok = restore(*r.snap); !ok) {
             // Snapshots only save time: one that does not decode (a changed
@@ -59,9 +81,15 @@ void event_sourced_core::recover(context& ctx, std::function<expected<void>(cons
           version_ = snapshot_version_ = r.snap->version;
           last_sequence_ = r.snap->sequence;
         }
-        if (auto ok = replay(c.self(), r.events); !ok) c.stop(ok.error());
+        if (auto ok = replay(c.self(), r.events); !ok) {
+          if (m != nullptr) m->replay_failures.add();
+          c.stop(ok.error());
+        } else if (m != nullptr) {
+          m->replay_latency.observe_ns(ns_since(started));
+        }
       },
-      [](const error& e, context& c) {
+      [this](const error& e, context& c) {
+        if (auto* m = cells_of(*persistence_, c.self())) m->replay_failures.add();
         c.stop(error{e.code(), fmt::format("activating {}: {}", c.self().to_string(), e.detail()), e.value()});
       });
 }
@@ -114,13 +142,25 @@ expected<void> event_sourced_core::replay(const actor_id& self, const std::vecto
 void event_sourced_core::write(context& ctx, std::vector<event> events, std::function<message()> on_stored) {
   auto promise = std::make_shared<response_promise>(ctx.promise());
   auto [done, handle] = ctx.await_completion<append_result>(persistence_->timeout, true);
-  persistence_->events->append(ctx.self(), version_, std::move(events), [done](expected<append_result> r) {
-    if (r) {
-      done.complete(*r);
-    } else {
-      done.fail(r.error());
-    }
-  });
+  const auto count = events.size();
+  persistence_->events->append(
+      ctx.self(), version_, std::move(events),
+      [done, m = kept_cells_of(*persistence_, ctx.self()), count,
+       started = metrics_clock::now()](expected<append_result> r) {
+        if (r) {
+          if (m != nullptr) {
+            m->appends.add();
+            m->appended_events.add(0, count);
+            m->append_latency.observe_ns(ns_since(started));
+          }
+          done.complete(*r);
+        } else {
+          if (m != nullptr) {
+            (r.error().code() == errc::version_conflict ? m->version_conflicts : m->append_failures).add();
+          }
+          done.fail(r.error());
+        }
+      });
   handle.then(
       [this, promise, on_stored = std::move(on_stored)](const append_result& r, context& c) {
         version_ = r.last_version;
@@ -165,7 +205,8 @@ void event_sourced_core::maybe_snapshot(context& ctx, bool passivating) {
   if (!state) return;
   snapshot_version_ = version_;
   persistence_->snapshots->save(ctx.self(), snapshot{version_, last_sequence_, 1, std::move(*state)},
-                                [id = ctx.self()](expected<void> r) {
+                                [id = ctx.self(), m = kept_cells_of(*persistence_, ctx.self())](expected<void> r) {
+                                  if (m != nullptr) (r ? m->snapshot_writes : m->snapshot_failures).add();
                                   if (!r)
                                     log(log_level::warn, "snapshot of {}: {}", id.to_string(), r.error().to_string());
                                 });

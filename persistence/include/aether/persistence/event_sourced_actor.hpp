@@ -5,6 +5,7 @@
 #include <aether/actors/context.hpp>
 #include <aether/persistence/event.hpp>
 #include <aether/persistence/event_store.hpp>
+#include <aether/persistence/persistence_metrics.hpp>
 #include <aether/persistence/snapshot_store.hpp>
 #include <aether/runtime/json.hpp>
 
@@ -34,6 +35,8 @@ struct persistence {
   bool snapshot_on_passivate = true;
   /// How long an activation or an append may take.
   std::chrono::milliseconds timeout{10'000};
+  /// What actors count of these stores (shown by a node's metrics endpoint).
+  std::shared_ptr<persistence_metrics> metrics = std::make_shared<persistence_metrics>();
 };
 
 /// The reply to a command that persisted events, when the handler gives no other.
