@@ -5,6 +5,7 @@
 //   bank_account                               in memory
 //   AETHER_NATS_URL=nats://127.0.0.1:4222 bank_account   on JetStream
 #include <aether/aether.hpp>
+#include <aether/runtime/command_line.hpp>
 #include <aether/runtime/json.hpp>
 
 #include <fmt/format.h>
@@ -76,7 +77,17 @@ namespace {
 std::string money(std::int64_t cents) { return fmt::format("{}.{:02}", cents / 100, cents % 100); }
 } // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"bank_account",
+           "Usage: bank_account\n"
+           "Bank accounts as event-sourced actors: deposits, a refused withdrawal and the\n"
+           "history; in memory, or on JetStream with AETHER_NATS_URL set.",
+           "  0  done\n  1  the node could not start (e.g. no NATS server answered)\n  2  an AETHER_* variable is "
+           "invalid\n"})) {
+    return *answered;
+  }
   auto config = aether::node_config::from_env();
   if (!config) {
     std::fprintf(stderr, "bank_account: %s\n", config.error().to_string().c_str());

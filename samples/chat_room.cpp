@@ -4,10 +4,12 @@
 //   chat_room            a scripted conversation, then a clean shutdown
 //   chat_room --serve    the same, then keeps running until Ctrl-C
 #include <aether/aether.hpp>
+#include <aether/runtime/command_line.hpp>
 
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -97,13 +99,30 @@ aether::task<int> total_received(aether::node& node, std::vector<std::string> us
 }
 
 int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"chat_room",
+           "Usage: chat_room [--serve]\n"
+           "Chat rooms as virtual actors: a scripted conversation, then a clean shutdown;\n"
+           "with --serve it goes on serving until SIGINT or SIGTERM (under systemd: Type=notify).",
+           "  0  done (or stopped by a signal)\n  1  the node could not start (e.g. no NATS server answered)\n"
+           "  2  an AETHER_* variable is invalid\n"})) {
+    return *answered;
+  }
   const bool serve = argc > 1 && std::string_view{argv[1]} == "--serve";
   auto config = aether::node_config::from_env();
   if (!config) {
     std::fprintf(stderr, "chat_room: %s\n", config.error().to_string().c_str());
     return 2;
   }
-  aether::node node{*config};
+  std::optional<aether::node> started;
+  try {
+    started.emplace(*config);
+  } catch (const aether::startup_error& e) {
+    std::fprintf(stderr, "chat_room: %s\n", e.what());
+    return 1;
+  }
+  aether::node& node = *started;
   node.register_actor<room>("room");
   node.register_actor<user>("user");
 
