@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config clang-format libasio-dev libnats-dev libsimdjson-dev libfmt-dev doctest-dev
-          libconcurrentqueue-dev nats-server faketime "$@")
+          libconcurrentqueue-dev nats-server faketime prometheus "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,3 +1,4 @@
+#include "node_ops.hpp"
 #include "services.hpp"
 #include "sd_notify.hpp"
 #include "shard_router.hpp"
@@ -144,6 +145,8 @@ struct node::impl {
   std::unique_ptr<membership> members;
   // Destroyed first: closing a store answers what waits on it, through the system.
   std::shared_ptr<persistence> stores;
+  // Metrics and the HTTP endpoints; its watch ends before the membership does.
+  std::unique_ptr<node_ops> ops;
   services running;
 
   std::mutex mutex;
@@ -160,6 +163,14 @@ struct node::impl {
           if (system) system->discard_queued();
         });
     system = std::make_unique<actor_system>(config.system, *pool);
+    running.start(
+        "endpoints",
+        [&] {
+          auto o = node_ops::start(config, *pool, *system);
+          if (!o) throw startup_error{o.error()};
+          ops = std::move(*o);
+        },
+        [&] { ops->stop(); });
     running.start("nats", [&] { conns = connect(config); }, {});
     running.start(
         "bus", [&] { bus = open_bus(config, *pool, conns); }, [&] { bus->close(); });
@@ -251,6 +262,8 @@ node::node(node_config config) {
   config.cluster.replicas = config.replicas;
   impl_ = std::make_unique<impl>(std::move(config));
   impl_->start();
+  impl_->ops->attach(*impl_->members, {{"batched", impl_->conns.batched}, {"quick", impl_->conns.quick}},
+                     impl_->stores);
 }
 
 node::~node() { stop(); }
@@ -261,6 +274,8 @@ event_bus& node::bus() const noexcept { return *impl_->bus; }
 bool node::on_nats() const noexcept { return impl_->conns.batched != nullptr; }
 const node_config& node::config() const noexcept { return impl_->config; }
 aether::cluster& node::cluster() const noexcept { return *impl_->members; }
+metrics_registry& node::metric_registry() const noexcept { return impl_->ops->registry(); }
+std::uint16_t node::http_port() const noexcept { return impl_->ops->http_port(); }
 
 int node::run() {
   // Under systemd (Type=notify): ready once serving, watchdog pings while

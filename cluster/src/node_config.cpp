@@ -1,5 +1,7 @@
 #include <aether/actors/actor_id.hpp>
 #include <aether/cluster/node_config.hpp>
+#include <aether/runtime/http_server.hpp>
+#include <aether/runtime/log.hpp>
 
 #include <fmt/format.h>
 
@@ -89,6 +91,14 @@ expected<node_config> node_config::from_env() {
     }
     c.cluster.node_id = id;
   }
+  if (const char* addr = std::getenv("AETHER_HTTP_ADDR")) {
+    if (auto r = parse_host_port(addr, "AETHER_HTTP_ADDR"); !r) return r.error();
+    c.http_address = addr;
+  }
+  int latency = c.system.measure_handling ? 1 : 0;
+  if (auto r = read_env<int>("AETHER_METRICS_LATENCY", latency, 0, 1); !r) return r.error();
+  c.system.measure_handling = latency == 1;
+  if (auto r = configure_log_from_env(); !r) return r.error();
   c.cluster.replicas = c.replicas;
   auto check = c.cluster;
   if (check.node_id.empty()) check.node_id = "node"; // the host name comes at start

@@ -11,3 +11,5 @@
 #include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/persistence/event_store.hpp>
 #include <aether/runtime/expected.hpp>
+#include <aether/runtime/log.hpp>
+#include <aether/runtime/metrics.hpp>

@@ -6,6 +6,7 @@
 #include <aether/persistence/event_bus.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/runtime/expected.hpp>
+#include <aether/runtime/metrics.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -97,6 +98,11 @@ public:
   /// map and the shards this node owns; and a way to watch it change. Without
   /// a NATS URL a one-node cluster that owns every shard.
   [[nodiscard]] aether::cluster& cluster() const noexcept;
+  /// The node's metrics, as `/metrics` shows them; a program may add its own
+  /// collectors.
+  [[nodiscard]] metrics_registry& metric_registry() const noexcept;
+  /// The port of the HTTP endpoints (`node_config::http_address`); 0 when off.
+  [[nodiscard]] std::uint16_t http_port() const noexcept;
 
 private:
   struct impl;

@@ -46,6 +46,11 @@ struct node_config {
   /// (`AETHER_SELF_FENCE_MS`, default 4/5 of the failure timeout) and election
   /// step (`AETHER_ELECTION_STEP_MS`). `replicas` is copied from above.
   cluster_config cluster{};
+  /// Where the HTTP endpoints listen (`AETHER_HTTP_ADDR`, `host:port`, e.g.
+  /// `127.0.0.1:9464`; port 0 takes a free one): `/metrics`, `/livez`,
+  /// `/readyz`, `/status`. Empty (the default): no HTTP server.
+  /// `AETHER_METRICS_LATENCY=1` sets `system.measure_handling`.
+  std::string http_address;
 
   /// The defaults overridden by the `AETHER_*` variables that are set;
   /// `invalid_argument` naming the variable for a value that is not a number
