@@ -9,6 +9,9 @@
 #   bench/run.sh cluster     [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|
 #                            remote_tell|cluster_failover|rolling_restart|cluster_scaling]
 #
+# --plot (any suite): also draws the table's aether/peer ratios with gnuplot
+# into build-bench/<suite>.svg (gnuplot-nox is installed when missing).
+#
 # --arm64 (any suite): builds the suite for aarch64 (tools/cross_arm64.sh) and
 # runs its programs under qemu-user on this machine, beside its nats-server.
 # Those figures are marked emulated: they check that the programs run, and say
@@ -52,6 +55,7 @@ usage() {
   echo "       $0 bus [--runs N] [--quick] [--scale F] [--only local|cross_node]" >&2
   echo "       $0 cluster [--runs N] [--quick] [--scale F] [--only assignment|election|heartbeat|remote_ask|remote_tell|cluster_failover|rolling_restart|cluster_scaling]" >&2
   echo "       any suite: --arm64 to run its aarch64 build under qemu-user (emulated figures)" >&2
+  echo "       any suite: --plot to draw the table with gnuplot into build-bench/<suite>.svg" >&2
   exit 2
 }
 
@@ -226,48 +230,90 @@ aggregate() {
     | .[]' "$raw" >"$out"
 }
 
-# Prints the table: one row per Aether result and peer result of the same
-# case and metric. "better" names a side only when the ranges (of at least
-# three runs each) do not overlap; "floor" rows show how far Aether is above the layer under it;
-# results in units "count" and "bytes", and those marked "role":"explains",
-# explain other rows and are never called wins or losses.
+# The table's rows as JSON arrays: one per Aether result and peer result of
+# the same case and metric. "better" names a side only when the ranges (of at
+# least three runs each) do not overlap; "floor" rows show how far Aether is
+# above the layer under it; results in units "count" and "bytes", and those
+# marked "role":"explains", explain other rows and are never called wins or
+# losses. The last three fields (the ratio's median, min and max, numbers or
+# null) feed the plot and are not printed.
+table_rows_filter='
+  def fmt: if . == null then "-"
+           elif (. | fabs) >= 1e6 then "\(. / 1e6 * 1000 | round / 1000)M"
+           elif (. | fabs) >= 1e4 then "\(. / 1e3 * 10 | round / 10)k"
+           elif (. | fabs) >= 100 then "\(. | round)"
+           else "\(. * 1000 | round / 1000)" end;
+  def cell: "\(.median | fmt) [\(.min | fmt)-\(.max | fmt)]";
+  def aether: .impl == "aether" or (.impl | startswith("aether."));
+  def info: .unit == "count" or .unit == "bytes" or .role == "explains";
+  def higher: .metric | endswith("_per_s");
+  group_by([.case, .metric])[]
+  | (map(select(aether))) as $a | (map(select(aether | not))) as $p
+  | $a[] as $x
+  | if ($p | length) == 0 then [$x.case, $x.metric, $x.impl, ($x | cell), "-", "-", "-", "-", null, null, null]
+    else $p[] as $y
+    | (if $y.median != 0 then ($x.median / $y.median * 1000 | round / 1000 | tostring) else "-" end) as $ratio
+    | (if ($x | info) then "-"
+       elif ($y.impl | startswith("floor")) then "floor"
+       elif ($x.runs | length) < 3 or ($y.runs | length) < 3 then "(too few runs)"
+       elif $x.min > $y.max then (if ($x | higher) then "aether" else $y.impl end)
+       elif $x.max < $y.min then (if ($x | higher) then $y.impl else "aether" end)
+       else "overlap" end) as $better
+    | [$x.case, $x.metric, $x.impl, ($x | cell), $y.impl, ($y | cell), $ratio, $better,
+       (if $y.median != 0 and ($x | info | not) then $x.median / $y.median else null end),
+       (if $y.max != 0 and ($x | info | not) then $x.min / $y.max else null end),
+       (if $y.min != 0 and ($x | info | not) then $x.max / $y.min else null end)]
+    end'
+
+# Prints the table of a suite's results (build-bench/<suite>.jsonl), read and
+# laid out by jq; with --plot also draws it (plot_table).
 print_table() {
   local results=$1
   jq -r -s '
-    def fmt: if . == null then "-"
-             elif (. | fabs) >= 1e6 then "\(. / 1e6 * 1000 | round / 1000)M"
-             elif (. | fabs) >= 1e4 then "\(. / 1e3 * 10 | round / 10)k"
-             elif (. | fabs) >= 100 then "\(. | round)"
-             else "\(. * 1000 | round / 1000)" end;
-    def cell: "\(.median | fmt) [\(.min | fmt)-\(.max | fmt)]";
-    def aether: .impl == "aether" or (.impl | startswith("aether."));
-    def info: .unit == "count" or .unit == "bytes" or .role == "explains";
-    def higher: .metric | endswith("_per_s");
-    (["case", "metric", "aether side", "median [min-max]", "peer", "median [min-max]", "aether/peer", "better"]),
-    (group_by([.case, .metric])[]
-     | (map(select(aether))) as $a | (map(select(aether | not))) as $p
-     | $a[] as $x
-     | if ($p | length) == 0 then [$x.case, $x.metric, $x.impl, ($x | cell), "-", "-", "-", "-"]
-       else $p[] as $y
-       | (if $y.median != 0 then ($x.median / $y.median * 1000 | round / 1000 | tostring) else "-" end) as $ratio
-       | (if ($x | info) then "-"
-          elif ($y.impl | startswith("floor")) then "floor"
-          elif ($x.runs | length) < 3 or ($y.runs | length) < 3 then "(too few runs)"
-          elif $x.min > $y.max then (if ($x | higher) then "aether" else $y.impl end)
-          elif $x.max < $y.min then (if ($x | higher) then $y.impl else "aether" end)
-          else "overlap" end) as $better
-       | [$x.case, $x.metric, $x.impl, ($x | cell), $y.impl, ($y | cell), $ratio, $better]
-       end)
-    | @tsv' "$results" | awk -F'\t' '
-      { for (j = 1; j <= NF; j++) { cell[NR, j] = $j; if (length($j) > w[j]) w[j] = length($j) } n = NR; nf = NF }
-      END {
-        for (r = 1; r <= n; r++) {
-          line = ""
-          for (j = 1; j <= nf; j++) line = line (j > 1 ? "  " : "") sprintf("%-" w[j] "s", cell[r, j])
-          sub(/[[:space:]]+$/, "", line)
-          print line
-        }
-      }'
+    [["case", "metric", "aether side", "median [min-max]", "peer", "median [min-max]", "aether/peer", "better"]]
+    + [.[] | [('"$table_rows_filter"')] | .[] | .[0:8]]
+    | (transpose | map(map(length) | max)) as $w
+    | .[]
+    | [range(0; length) as $j | .[$j] + (($w[$j] - (.[$j] | length)) as $n | if $n > 0 then " " * $n else "" end)]
+    | join("  ") | sub("\\s+$"; "")' <(jq -s '.' "$results")
+  ((plot)) && plot_table "$results"
+  return 0
+}
+
+# --plot: draws each row's aether/peer ratio (median, with the range from
+# the worst to the best pairing of the two sides' runs) beside the table, as
+# an SVG next to the results file. Rows that are only explanations, or have
+# no peer, are left out. gnuplot-nox is installed when missing.
+plot_table() {
+  local results=$1
+  local base="${results%.jsonl}"
+  local data="$base.plot.tsv" svg="$base.svg"
+  command -v gnuplot >/dev/null || "$repo_root/tools/install_deps.sh" gnuplot-nox >&2
+  jq -r -s '.[] | [('"$table_rows_filter"')] | .[] | select(.[8] != null)
+            | ["\(.[0]) \(.[1]) vs \(.[4])", .[8], .[9], .[10]] | @tsv' <(jq -s '.' "$results") >"$data"
+  if [[ ! -s $data ]]; then
+    echo "plot: no row with a peer to draw"
+    return 0
+  fi
+  local rows
+  rows=$(wc -l <"$data")
+  gnuplot <<GNUPLOT
+set terminal svg size 1000,$((200 + 28 * rows)) dynamic font "sans,11"
+set output "$svg"
+set datafile separator "\t"
+set title "$(basename "$base"): aether / peer (median, whiskers min-max); metrics per second: above 1 favours aether, times: below 1"
+set style fill solid 0.5
+set boxwidth 0.6
+set xtics rotate by -35 noenhanced font "sans,9"
+set bmargin 14
+set rmargin 30
+set logscale y 2
+set grid ytics
+set ylabel "aether / peer"
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2
+plot "$data" using 0:2:xtic(1) with boxes notitle, "" using 0:2:3:4 with yerrorbars pointtype 0 notitle
+GNUPLOT
+  echo "plot: $svg"
 }
 
 # goal_line LABEL VALUE_JSON: prints a goal checked on a result's range:
@@ -827,11 +873,18 @@ run_cluster() {
 (($# >= 1)) || usage
 suite=$1
 shift
-# --arm64 may stand anywhere among a suite's options.
+# --arm64 and --plot may stand anywhere among a suite's options.
 arm64=0
+plot=0
 args=()
 for a in "$@"; do
-  if [[ $a == --arm64 ]]; then arm64=1; else args+=("$a"); fi
+  if [[ $a == --arm64 ]]; then
+    arm64=1
+  elif [[ $a == --plot ]]; then
+    plot=1
+  else
+    args+=("$a")
+  fi
 done
 set -- "${args[@]}"
 if ((arm64)); then
