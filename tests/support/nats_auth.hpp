@@ -26,8 +26,8 @@ struct nkey {
 /// A fresh user (`U`), account (`A`) or operator (`O`) NKey.
 [[nodiscard]] nkey make_nkey(char type);
 
-/// A JWT with `claims` (a JSON object without `iss` and `iat`, which are
-/// added) signed by `issuer`.
+/// A JWT for `subject` named `name` with `nats_claims` as its `nats` claim
+/// (a JSON object), issued and signed by `issuer` (`jti`, `iat`, `iss` added).
 [[nodiscard]] std::string sign_jwt(const nkey& issuer, const std::string& subject, const std::string& name,
                                    const std::string& nats_claims);
 
