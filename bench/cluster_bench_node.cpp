@@ -6,7 +6,8 @@
 //
 //   keys <node> <count>         -> keys <k>...       account keys whose shard <node> owns
 //   ask <key> <count>           -> lat <p50_us> <p99_us>   sequential asks of one actor
-//   tell <key> <count>          -> rate <msgs_per_s>      tells, then asks until all were handled
+//   tell <key> <count>          -> rate <msgs_per_s> <lost>  tells, then asks until all were handled
+//                                                          (or none more for 3 s: tells are at most once)
 //   probe <key> <timeout_ms>    -> probe_ms <ms>           asks (each with the timeout) until one answers
 //   steady_start <keys>         -> started                 one asker, sequential asks (5 s timeout) over <keys> keys
 //   steady_stop                 -> steady <asks> <failed> <latency ms,...>
@@ -14,7 +15,7 @@
 //   raw_serve                   -> raw_serving             nats.c: answers `bench.raw.<node>` requests with their
 //                                                           payload and counts `bench.raw.<node>.tell` messages
 //   raw_ask <node> <count>      -> lat <p50_us> <p99_us>   nats.c request-reply to <node>'s raw server
-//   raw_tell <node> <count>     -> rate <msgs_per_s>       nats.c publishes, then a request until all were counted
+//   raw_tell <node> <count>     -> rate <msgs_per_s> <lost>  nats.c publishes, then requests until all were counted
 //   quit
 #include "bench_report.hpp"
 
@@ -161,12 +162,18 @@ public:
     }
     natsConnection_Flush(bulk_);
     // The server's copy to the counter: ask it how many it counted, until all.
-    for (;;) {
+    std::int64_t handled = 0;
+    auto last_progress = bench::bench_clock::now();
+    while (handled < count && bench::bench_clock::now() - last_progress < std::chrono::seconds{3}) {
       const auto n = counted_by_server();
       if (n < 0) return "error raw count";
-      if (n - before >= count) break;
+      if (n - before > handled) {
+        handled = n - before;
+        last_progress = bench::bench_clock::now();
+      }
     }
-    return fmt::format("rate {}", count / bench::seconds_since(start));
+    const auto seconds = std::chrono::duration<double>(last_progress - start).count();
+    return fmt::format("rate {} {}", static_cast<double>(handled) / seconds, count - handled);
   }
 
 private:
@@ -275,6 +282,8 @@ std::string ask_latency(aether::node& node, const std::string& key, int count) {
   return fmt::format("lat {} {}", p50, p99);
 }
 
+/// Tells are at most once: the rate counts those handled, until all were or
+/// none more came for 3 s; the answer also says how many were lost.
 std::string tell_rate(aether::node& node, const std::string& key, int count) {
   auto before = node.ask<counted>(echo_id(key), count_query{}, ask_timeout).get();
   if (!before) return "error " + before.error().to_string();
@@ -287,12 +296,18 @@ std::string tell_rate(aether::node& node, const std::string& key, int count) {
       std::this_thread::yield();
     }
   }
-  for (;;) {
+  std::int64_t handled = 0;
+  auto last_progress = bench::bench_clock::now();
+  while (handled < count && bench::bench_clock::now() - last_progress < std::chrono::seconds{3}) {
     auto r = node.ask<counted>(echo_id(key), count_query{}, ask_timeout).get();
     if (!r) return "error " + r.error().to_string();
-    if (r->n - before->n >= count) break;
+    if (r->n - before->n > handled) {
+      handled = r->n - before->n;
+      last_progress = bench::bench_clock::now();
+    }
   }
-  return fmt::format("rate {}", count / bench::seconds_since(start));
+  const auto seconds = std::chrono::duration<double>(last_progress - start).count();
+  return fmt::format("rate {} {}", static_cast<double>(handled) / seconds, count - handled);
 }
 
 std::string probe(aether::node& node, const std::string& key, int timeout_ms) {
