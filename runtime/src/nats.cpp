@@ -269,11 +269,15 @@ struct connection::impl {
     }
   }
 
-  static void on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
+  static void on_error(natsConnection* nc, natsSubscription*, natsStatus err, void* closure) {
     auto* self = static_cast<impl*>(closure);
+    const char* text = nullptr;
     if (err == NATS_SLOW_CONSUMER) {
       self->slow_consumers.fetch_add(1, std::memory_order_relaxed);
       log(log_level::warn, "a NATS subscriber fell behind and the client dropped messages");
+    } else if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) != NATS_OK && text != nullptr) {
+      // The server's words name the subject the user may not use (no secret).
+      log(log_level::warn, "NATS: {}", text);
     } else {
       log(log_level::warn, "NATS: {}", natsStatus_GetText(err));
     }

@@ -1,3 +1,4 @@
+#include <aether/runtime/log.hpp>
 #include <aether/runtime/nats.hpp>
 
 #include "support/nats_auth.hpp"
@@ -8,8 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 using aether::errc;
 using aether::nats::connect_options;
@@ -176,4 +180,32 @@ TEST_CASE("URLs lose their user information in messages") {
   CHECK(aether::nats::redact_url("nats://u:p@h:1,tls://tok@h2:2,nats://h3:3") ==
         "nats://***@h:1,tls://***@h2:2,nats://h3:3");
   CHECK(aether::nats::redact_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222");
+}
+
+TEST_CASE("a subject the user may not publish to is logged with the server's words and never the password") {
+  nats_server server{{.jetstream = false,
+                      .extra_config = "authorization {\n  users = [ { user: carol, password: \"pw-log-4242\", "
+                                      "permissions: { publish: { deny: [\"secret.>\"] } } } ]\n}\n"}};
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  aether::set_log_sink(
+      [&](aether::log_level, std::string_view, std::string_view message, std::span<const aether::log_field>) {
+        std::lock_guard lock{mutex};
+        lines.emplace_back(message);
+      });
+  auto conn = connection::connect(options_for(server, {.user = "carol", .password = "pw-log-4242"}));
+  REQUIRE(conn.has_value());
+  REQUIRE((*conn)->publish("secret.plans", "x").has_value());
+  (void)(*conn)->flush(5s);
+  bool logged = false;
+  for (int i = 0; i < 500 && !logged; ++i) {
+    {
+      std::lock_guard lock{mutex};
+      for (const auto& l : lines) logged = logged || l.find("secret.plans") != std::string::npos;
+    }
+    if (!logged) std::this_thread::sleep_for(10ms);
+  }
+  aether::set_log_sink(nullptr);
+  CHECK(logged);
+  for (const auto& l : lines) CHECK(l.find("pw-log-4242") == std::string::npos);
 }
