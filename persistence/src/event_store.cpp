@@ -11,8 +11,6 @@
 
 namespace aether {
 
-namespace {} // namespace
-
 expected<append_result> event_store::append_wait(const actor_id& actor, std::uint64_t expected_version,
                                                  std::vector<event> events) {
   return detail::wait_for<append_result>(
@@ -25,6 +23,20 @@ expected<std::vector<event>> event_store::read_wait(const actor_id& actor, std::
 
 expected<std::uint64_t> event_store::latest_version_wait(const actor_id& actor) {
   return detail::wait_for<std::uint64_t>([&](auto cb) { latest_version(actor, std::move(cb)); });
+}
+
+void event_store::read_report(const actor_id& actor, std::uint64_t from_version, report_callback done) {
+  read(actor, from_version, 0, [done = std::move(done)](expected<std::vector<event>> events) mutable {
+    if (events) {
+      done(history_report{std::move(*events), {}, {}});
+    } else {
+      done(events.error());
+    }
+  });
+}
+
+expected<history_report> event_store::read_report_wait(const actor_id& actor, std::uint64_t from_version) {
+  return detail::wait_for<history_report>([&](auto cb) { read_report(actor, from_version, std::move(cb)); });
 }
 
 struct memory_event_store::impl {

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -123,21 +124,32 @@ struct jetstream_event_store::impl {
     bool quick = false;
   };
 
+  /// A write stored past the place the history has got to, so far.
+  struct pending_write {
+    std::uint64_t last = 0;
+    std::uint64_t sequence = 0;
+    std::vector<event> events; // those at or after the wanted version
+  };
+
   struct reading {
     actor_id actor;
     std::uint64_t from = 1;
-    std::uint64_t next = 0; // the version the next write must start at; 0 until the first
+    std::uint64_t next = 1; // the version the next write of the history starts at
     std::vector<event> events;
+    std::map<std::uint64_t, pending_write> pending; // by first version
+    std::vector<unread_write> undecodable;
+    std::vector<unread_write> skipped;
+    bool tolerant = false; // report undecodable writes instead of failing
     std::optional<error> failure;
-    std::uint64_t hint = 0;        // where the consumer starts (0: the stream's start)
-    std::uint64_t walked_next = 0; // versions below this were read by the walk
-    bool reordered = false;        // writes came out of version order
+    std::uint64_t hint = 0;            // where the consumer starts (0: the stream's start)
+    std::uint64_t walked_next = 0;     // writes starting below this may have been read by the walk
+    std::vector<std::uint64_t> walked; // the stream sequences the walk read
     nats::subscription sub;
     // Moved on by the replay callback (a nats.c thread), read by the sweep.
     std::atomic<clock::rep> deadline{0};
     std::atomic<bool> finished{false};
-    std::weak_ptr<impl> owner; // learns where the history ends
-    read_callback done;
+    std::weak_ptr<impl> owner; // learns where the history ends, counts what it skipped
+    unique_function<void(expected<history_report>)> done;
 
     void extend(std::chrono::milliseconds timeout) noexcept {
       deadline.store((clock::now() + timeout).time_since_epoch().count(), std::memory_order_relaxed);
@@ -585,32 +597,84 @@ struct jetstream_event_store::impl {
 
   static void finish(reading& r, expected<void> outcome) {
     if (r.finished.exchange(true)) return;
-    if (outcome && !r.failure) {
-      // The read went to the end: the last write it took ends the history
-      // (with a hint, the version before `from` ends a write too).
-      const auto end = r.next != 0 ? r.next - 1 : (r.hint != 0 ? r.from - 1 : 0);
-      if (auto p = r.owner.lock(); p && end != 0) p->learn_end(r.actor, end);
-    }
     if (!outcome) {
       r.done(outcome.error());
-    } else if (r.failure) {
+      return;
+    }
+    if (r.failure) {
       r.done(*r.failure);
-    } else if (r.reordered) {
-      std::stable_sort(r.events.begin(), r.events.end(),
-                       [](const event& a, const event& b) { return a.version < b.version; });
-      for (std::size_t i = 0; i < r.events.size(); ++i) {
-        const auto want = r.from + i;
-        if (r.events[i].version != want) {
-          r.done(error{errc::replay_failed,
-                       fmt::format("{}: version {} is missing or stored twice (found {} at stream sequence {})",
-                                   r.actor.to_string(), want, r.events[i].version, r.events[i].sequence),
-                       want});
-          return;
-        }
+      return;
+    }
+    // Writes still waiting for their place start past a version no write
+    // starts at: beside the history, never in it.
+    for (auto& [first, w] : r.pending) skip(r, first, w.sequence, "it starts after a version no write ends at");
+    r.pending.clear();
+    const auto p = r.owner.lock();
+    if (!r.skipped.empty()) {
+      if (p) p->skipped_writes.fetch_add(r.skipped.size(), std::memory_order_relaxed);
+      for (const auto& s : r.skipped) {
+        log(log_level::warn, "{}: skipped the write at stream sequence {} claiming version {}: {}", r.actor.to_string(),
+            s.sequence, s.version, s.reason);
       }
-      r.done(std::move(r.events));
-    } else {
-      r.done(std::move(r.events));
+    }
+    // The read went to the end: the last write it took ends the history.
+    if (p && r.next > 1) p->learn_end(r.actor, r.next - 1);
+    r.done(history_report{std::move(r.events), std::move(r.undecodable), std::move(r.skipped)});
+  }
+
+  /// Leaves a stored write out of the history, saying why.
+  static void skip(reading& r, std::uint64_t first, std::uint64_t sequence, std::string_view why) {
+    r.skipped.push_back(unread_write{first, sequence, std::string{why}});
+  }
+
+  /// A write that does not decode: the end of a strict read; a tolerant
+  /// one reports it and goes on after it if its last version is known.
+  static bool undecodable(reading& r, std::uint64_t first, std::optional<std::uint64_t> last, std::uint64_t sequence,
+                          const error& e) {
+    if (!r.tolerant) {
+      r.failure = e;
+      return false;
+    }
+    r.undecodable.push_back(unread_write{first, sequence, e.detail()});
+    if (last && *last >= first) place(r, first, *last, sequence, {});
+    return true;
+  }
+
+  /// Puts a write in the history if it starts where the history has got
+  /// to; keeps it for later if it starts further on (a pipelining writer's
+  /// resent write can be stored after a later one); leaves it out if it
+  /// starts at or inside a version already taken by a write stored before
+  /// it. The first stored write at each place wins.
+  static void place(reading& r, std::uint64_t first, std::uint64_t last, std::uint64_t sequence,
+                    std::vector<event> events) {
+    if (first < r.next) {
+      skip(r, first, sequence, fmt::format("versions up to {} were written before it", r.next - 1));
+      return;
+    }
+    if (first > r.next) {
+      if (!r.pending.try_emplace(first, pending_write{last, sequence, std::move(events)}).second) {
+        skip(r, first, sequence, "another write of that version was stored before it");
+      }
+      return;
+    }
+    auto take_events = [&r](std::vector<event>& batch) {
+      if (r.events.empty()) r.events.reserve(batch.size());
+      for (auto& e : batch) {
+        if (e.version >= r.from) r.events.push_back(std::move(e));
+      }
+    };
+    take_events(events);
+    r.next = last + 1;
+    while (!r.pending.empty()) {
+      auto it = r.pending.begin();
+      if (it->first > r.next) break;
+      if (it->first < r.next) {
+        skip(r, it->first, it->second.sequence, fmt::format("versions up to {} were written before it", r.next - 1));
+      } else {
+        take_events(it->second.events);
+        r.next = it->second.last + 1;
+      }
+      r.pending.erase(it);
     }
   }
 
@@ -623,53 +687,52 @@ struct jetstream_event_store::impl {
   static bool take(reading& r, std::string_view subject, LastHeader&& last_header, bool header_always,
                    std::string_view data, std::uint64_t sequence) {
     const auto first = last_number(subject);
-    if (first && *first < r.walked_next) return true; // read already, by subject
+    if (first && *first < r.walked_next && std::find(r.walked.begin(), r.walked.end(), sequence) != r.walked.end()) {
+      return true; // read already, by subject
+    }
     if (!first) {
-      r.failure = error{errc::replay_failed, fmt::format("{}: message {} has the subject {}, which names no version",
-                                                         r.actor.to_string(), sequence, subject)};
-      return false;
+      return undecodable(
+          r, 0, std::nullopt, sequence,
+          error{errc::replay_failed, fmt::format("{}: message {} has the subject {}, which names no version",
+                                                 r.actor.to_string(), sequence, subject)});
+    }
+    if (*first < r.next) { // at or inside a place already taken: not even decoded
+      skip(r, *first, sequence, fmt::format("versions up to {} were written before it", r.next - 1));
+      return true;
     }
     std::optional<std::uint64_t> last;
     if (header_always || *first < r.from) {
       const std::optional<std::string_view> header = last_header();
       last = header ? to_number(*header) : first;
       if (!last || *last < *first) {
-        r.failure = error{errc::replay_failed,
-                          fmt::format("{} version {} (stream sequence {}) has no valid last version",
-                                      r.actor.to_string(), *first, sequence),
-                          *first};
-        return false;
+        return undecodable(r, *first, std::nullopt, sequence,
+                           error{errc::replay_failed,
+                                 fmt::format("{} version {} (stream sequence {}) has no valid last version",
+                                             r.actor.to_string(), *first, sequence),
+                                 *first});
       }
-      if (*last < r.from) { // before what was asked for: not even decoded
-        note_order(r, *first, *last);
+      if (*last < r.from) { // before what was asked for: not decoded
+        place(r, *first, *last, sequence, {});
         return true;
       }
     }
     auto batch = detail::decode_batch(r.actor, *first, sequence, data);
     if (!batch) {
-      r.failure = batch.error();
-      return false;
+      if (!last) {
+        if (auto header = last_header()) last = to_number(*header);
+      }
+      return undecodable(r, *first, last, sequence, batch.error());
     }
     if (last && batch->back().version != *last) {
-      r.failure = error{errc::replay_failed,
-                        fmt::format("{} version {} (stream sequence {}) holds {} events, not {}", r.actor.to_string(),
-                                    *first, sequence, batch->size(), *last - *first + 1),
-                        *first};
-      return false;
+      return undecodable(r, *first, last, sequence,
+                         error{errc::replay_failed,
+                               fmt::format("{} version {} (stream sequence {}) holds {} events, not {}",
+                                           r.actor.to_string(), *first, sequence, batch->size(), *last - *first + 1),
+                               *first});
     }
-    note_order(r, *first, batch->back().version);
-    if (r.events.empty()) r.events.reserve(batch->size());
-    for (auto& e : *batch) {
-      if (e.version >= r.from) r.events.push_back(std::move(e));
-    }
+    const auto end = batch->back().version;
+    place(r, *first, end, sequence, std::move(*batch));
     return true;
-  }
-
-  /// Writes of one actor pipelined by its writer may be stored out of
-  /// version order (after a resend): put back in order and checked at the end.
-  static void note_order(reading& r, std::uint64_t first, std::uint64_t last) {
-    if (r.next != 0 && first != r.next) r.reordered = true;
-    r.next = std::max(r.next, last + 1);
   }
 
   /// The stream sequence of a message a consumer delivered, from its
@@ -692,13 +755,14 @@ struct jetstream_event_store::impl {
     return parsed ? std::optional<std::uint64_t>{parsed->first} : std::nullopt;
   }
 
-  /// The write that starts at `version`, read by its exact subject: through
-  /// the stream leader when replicated (a direct get may be served by a
-  /// replica that lags), else by a direct get.
+  /// The write that starts at `version`, read by its exact subject: the
+  /// first stored there by a direct get; through the stream leader when
+  /// replicated (a direct get may be served by a replica that lags), which
+  /// reads a subject's last message: Aether's writers never store two.
   expected<nats::message> write_at(const actor_id& actor, std::uint64_t version) {
     const auto stream = stream_name(actor.ns());
     const auto subj = subject(actor, version);
-    return options.replicas > 1 ? conn->leader_get_last(stream, subj) : conn->direct_get_last(stream, subj);
+    return options.replicas > 1 ? conn->leader_get_last(stream, subj) : conn->direct_get_first(stream, subj);
   }
 
   /// Reads on the store thread: walks the writes from `start` (a version
@@ -722,9 +786,11 @@ struct jetstream_event_store::impl {
         finish(*r, m.error().code() == errc::not_found ? expected<void>{} : expected<void>{m.error()});
         return;
       }
+      r->walked.push_back(m->sequence);
       if (!take(
-              *r, m->subject, [&] { return m->header(last_version_header); }, true, m->data, m->sequence)) {
-        finish(*r, {});
+              *r, m->subject, [&] { return m->header(last_version_header); }, true, m->data, m->sequence) ||
+          r->next == version) {
+        finish(*r, {}); // failed, or a write that does not decode and whose end is unknown
         return;
       }
       version = r->next;
@@ -790,12 +856,11 @@ jetstream_store_stats jetstream_event_store::stats() const noexcept {
 std::string jetstream_event_store::stream_name(std::string_view ns) { return detail::namespace_stream_name(ns); }
 
 std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t first_version) {
-  return fmt::format("aether.{}.ev.{}.{}.{}", detail::namespace_token(actor.ns()), actor.type(), actor.key(),
-                     first_version);
+  return fmt::format("aether.{}.ev.{}.{}.{}", actor.ns(), actor.type(), actor.key(), first_version);
 }
 
 std::string jetstream_event_store::actor_filter(const actor_id& actor) {
-  return fmt::format("aether.{}.ev.{}.{}.*", detail::namespace_token(actor.ns()), actor.type(), actor.key());
+  return fmt::format("aether.{}.ev.{}.{}.*", actor.ns(), actor.type(), actor.key());
 }
 
 expected<void> jetstream_event_store::prepare(std::string_view ns) {
@@ -853,6 +918,21 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
 
 void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,
                                  read_callback done) {
+  start_read(actor, from_version, hint, false, [done = std::move(done)](expected<history_report> r) mutable {
+    if (r) {
+      done(std::move(r->events));
+    } else {
+      done(r.error());
+    }
+  });
+}
+
+void jetstream_event_store::read_report(const actor_id& actor, std::uint64_t from_version, report_callback done) {
+  start_read(actor, from_version, 0, true, std::move(done));
+}
+
+void jetstream_event_store::start_read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,
+                                       bool tolerant, report_callback done) {
   if (actor.empty()) {
     done(error{errc::invalid_id, "the actor id is empty"});
     return;
@@ -860,11 +940,13 @@ void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_versi
   auto r = std::make_shared<impl::reading>();
   r->actor = actor;
   r->from = std::max<std::uint64_t>(from_version, 1);
+  r->tolerant = tolerant;
   r->done = std::move(done);
   r->extend(impl_->options.read_timeout);
   // With a hint, `from_version` starts a write (an actor's version + 1);
   // without one, walk from the first write and skip what comes before.
   const auto start = hint != 0 ? r->from : 1;
+  r->next = start;
   r->hint = hint;
   r->owner = impl_;
   impl_->post([p = impl_.get(), r, start] { p->walk(r, start); });

@@ -57,7 +57,8 @@ std::string encode_batch(std::span<const event> events) {
   std::vector<stored_event> out;
   out.reserve(events.size());
   for (const auto& e : events) {
-    out.push_back(stored_event{e.id, e.type, e.schema_version, e.timestamp_ns, json::raw{e.data}, e.metadata});
+    out.push_back(stored_event{e.actor.to_string(), e.version, e.id, e.type, e.schema_version, e.timestamp_ns,
+                               json::raw{e.data}, e.metadata});
   }
   return json::encode(out);
 }
@@ -74,7 +75,25 @@ expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t f
   std::vector<event> out;
   out.reserve(batch->size());
   auto version = first_version;
+  std::string name; // the actor's, once an event names one
   for (auto& s : *batch) {
+    // Each event names its actor and version: they must be the ones its
+    // place says, or the write is not what it claims to be.
+    if (s.version && *s.version != version) {
+      return error{errc::replay_failed,
+                   fmt::format("{} version {} (stream sequence {}) holds an event of version {}", actor.to_string(),
+                               version, sequence, *s.version),
+                   version};
+    }
+    if (s.actor) {
+      if (name.empty()) name = actor.to_string();
+      if (*s.actor != name) {
+        return error{
+            errc::replay_failed,
+            fmt::format("{} version {} (stream sequence {}) holds an event of {}", name, version, sequence, *s.actor),
+            version};
+      }
+    }
     out.push_back(event{std::move(s.id), std::move(s.type), s.schema_version, actor, version++, s.timestamp_ns,
                         std::move(s.data.text), std::move(s.metadata), sequence});
   }

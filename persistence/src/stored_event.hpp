@@ -8,15 +8,19 @@
 #include <aether/runtime/json.hpp>
 
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace aether::detail {
 
-/// One event as stored: the actor and version live in the subject and the
-/// position in the batch.
+/// One event as stored (docs/WIRE_FORMAT.md). Writes before the actor and
+/// version were stored with each event have them only in the subject and
+/// the position in the batch.
 struct stored_event {
+  std::optional<std::string> actor; ///< `actor_id::to_string()`
+  std::optional<std::uint64_t> version;
   std::string id;
   std::string type;
   std::uint32_t schema_version = 1;
@@ -24,7 +28,7 @@ struct stored_event {
   json::raw data;
   std::map<std::string, std::string> metadata;
 };
-AETHER_JSON_FIELDS(stored_event, id, type, schema_version, timestamp_ns, data, metadata)
+AETHER_JSON_FIELDS(stored_event, actor, version, id, type, schema_version, timestamp_ns, data, metadata)
 
 /// Checks an event's type and data (one JSON value, not too large); fills
 /// in a missing id and timestamp.

@@ -760,6 +760,22 @@ expected<message> connection::direct_get(std::string_view stream, std::uint64_t 
   return copy_message(m);
 }
 
+expected<message> connection::direct_get_first(std::string_view stream, std::string_view subject) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  const auto subj = z(subject);
+  o.Sequence = 1;
+  o.NextBySubject = subj.c_str();
+  natsMsg* m = nullptr;
+  if (auto r = check(js_DirectGetMsg(&m, impl_->js, z(stream).c_str(), nullptr, &o),
+                     fmt::format("reading the first message on {}", subject));
+      !r) {
+    return r.error();
+  }
+  msg_ptr owned{m};
+  return copy_message(m);
+}
+
 expected<std::uint64_t> connection::stream_publish(std::string_view subject, std::string_view data,
                                                    std::span<const header> headers) {
   auto m = build(subject, {}, data, headers);

@@ -314,6 +314,128 @@ TEST_CASE("a corrupt stored event stops a read with replay_failed naming actor, 
   CHECK(*store->latest_version_wait(a) == 2);
 }
 
+namespace {
+
+/// Stores `data` on `subject` as a writer with plain NATS would, with no
+/// expectation: nothing stops it. Returns its stream sequence.
+std::uint64_t write_raw(aether::nats::connection& conn, const std::string& subject, std::string_view data,
+                        std::string_view last_version) {
+  const aether::nats::header headers[] = {{"Aether-Last-Version", last_version}};
+  auto seq = conn.stream_publish(subject, data, headers);
+  REQUIRE_MESSAGE(seq, (seq ? "" : seq.error().to_string()));
+  return *seq;
+}
+
+/// One event as Aether stores it, claiming `version` of `actor`.
+std::string raw_event(const actor_id& actor, std::uint64_t version, std::string_view data) {
+  return fmt::format(R"([{{"actor":"{}","version":{},"id":"raw-{}","type":"deposited","schema_version":1,)"
+                     R"("timestamp_ns":1,"data":{},"metadata":{{}}}}])",
+                     actor.to_string(), version, version, data);
+}
+
+} // namespace
+
+TEST_CASE("writes stored beside a history by a writer outside the rules are skipped, reported, and never brick the "
+          "actor") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  auto store = test::open_store(conn);
+  for (const int writes : {3, 30}) { // read by subject only, and on through a consumer
+    CAPTURE(writes);
+    const actor_id a{"account", fmt::format("stray-{}", writes)};
+    REQUIRE(store->append_wait(a, 0, {make_event("opened"), make_event("deposited", R"({"n":2})")}));
+    for (std::uint64_t v = 2; v < static_cast<std::uint64_t>(writes); ++v) {
+      REQUIRE(store->append_wait(a, v, {make_event("deposited", fmt::format(R"({{"n":{}}})", v + 1))}));
+    }
+    const auto end = static_cast<std::uint64_t>(writes);
+    const auto before = store->stats().skipped_writes;
+    // Inside the first write, a second write of version 3, and one past a gap.
+    std::vector<std::uint64_t> strays;
+    strays.push_back(write_raw(*conn, aether::jetstream_event_store::subject(a, 2), raw_event(a, 2, "-2"), "2"));
+    strays.push_back(write_raw(*conn, aether::jetstream_event_store::subject(a, 3), raw_event(a, 3, "-3"), "3"));
+    strays.push_back(write_raw(*conn, aether::jetstream_event_store::subject(a, end + 5), raw_event(a, end + 5, "-9"),
+                               fmt::format("{}", end + 5)));
+    auto check_history = [&](aether::event_store& s, std::uint64_t last) {
+      auto events = s.read_wait(a);
+      REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+      REQUIRE(events->size() == last);
+      for (std::uint64_t v = 1; v <= last; ++v) {
+        CHECK((*events)[v - 1].version == v);
+        CHECK((*events)[v - 1].data.find('-') == std::string::npos); // never a stray's
+      }
+    };
+    // Every read decides the same way, in this store and another.
+    check_history(*store, end);
+    auto other = test::open_store(test::connect(server.url()));
+    check_history(*other, end);
+    auto report = other->read_report_wait(a);
+    REQUIRE(report);
+    CHECK(report->events.size() == end);
+    CHECK(report->undecodable.empty());
+    if (writes > 16) {
+      // The consumer sees every stored write: each stray is reported with
+      // where it is, and counted.
+      REQUIRE(report->skipped.size() == strays.size());
+      for (std::size_t i = 0; i < strays.size(); ++i) CHECK(report->skipped[i].sequence == strays[i]);
+      CHECK(report->skipped[2].version == end + 5);
+      CHECK(store->stats().skipped_writes == before + strays.size());
+    } else {
+      CHECK(report->skipped.empty()); // read by subject: the strays' places are never visited
+    }
+    // The actor goes on after its history.
+    auto next = store->append_wait(a, end, {make_event("closed")});
+    REQUIRE_MESSAGE(next, (next ? "" : next.error().to_string()));
+    CHECK(next->first_version == end + 1);
+    CHECK(*other->latest_version_wait(a) == end + 1);
+    check_history(*other, end + 1);
+  }
+}
+
+TEST_CASE("a reporting read returns the clean events and names each write that does not decode") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  auto store = test::open_store(conn);
+  for (const int more : {0, 25}) { // read by subject only, and on through a consumer
+    CAPTURE(more);
+    const actor_id a{"account", fmt::format("damaged-{}", more)};
+    REQUIRE(store->append_wait(a, 0, {make_event("opened")}));
+    REQUIRE(store->append_wait(a, 1, {make_event("deposited"), make_event("deposited")}));
+    const auto garbage = write_raw(*conn, aether::jetstream_event_store::subject(a, 4), "{not json", "4");
+    REQUIRE(store->append_wait(a, 4, {make_event("deposited", R"({"n":5})")}));
+    // Valid JSON, but its event claims another version than its place.
+    const auto liar = write_raw(*conn, aether::jetstream_event_store::subject(a, 6), raw_event(a, 9, "6"), "6");
+    for (std::uint64_t v = 6; v < 7 + static_cast<std::uint64_t>(more); ++v) {
+      REQUIRE(store->append_wait(a, v, {make_event("deposited")}));
+    }
+    const auto last = 7 + static_cast<std::uint64_t>(more);
+    auto report = store->read_report_wait(a);
+    REQUIRE_MESSAGE(report, (report ? "" : report.error().to_string()));
+    std::vector<std::uint64_t> versions;
+    for (const auto& e : report->events) versions.push_back(e.version);
+    std::vector<std::uint64_t> clean{1, 2, 3, 5};
+    for (auto v = std::uint64_t{7}; v <= last; ++v) clean.push_back(v);
+    CHECK(versions == clean);
+    REQUIRE(report->undecodable.size() == 2);
+    CHECK(report->undecodable[0].version == 4);
+    CHECK(report->undecodable[0].sequence == garbage);
+    CHECK_FALSE(report->undecodable[0].reason.empty());
+    CHECK(report->undecodable[1].version == 6);
+    CHECK(report->undecodable[1].sequence == liar);
+    CHECK(report->undecodable[1].reason.find("version 9") != std::string::npos);
+    CHECK(report->skipped.empty());
+    // From a later version: only what is asked for.
+    auto tail = store->read_report_wait(a, 5);
+    REQUIRE(tail);
+    CHECK(tail->events.front().version == 5);
+    CHECK(tail->undecodable.size() == 1);
+    // The strict read still stops at the first damaged write.
+    auto strict = store->read_wait(a);
+    REQUIRE_FALSE(strict);
+    CHECK(strict.error().code() == errc::replay_failed);
+    CHECK(strict.error().value() == 4);
+  }
+}
+
 TEST_CASE("an oversized append is refused before anything is sent") {
   aether::testing::nats_server server;
   auto store = test::open_store(test::connect(server.url()));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace aether {
@@ -17,6 +18,22 @@ struct append_result {
   std::uint64_t first_version = 0;
   std::uint64_t last_version = 0;
   std::uint64_t sequence = 0; ///< the stream sequence of the write (0 in memory)
+};
+
+/// A stored write a read left out: one that does not decode, or one
+/// stored beside the history.
+struct unread_write {
+  std::uint64_t version = 0;  ///< the first version it claims (0 when it names none)
+  std::uint64_t sequence = 0; ///< where it is stored (the stream sequence)
+  std::string reason;
+};
+
+/// What a reporting read found: the clean events, in version order, and
+/// each write it could not decode or left out.
+struct history_report {
+  std::vector<event> events;
+  std::vector<unread_write> undecodable;
+  std::vector<unread_write> skipped; ///< stored beside the history (see the store's rule)
 };
 
 /// Where actors' events live. Versions per actor are 1, 2, 3, ... with no
@@ -33,6 +50,7 @@ public:
   using read_callback = unique_function<void(expected<std::vector<event>>)>;
   using version_callback = unique_function<void(expected<std::uint64_t>)>;
   using append_watcher = std::function<void(const std::vector<event>&)>;
+  using report_callback = unique_function<void(expected<history_report>)>;
 
   virtual ~event_store() = default;
 
@@ -53,11 +71,19 @@ public:
   virtual void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) = 0;
   /// The actor's last version; 0 when it has no events.
   virtual void latest_version(const actor_id& actor, version_callback done) = 0;
+  /// The actor's events with version >= `from_version` that decode, and for
+  /// each stored write that does not, its version, stream sequence and
+  /// why: for tools that must see a damaged history without losing its
+  /// clean part (`read` stops at the first such write with `replay_failed`).
+  /// Events after a write whose end is unknown cannot be placed and are
+  /// not returned. The default reads strictly: its stores hold no bytes.
+  virtual void read_report(const actor_id& actor, std::uint64_t from_version, report_callback done);
 
   // Blocking forms, for tools, tests and `main()`: never on a runtime thread.
   expected<append_result> append_wait(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events);
   expected<std::vector<event>> read_wait(const actor_id& actor, std::uint64_t from_version = 1);
   expected<std::uint64_t> latest_version_wait(const actor_id& actor);
+  expected<history_report> read_report_wait(const actor_id& actor, std::uint64_t from_version = 1);
 
 protected:
   /// What `watch_appends` set, or null; an append in flight keeps its own reference.

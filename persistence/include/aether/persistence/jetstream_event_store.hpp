@@ -74,6 +74,7 @@ public:
               append_callback done) override;
   void read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, read_callback done) override;
   void latest_version(const actor_id& actor, version_callback done) override;
+  void read_report(const actor_id& actor, std::uint64_t from_version, report_callback done) override;
 
   [[nodiscard]] jetstream_store_stats stats() const noexcept;
 
@@ -87,6 +88,8 @@ public:
 
 private:
   explicit jetstream_event_store(std::shared_ptr<impl> p) noexcept;
+  void start_read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint, bool tolerant,
+                  report_callback done);
   std::shared_ptr<impl> impl_;
 };
 

@@ -233,6 +233,8 @@ public:
   [[nodiscard]] expected<message> leader_get_last(std::string_view stream, std::string_view subject);
   /// The message at `sequence`; `not_found` if none.
   [[nodiscard]] expected<message> direct_get(std::string_view stream, std::uint64_t sequence);
+  /// The first message on `subject` (by stream sequence); `not_found` if none.
+  [[nodiscard]] expected<message> direct_get_first(std::string_view stream, std::string_view subject);
   /// Publishes to a stream and waits for the server's acknowledgement:
   /// the stored sequence, `version_conflict` when an expectation in
   /// `headers` (e.g. `Nats-Expected-Last-Subject-Sequence`) refused it, or
