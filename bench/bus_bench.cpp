@@ -41,6 +41,7 @@
 #include "bench_report.hpp"
 
 #include <aether/persistence/event_bus.hpp>
+#include <aether/runtime/command_line.hpp>
 #include <aether/runtime/nats.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
 
@@ -590,6 +591,16 @@ std::string random_prefix() {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"aether_bus_bench",
+           "Usage: aether_bus_bench --only local|floor_post [--scale F]\n"
+           "       aether_bus_bench --only cross_node --url nats://HOST:PORT --impl aether|nats.c --send-asap 0|1 "
+           "[--scale F]\n"
+           "One event-bus workload; its results as JSON lines on stdout (bench/run.sh bus runs them all).",
+           "  0  the workload ran\n  1  the workload failed\n  2  bad arguments\n"})) {
+    return *answered;
+  }
   bench_env env;
   std::string only;
   std::string impl = "aether";

@@ -32,6 +32,8 @@
 //                 contention.
 #include "bench_report.hpp"
 
+#include <aether/runtime/command_line.hpp>
+
 #include <aether/actors/actor.hpp>
 #include <aether/actors/actor_system.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
@@ -672,6 +674,16 @@ int usage(const char* argv0) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"aether_local_bench",
+           "Usage: aether_local_bench --only ping_pong|contention|activate|activate_es|skynet|counting|\n"
+           "                            thread_ring|fork_join|floor_strand|floor_mpsc\n"
+           "                          [--scale F] [--threads N] [--pairs N] [--senders N] [--mode bounded|unbounded]\n"
+           "One local workload; its results as JSON lines on stdout (bench/run.sh local runs them all).",
+           "  0  the workload ran\n  1  the workload failed\n  2  bad arguments\n"})) {
+    return *answered;
+  }
   std::string only;
   options o;
   for (int i = 1; i < argc; ++i) {
