@@ -832,14 +832,14 @@ run_cluster() {
     (map(select(.bench == "cluster_assignment")) | group_by(.metric)[]
      | "cluster_assignment \(.[0].metric): worst \(map(.max) | max) over \(length) cases (nodes 1-32, shards 64-4096, add and remove)"),
     (map(select(.bench != "cluster_assignment"))[]
-     | "\(.bench) \(.metric): \(.median) [\(.min)-\(.max)] \(.unit)")' "$results"
+     | "\(.bench) \(.case) \(.impl) \(.metric): \(.median) [\(.min)-\(.max)] \(.unit)")' "$results"
   # Routing beside raw nats.c between the same two processes.
   jq -c 'select(.bench == "remote_ask" or .bench == "remote_tell")' "$results" >"$build_dir/cluster.routing.jsonl"
   if [[ -s $build_dir/cluster.routing.jsonl ]]; then
     echo
     print_table "$build_dir/cluster.routing.jsonl"
   fi
-  if jq -e 'select(.bench == "cluster_scaling")' "$results" >/dev/null; then
+  if jq -s -e 'any(.[]; .bench == "cluster_scaling")' "$results" >/dev/null; then
     echo "cluster_scaling: all node processes share this machine's $(nproc) cores with the nats-server, so more"
     echo "nodes add routing hops and contention, not capacity: the figures show overhead, not scale."
   fi
