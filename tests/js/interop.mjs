@@ -1,8 +1,13 @@
 // A service written with the official NATS JavaScript client (npm `nats`),
 // without any of Aether's code, that uses an actor's history as
-// docs/WIRE_FORMAT.md describes it: it reads every event Aether wrote and
-// checks each field, tails the namespace's stream for new events, and
-// appends an event that Aether then reads.
+// docs/WIRE_FORMAT.md describes it: it reads every event Aether wrote, by
+// consumer and by subject, placing writes by the chain rule, and checks each
+// field (subject, headers, each event's actor, version, id, type, schema
+// version, time, data and metadata, in the documented member order) and the
+// last version read through the stream leader; it tails the namespace's
+// stream for new events; and it appends an event after the last version it
+// read, which Aether then reads, and sees a second write of that version
+// refused.
 //
 //   node --harmony-json-parse-with-source interop.mjs <nats-url> <spec.json>
 //
@@ -68,30 +73,51 @@ const layout = {
   writeSubject(ns, type, key, first) {
     return `aether.${this.nsToken(ns)}.ev.${type}.${key}.${first}`;
   },
-  // One stored write -> its actor and its events with their versions.
-  decodeWrite(msg) {
+  // The members of each event of a write's payload, in their order.
+  members: ["actor", "version", "id", "type", "schema_version", "timestamp_ns", "data", "metadata"],
+  // One stored write (a consumer's message or a direct get's) -> its actor,
+  // its first and last versions and its events; checks the headers and that
+  // each event's actor and version agree with the write's place.
+  decodeWrite(ns, msg) {
     const tokens = msg.subject.split(".");
-    if (tokens.length !== 6 || tokens[0] !== "aether" || tokens[2] !== "ev") fail(`unexpected subject ${msg.subject}`);
+    if (tokens.length !== 6 || tokens[0] !== "aether" || tokens[1] !== this.nsToken(ns) || tokens[2] !== "ev") {
+      fail(`unexpected subject ${msg.subject}`);
+    }
+    const h = msg.headers ?? msg.header;
     const first = Number(tokens[5]);
-    const last = Number(msg.headers?.get("Aether-Last-Version"));
-    const writeId = msg.headers?.get("Aether-Write-Id");
+    const last = Number(h?.get("Aether-Last-Version"));
+    const writeId = h?.get("Aether-Write-Id");
+    if (h?.get("Nats-Expected-Last-Subject-Sequence") !== "0") fail(`write ${msg.seq} was not published expecting an empty subject`);
     const batch = parseJson(msg.string());
     if (!Array.isArray(batch) || batch.length === 0) fail(`write ${msg.seq} is not a JSON array of events`);
     if (last !== first + batch.length - 1) fail(`write ${msg.seq}: Aether-Last-Version ${last}, first ${first}, ${batch.length} events`);
     if (writeId !== batch[0].id) fail(`write ${msg.seq}: Aether-Write-Id ${writeId}, first event ${batch[0].id}`);
-    return {
-      type: tokens[3],
-      key: tokens[4],
-      events: batch.map((e, i) => ({ ...e, version: first + i })),
-    };
+    const actor = `${ns}/${tokens[3]}/${tokens[4]}`;
+    batch.forEach((e, i) => {
+      if (JSON.stringify(Object.keys(e)) !== JSON.stringify(this.members)) fail(`write ${msg.seq}: members ${Object.keys(e)}`);
+      if (e.actor !== actor) fail(`write ${msg.seq} on ${msg.subject}: an event of ${e.actor}`);
+      if (e.version !== first + i) fail(`write ${msg.seq} starting at ${first}: element ${i} says version ${e.version}`);
+    });
+    return { type: tokens[3], key: tokens[4], first, last, seq: msg.seq, events: batch };
+  },
+  // Places writes (in stream order) into the history: the chain from version
+  // 1, each write starting one after the previous one's last version, the
+  // first stored write of a place winning.
+  chain(writes) {
+    const byFirst = new Map();
+    for (const w of writes) if (!byFirst.has(w.first)) byFirst.set(w.first, w);
+    const events = [];
+    for (let next = 1, w; (w = byFirst.get(next)); next = w.last + 1) events.push(...w.events);
+    return events;
   },
   // How to append `events` after `version`: subject, headers, payload.
   encodeAppend(ns, type, key, version, events) {
     const h = headers();
     h.set("Aether-Write-Id", events[0].id);
     h.set("Aether-Last-Version", String(version + events.length));
-    const payload = "[" + events.map((e) =>
-      `{"id":${JSON.stringify(e.id)},"type":${JSON.stringify(e.type)},"schema_version":${e.schema_version},` +
+    const payload = "[" + events.map((e, i) =>
+      `{"actor":${JSON.stringify(`${ns}/${type}/${key}`)},"version":${version + 1 + i},` +
+      `"id":${JSON.stringify(e.id)},"type":${JSON.stringify(e.type)},"schema_version":${e.schema_version},` +
       `"timestamp_ns":${e.timestamp_ns},"data":${e.data},"metadata":${JSON.stringify(e.metadata)}}`).join(",") + "]";
     return { subject: this.writeSubject(ns, type, key, version + 1), headers: h, payload };
   },
@@ -123,7 +149,7 @@ function check(actor, got, want) {
 }
 
 // Reads every write of a filter, from the stream's start, with an ordered consumer.
-async function readAll(js, stream, filter) {
+async function readAll(js, ns, stream, filter) {
   const consumer = await js.consumers.get(stream, { filterSubjects: filter });
   const writes = [];
   for (;;) {
@@ -131,7 +157,7 @@ async function readAll(js, stream, filter) {
     let n = 0;
     let done = false;
     for await (const m of batch) {
-      writes.push(layout.decodeWrite(m));
+      writes.push(layout.decodeWrite(ns, m));
       ++n;
       if (m.info.pending === 0) done = true;
     }
@@ -150,18 +176,35 @@ async function main() {
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
 
-  // 1. Read each actor's whole history and check every field.
+  // 1. Read each actor's whole history, both ways the format describes, and check every field.
   let read = 0;
   for (const actor of spec.actors) {
-    const writes = await readAll(js, stream, layout.actorFilter(ns, actor.type, actor.key));
-    const events = [];
-    for (const w of writes) {
-      if (w.type !== actor.type || w.key !== actor.key) fail(`a write of ${w.type}.${w.key} under ${actor.type}.${actor.key}`);
-      events.push(...w.events);
-    }
-    events.sort((a, b) => a.version - b.version);
-    if (events.length !== actor.events.length) fail(`${actor.type}.${actor.key}: ${events.length} events read, ${actor.events.length} written`);
+    const where = `${actor.type}.${actor.key}`;
+    const writes = await readAll(js, ns, stream, layout.actorFilter(ns, actor.type, actor.key));
+    for (const w of writes) if (w.type !== actor.type || w.key !== actor.key) fail(`a write of ${w.type}.${w.key} under ${where}`);
+    const events = layout.chain(writes);
+    if (events.length !== actor.events.length) fail(`${where}: ${events.length} events read by consumer, ${actor.events.length} written`);
     events.forEach((e, i) => check(actor, e, actor.events[i]));
+    // By subject: the first message on each write's subject, from version 1 on.
+    const bySubject = [];
+    for (let next = 1; ; ) {
+      let m;
+      try {
+        m = await jsm.direct.getMessage(stream, { next_by_subj: layout.writeSubject(ns, actor.type, actor.key, next), seq: 1 });
+      } catch (e) {
+        if (e.code === "404" || /no message found/i.test(e.message)) break;
+        throw e;
+      }
+      const w = layout.decodeWrite(ns, m);
+      bySubject.push(...w.events);
+      next = w.last + 1;
+    }
+    if (!same(bySubject, events)) fail(`${where}: read by subject differs from read by consumer`);
+    // The last version, through the stream leader.
+    const last = await jsm.streams.getMessage(stream, { last_by_subj: layout.actorFilter(ns, actor.type, actor.key) });
+    if (Number(last.header.get("Aether-Last-Version")) !== actor.events.length) {
+      fail(`${where}: last version ${last.header.get("Aether-Last-Version")}, ${actor.events.length} written`);
+    }
     read += events.length;
   }
   process.stdout.write(`read ${read}\n`);
@@ -176,7 +219,7 @@ async function main() {
   const tailed = [];
   const messages = await tail.consume();
   (async () => {
-    for await (const m of messages) tailed.push(layout.decodeWrite(m));
+    for await (const m of messages) tailed.push(layout.decodeWrite(ns, m));
   })().catch((e) => fail(`tail: ${e.message}`));
   process.stdout.write("tailing\n");
 
@@ -191,15 +234,18 @@ async function main() {
   if (count() !== wanted) fail(`${count()} events tailed, ${wanted} written`);
   for (const actor of more.actors) {
     const events = tailed.filter((w) => w.type === actor.type && w.key === actor.key).flatMap((w) => w.events);
-    events.sort((a, b) => a.version - b.version);
     if (events.length !== actor.events.length) fail(`${actor.type}.${actor.key}: ${events.length} tailed, ${actor.events.length} written`);
     events.forEach((e, i) => check(actor, e, actor.events[i]));
   }
   messages.stop();
   process.stdout.write(`tailed ${wanted}\n`);
 
-  // 3. Append one event after the actor's current version, as the rules say.
+  // 3. Append one event after the actor's current version, as the rules say:
+  //    the last version read through the stream leader, then the next subject.
   const a = spec.append;
+  const lastMsg = await jsm.streams.getMessage(stream, { last_by_subj: layout.actorFilter(ns, a.type, a.key) });
+  const current = Number(lastMsg.header.get("Aether-Last-Version"));
+  if (current !== a.version) fail(`${a.type}.${a.key} is at version ${current}, the test wrote ${a.version}`);
   const event = {
     id: randomBytes(16).toString("hex"),
     type: a.type === "ledger" ? "ledger.noted" : "noted",
@@ -208,12 +254,12 @@ async function main() {
     data: JSON.stringify({ from: "javascript", amount: 7, nested: { list: [1, "two", null] } }),
     metadata: { source: "js" },
   };
-  const w = layout.encodeAppend(ns, a.type, a.key, a.version, [event]);
+  const w = layout.encodeAppend(ns, a.type, a.key, current, [event]);
   const ack = await js.publish(w.subject, w.payload, { headers: w.headers, expect: { lastSubjectSequence: 0 } });
   process.stdout.write(`appended ${JSON.stringify({ ...event, data: JSON.parse(event.data), timestamp_ns: String(event.timestamp_ns), version: a.version + 1, sequence: ack.seq })}\n`);
 
   // 4. A second write of the same version is refused by the server.
-  const again = layout.encodeAppend(ns, a.type, a.key, a.version, [{ ...event, id: randomBytes(16).toString("hex") }]);
+  const again = layout.encodeAppend(ns, a.type, a.key, current, [{ ...event, id: randomBytes(16).toString("hex") }]);
   try {
     await js.publish(again.subject, again.payload, { headers: again.headers, expect: { lastSubjectSequence: 0 } });
     fail("a second write of the same version was stored");
