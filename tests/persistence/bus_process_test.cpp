@@ -1,6 +1,7 @@
 // The event bus between node processes on a real nats-server: live delivery,
 // and a durable subscriber whose process is stopped, or killed, and started
 // again.
+#include "bus_fixtures.hpp"
 #include "store_fixtures.hpp"
 #include "support/child_process.hpp"
 #include "support/eventually.hpp"
@@ -41,8 +42,8 @@ void wait_ready(child_process& p) {
 
 /// Publishes `count` persisted and `count` published events from a node
 /// process; returns what its own subscriber got.
-int publish(const std::string& url, int count, int first) {
-  child_process p{{AETHER_BUS_NODE, url, "publish", "bus", std::to_string(count), std::to_string(first)}};
+int publish(const std::string& url, int count, int first, const std::string& ns = "bus") {
+  child_process p{{AETHER_BUS_NODE, url, "publish", ns, std::to_string(count), std::to_string(first)}};
   const auto l = p.line(std::chrono::steady_clock::now() + 60s);
   REQUIRE_MESSAGE(l, "the publisher did not finish");
   const int status = p.wait();
@@ -55,7 +56,7 @@ int publish(const std::string& url, int count, int first) {
 /// One "E <actor> <version> <sequence>" line, or nothing for another line.
 std::optional<delivery> parse(const std::string& line) {
   const auto w = aether::testing::words(line);
-  if (w.size() != 4 || w[0] != "E") return std::nullopt;
+  if (w.size() != 5 || w[0] != "E") return std::nullopt;
   return delivery{w[1], std::stoull(w[2]), std::stoull(w[3])};
 }
 
@@ -107,6 +108,62 @@ TEST_CASE("events from one node process reach a subscriber in another, once each
   CHECK(next.at("account/acc") == versions(101, 101));
   CHECK(next.at("notice/n") == versions(101, 101));
   stop(sub);
+}
+
+TEST_CASE("across node processes, every namespace pattern gets exactly the namespaces NATS's rules match") {
+  aether::testing::nats_server server;
+  const auto& patterns = test::matrix_patterns();
+  const std::vector<std::string> namespaces{"acme",          "acme.billing",   "acme_billing", "acme.billing.eu",
+                                            "acme._billing", "globex.billing", "a.b.c.d.e.f",  "x.y"};
+  std::vector<std::string> args{AETHER_BUS_NODE, server.url(), "watch"};
+  args.insert(args.end(), patterns.begin(), patterns.end());
+  child_process watcher{std::move(args)};
+  wait_ready(watcher);
+  constexpr int per_namespace = 2; // persisted and published events each
+  std::size_t expected = 0;
+  for (const auto& pattern : patterns) {
+    for (const auto& ns : namespaces) expected += test::reference_match(pattern, ns) ? 2 * per_namespace : 0;
+  }
+  std::string list;
+  for (const auto& ns : namespaces) list += (list.empty() ? "" : ",") + ns;
+  // One publishing node for all namespaces, each one's events in turn.
+  CHECK(publish(server.url(), per_namespace, 1, list) == static_cast<int>(2 * per_namespace * namespaces.size()));
+  // "<pattern index> <ns>" -> what arrived, in order.
+  std::map<std::pair<std::size_t, std::string>, std::vector<std::string>> got;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  const auto take = [&](const std::string& line) {
+    const auto w = aether::testing::words(line);
+    if (w.size() != 5 || w[0] != "M") return;
+    const auto index = std::stoul(w[1]);
+    REQUIRE(index < patterns.size());
+    CHECK_MESSAGE(test::reference_match(patterns[index], w[2]), patterns[index] << " got an event of " << w[2]);
+    got[{index, w[2]}].push_back(w[3] + " " + w[4]);
+  };
+  for (std::size_t n = 0; n < expected; ++n) {
+    const auto l = watcher.line(deadline);
+    REQUIRE_MESSAGE(l, "got " << n << " of " << expected << " deliveries");
+    take(*l);
+  }
+  CHECK(watcher.terminate() == 0);
+  if (const auto rest = watcher.rest(std::chrono::steady_clock::now() + 10s)) {
+    for (const auto& l : *rest) take(l); // anything more is a leak or a duplicate
+  }
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    for (const auto& ns : namespaces) {
+      INFO("pattern '", patterns[i], "', namespace '", ns, "'");
+      const auto it = got.find({i, ns});
+      if (!test::reference_match(patterns[i], ns)) {
+        CHECK(it == got.end());
+        continue;
+      }
+      REQUIRE(it != got.end());
+      std::map<std::string, std::vector<std::string>> by_actor;
+      for (const auto& d : it->second) by_actor[d.substr(0, d.find(' '))].push_back(d.substr(d.find(' ') + 1));
+      CHECK(by_actor["account/acc"] == std::vector<std::string>{"1", "2"});
+      CHECK(by_actor["notice/n"] == std::vector<std::string>{"1", "2"});
+      CHECK(by_actor.size() == 2);
+    }
+  }
 }
 
 TEST_CASE("a durable subscriber stopped and started again gets what it missed, in order, and nothing twice") {
