@@ -575,6 +575,7 @@ growth_job() { # impl writes exe prefix
   local dir pid port url="" rss0 rss1 rss2 since out line _
   dir=$(mktemp -d "${TMPDIR:-/tmp}/aether-bench-growth.XXXXXX")
   rss() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+  : >"$dir/log"
   launch() { # port
     nats-server -js -a 127.0.0.1 -p "$1" -sd "$dir/store" >>"$dir/log" 2>&1 &
     pid=$!
@@ -698,8 +699,12 @@ run_persistence() {
     done
     run_rounds "$raw.growth"
     cat "$raw.growth" >>"$raw"
-    runs=$saved_runs
-    warmup=$saved_warmup
+    if [[ -n $only ]]; then
+      runs=1 # the rounds the summary names: growth's only
+    else
+      runs=$saved_runs
+      warmup=$saved_warmup
+    fi
   fi
   finish_suite persistence "$raw"
   echo
