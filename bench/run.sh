@@ -384,9 +384,10 @@ build_against() {
   git -C "$repo_root" worktree add --detach "$against_dir" "$against" >&2
   local launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  cmake -S "$against_dir" -B "$against_dir/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAETHER_ENABLE_BENCH=ON \
-    "${launcher[@]}" >&2
-  cmake --build "$against_dir/build-bench" --target aether_local_bench >&2
+  # Paths relative to the worktree in ccache's hashes: a later run's worktree (another temporary name) hits the cache.
+  CCACHE_BASEDIR="$against_dir" cmake -S "$against_dir" -B "$against_dir/build-bench" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DAETHER_ENABLE_BENCH=ON "${launcher[@]}" >&2
+  CCACHE_BASEDIR="$against_dir" cmake --build "$against_dir/build-bench" --target aether_local_bench >&2
   against_exe="$against_dir/build-bench/bench/aether_local_bench"
 }
 
@@ -478,7 +479,7 @@ run_local() {
     add_job activate "$aether" --only activate_es "${common[@]}"
     caf_job activate --only activate "${common[@]}"
     # +P: room for a million processes (the default limit is 262,144).
-    ((arm64)) || add_job activate erl +S "$all" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main activate "$scale" 1
+    ((arm64)) || [[ -n $against ]] || add_job activate erl +S "$all" +P 4000000 -noshell -pa "$erl_dir" -s local_bench main activate "$scale" 1
   fi
   if [[ -z $only || $only == skynet ]]; then
     local threads=(1)
