@@ -93,7 +93,9 @@ bool check_replicas(nats::connection& conn, int replicas) {
       "leader's at the same stream sequences (measured on 2.9.10), so a read it serves can miss an acknowledged "
       "write or a version. Aether therefore reads event histories write by write through the stream leader (slower "
       "for long histories); durable bus subscribers still read through a consumer, and a later leader change to "
-      "that replica would show its view. Use replicas=1, or nats-server 2.11 or later",
+      "that replica would show its view. Right after a leader change a new leader may also answer before it has "
+      "applied its log, so the version an append is checked against can be stale. Use replicas=1, or nats-server "
+      "2.11 or later",
       replicas, version ? *version : std::string{"(version unknown)"});
   return true;
 }
@@ -134,7 +136,8 @@ struct jetstream_event_store::impl {
   struct reading {
     actor_id actor;
     std::uint64_t from = 1;
-    std::uint64_t next = 1; // the version the next write of the history starts at
+    std::uint64_t start = 1; // the first write read starts here (with a hint, at `from`)
+    std::uint64_t next = 1;  // the version the next write of the history starts at
     std::vector<event> events;
     std::map<std::uint64_t, pending_write> pending; // by first version
     std::vector<unread_write> undecodable;
@@ -696,7 +699,8 @@ struct jetstream_event_store::impl {
           error{errc::replay_failed, fmt::format("{}: message {} has the subject {}, which names no version",
                                                  r.actor.to_string(), sequence, subject)});
     }
-    if (*first < r.next) { // at or inside a place already taken: not even decoded
+    if (*first < r.start) return true; // before the read's start (a consumer from a hint)
+    if (*first < r.next) {             // at or inside a place already taken: not even decoded
       skip(r, *first, sequence, fmt::format("versions up to {} were written before it", r.next - 1));
       return true;
     }
@@ -856,12 +860,11 @@ jetstream_store_stats jetstream_event_store::stats() const noexcept {
 std::string jetstream_event_store::stream_name(std::string_view ns) { return detail::namespace_stream_name(ns); }
 
 std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t first_version) {
-  return fmt::format("aether.{}.ev.{}.{}.{}", detail::namespace_token(actor.ns()), actor.type(), actor.key(),
-                     first_version);
+  return fmt::format("aether.{}.ev.{}.{}.{}", actor.ns(), actor.type(), actor.key(), first_version);
 }
 
 std::string jetstream_event_store::actor_filter(const actor_id& actor) {
-  return fmt::format("aether.{}.ev.{}.{}.*", detail::namespace_token(actor.ns()), actor.type(), actor.key());
+  return fmt::format("aether.{}.ev.{}.{}.*", actor.ns(), actor.type(), actor.key());
 }
 
 expected<void> jetstream_event_store::prepare(std::string_view ns) {
@@ -947,7 +950,7 @@ void jetstream_event_store::start_read(const actor_id& actor, std::uint64_t from
   // With a hint, `from_version` starts a write (an actor's version + 1);
   // without one, walk from the first write and skip what comes before.
   const auto start = hint != 0 ? r->from : 1;
-  r->next = start;
+  r->start = r->next = start;
   r->hint = hint;
   r->owner = impl_;
   impl_->post([p = impl_.get(), r, start] { p->walk(r, start); });

@@ -391,6 +391,26 @@ TEST_CASE("writes stored beside a history by a writer outside the rules are skip
   }
 }
 
+TEST_CASE("a read from a snapshot's version leaves nothing out of what comes before it") {
+  aether::testing::nats_server server;
+  auto store = test::open_store(test::connect(server.url()));
+  const actor_id a{"account", "from-snapshot"};
+  for (std::uint64_t v = 0; v < 40; ++v) REQUIRE(store->append_wait(a, v, {make_event("deposited")}));
+  auto all = store->read_wait(a);
+  REQUIRE(all);
+  REQUIRE(all->size() == 40);
+  // As an activation after a snapshot at version 10 reads: the consumer
+  // starts at that write's sequence and passes writes before version 11.
+  std::promise<aether::expected<std::vector<aether::event>>> done;
+  store->read(a, 11, (*all)[9].sequence, [&](aether::expected<std::vector<aether::event>> r) { done.set_value(r); });
+  auto tail = done.get_future().get();
+  REQUIRE_MESSAGE(tail, (tail ? "" : tail.error().to_string()));
+  REQUIRE(tail->size() == 30);
+  CHECK(tail->front().version == 11);
+  CHECK(tail->back().version == 40);
+  CHECK(store->stats().skipped_writes == 0);
+}
+
 TEST_CASE("a reporting read returns the clean events and names each write that does not decode") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());
