@@ -174,6 +174,19 @@ void actor_system::close(unique_function<void()> done) {
   }
 }
 
+void actor_system::release(std::function<bool(const actor_id&)> moved, unique_function<void(std::size_t)> done) {
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(core_->shards.size());
+  auto busy = std::make_shared<std::atomic<std::size_t>>(0);
+  auto finish = std::make_shared<unique_function<void(std::size_t)>>(std::move(done));
+  auto pick = std::make_shared<const std::function<bool(const actor_id&)>>(std::move(moved));
+  for (auto& s : core_->shards) {
+    core_->exec.post(s->lane(), [p = s.get(), remaining, busy, finish, pick] {
+      busy->fetch_add(p->release(*pick), std::memory_order_relaxed);
+      if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1 && *finish) (*finish)(busy->load());
+    });
+  }
+}
+
 void close_and_join(actor_system& system, thread_pool_executor& pool) {
   std::promise<void> closed;
   system.close([&closed] { closed.set_value(); });

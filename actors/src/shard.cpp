@@ -23,6 +23,10 @@ private:
   shard* previous_;
 };
 
+/// How long the placement keeps trying to place an ask rerouted from here;
+/// the asker's own timeout ends it first.
+constexpr executor::duration reroute_timeout = std::chrono::seconds{60};
+
 executor::duration sweep_interval(const system_config& cfg) {
   using namespace std::chrono;
   const executor::duration idle = cfg.idle_timeout;
@@ -135,6 +139,10 @@ void shard::deliver(envelope& env) {
   if (auto it = directory_.find(env.target); it != directory_.end()) {
     c = &it->second;
   } else {
+    if (auto* p = core_.placement_.load(std::memory_order_acquire); p != nullptr && !p->may_activate(env.target)) {
+      reroute(env);
+      return;
+    }
     auto activated = activate(env.target);
     if (!activated) {
       core_.fail(env, activated.error());
@@ -147,6 +155,43 @@ void shard::deliver(envelope& env) {
     return;
   }
   invoke(*c, env, true);
+}
+
+void shard::reroute(envelope& env) {
+  // The actor's shard is served elsewhere now: the placement takes it there.
+  // An asker still waits on its own timeout; the placement retries no longer.
+  auto reply = env.reply;
+  const auto target = env.target;
+  const std::string type{env.payload.type_name()};
+  if (auto sent = core_.send(std::move(env), false, reroute_timeout); !sent) {
+    if (reply) {
+      reply->complete(message{sent.error()});
+    } else {
+      core_.dead_letter(target, type, sent.error().code());
+    }
+  }
+}
+
+std::size_t shard::release(const std::function<bool(const actor_id&)>& moved) {
+  turn_scope turn{this};
+  if (closed_) return 0;
+  // What is queued now is handled here first, as on close.
+  const auto limit = core_.config.drain_batch;
+  for (auto rounds = count_.load(std::memory_order_acquire) / limit + 1; rounds > 0 && !idle(); --rounds) drain();
+  now_ = core_.exec.now();
+  std::size_t busy = 0;
+  for (auto it = directory_.begin(); it != directory_.end();) {
+    if (!moved(it->first)) {
+      ++it;
+    } else if (it->second.suspended > 0 || it->second.restarting) {
+      // Waiting (a write in flight): it passivates on a later round.
+      ++busy;
+      ++it;
+    } else {
+      it = passivate(it, error{errc::unavailable, fmt::format("{} moved to another node", it->first.to_string())});
+    }
+  }
+  return busy;
 }
 
 void shard::stash(cell& c, envelope&& env) {

@@ -5,6 +5,7 @@
 #include <concurrentqueue/concurrentqueue.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -61,6 +62,10 @@ public:
   /// Handles what is queued, passivates all actors and refuses later
   /// messages. On the lane.
   void close();
+  /// Handles what is queued, then passivates the active actors `moved`
+  /// picks (their shard moves to another node); returns how many of them
+  /// are still waiting (a write in flight) and stay. On the lane.
+  std::size_t release(const std::function<bool(const actor_id&)>& moved);
   /// Fails whatever is still queued. Only once nothing runs the lanes.
   void discard_queued();
 
@@ -79,6 +84,8 @@ private:
   /// Keeps a message while its actor waits or restarts; past the mailbox
   /// capacity it is a counted dead letter and an asker gets mailbox_full.
   void stash(cell& c, envelope&& env);
+  /// Hands a message for an actor not served here to the placement.
+  void reroute(envelope& env);
   void answer(envelope& env);
   expected<cell*> activate(const actor_id& id);
   void invoke(cell& c, envelope& env, bool touch);

@@ -151,6 +151,7 @@ struct node::impl {
 
   std::mutex mutex;
   bool stopped = false;
+  bool left_cluster = false;
 
   /// Starts the services in order; on failure the started ones stop in reverse.
   void start() {
@@ -176,21 +177,39 @@ struct node::impl {
         "bus", [&] { bus = open_bus(config, *pool, conns); }, [&] { bus->close(); });
     running.start("stores", [&] { stores = open_stores(config, conns, bus); }, {});
     running.start(
-        "actors", [] {}, [&] { close_actors(); });
-    running.start(
-        "cluster", [&] { join_cluster(); },
+        "actors", [] {},
         [&] {
-          std::promise<void> left;
-          members->stop([&left] { left.set_value(); });
-          left.get_future().wait();
+          close_actors();
+          // The placement stays (actors closing may still send to others);
+          // the inbox closes once the actors did.
+          if (router) router->stop();
         });
+    running.start(
+        "cluster", [&] { join_cluster(); }, [&] { leave_cluster(); });
     running.start(
         "routing", [&] { start_routing(); },
         [&] {
-          // The placement stays: actors draining may still send to others.
           router_watch.reset();
-          if (router) router->stop();
+          if (!router) return;
+          // A graceful stop hands the shards over: the leave record moves
+          // them in the next map, while this node finishes what is queued
+          // for them, passivates and releases them to the new owners.
+          leave_cluster();
+          std::promise<void> released;
+          router->leave([&released] { released.set_value(); });
+          if (released.get_future().wait_for(config.drain_timeout) != std::future_status::ready) {
+            log(log_level::warn, "shutdown: shards not released within {} ms", config.drain_timeout.count());
+          }
         });
+  }
+
+  /// Announces the leave (once) and stops the membership.
+  void leave_cluster() {
+    if (!members || left_cluster) return;
+    left_cluster = true;
+    std::promise<void> left;
+    members->stop([&left] { left.set_value(); });
+    left.get_future().wait();
   }
 
   /// On NATS with routing on, messages for actors of shards other nodes own go there; the
@@ -198,8 +217,9 @@ struct node::impl {
   void start_routing() {
     if (!conns.quick || !config.cluster.route_messages) return;
     const auto view = members->snapshot();
-    router = std::make_shared<shard_router>(*system, *pool, pool->lane_count() - 1, conns.quick, view->cluster,
-                                            view->shard_count);
+    router = std::make_shared<shard_router>(
+        *system, *pool, pool->lane_count() - 1, conns.quick, view->cluster, view->shard_count,
+        shard_router::options{config.cluster.release_timeout, config.cluster.hold_limit});
     router_watch = members->watch([r = std::weak_ptr{router}](const cluster_snapshot& s) {
       if (auto p = r.lock()) p->apply(s);
     });

@@ -64,7 +64,9 @@ expected<node_config> node_config::from_env() {
         read_env<std::uint32_t>("AETHER_CLUSTER_SHARDS", c.cluster.shards, 1, 1u << 16),
         read_ms("AETHER_HEARTBEAT_MS", c.cluster.heartbeat_interval, 1),
         read_ms("AETHER_FAILURE_TIMEOUT_MS", c.cluster.failure_timeout, 1),
-        read_ms("AETHER_ELECTION_STEP_MS", c.cluster.election_step)}) {
+        read_ms("AETHER_ELECTION_STEP_MS", c.cluster.election_step),
+        read_ms("AETHER_RELEASE_TIMEOUT_MS", c.cluster.release_timeout),
+        read_env<std::size_t>("AETHER_HOLD_LIMIT", c.cluster.hold_limit, 1, std::size_t{1} << 30)}) {
     if (!r) return r.error();
   }
   int routing = c.cluster.route_messages ? 1 : 0;

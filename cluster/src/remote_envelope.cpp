@@ -29,23 +29,25 @@ struct wire_envelope {
   std::uint64_t timeout_ms = 0;
   std::uint64_t epoch = 0;
   std::uint32_t shard = 0;
+  std::optional<std::uint32_t> hops;
   std::optional<wire_error> failure;
 };
 AETHER_JSON_FIELDS(wire_envelope, kind, from_node, from_incarnation, target, sender, type, payload, correlation,
-                   timeout_ms, epoch, shard, failure)
+                   timeout_ms, epoch, shard, hops, failure)
 
 /// Envelopes bigger than this are refused before parsing.
 constexpr std::size_t max_envelope_size = std::size_t{8} << 20;
 
 std::optional<remote_kind> kind_of(std::string_view name) {
-  for (auto k : {remote_kind::tell, remote_kind::ask, remote_kind::answer, remote_kind::not_owner}) {
+  for (auto k : {remote_kind::tell, remote_kind::ask, remote_kind::answer, remote_kind::not_owner,
+                 remote_kind::released, remote_kind::query}) {
     if (to_string(k) == name) return k;
   }
   return std::nullopt;
 }
 
 std::optional<errc> errc_of(std::string_view name) {
-  for (int c = static_cast<int>(errc::invalid_id); c <= static_cast<int>(errc::no_wire_form); ++c) {
+  for (int c = static_cast<int>(errc::invalid_id); c <= static_cast<int>(errc::permission_denied); ++c) {
     if (to_string(static_cast<errc>(c)) == name) return static_cast<errc>(c);
   }
   return std::nullopt;
@@ -65,6 +67,10 @@ std::string_view to_string(remote_kind k) noexcept {
     return "answer";
   case remote_kind::not_owner:
     return "not_owner";
+  case remote_kind::released:
+    return "released";
+  case remote_kind::query:
+    return "query";
   }
   return "unknown";
 }
@@ -82,6 +88,7 @@ std::string encode_envelope(const remote_envelope& e) {
   w.timeout_ms = e.timeout_ms;
   w.epoch = e.epoch;
   w.shard = e.shard;
+  if (e.hops != 0) w.hops = e.hops;
   if (e.failure)
     w.failure = wire_error{std::string{to_string(e.failure->code())}, e.failure->detail(), e.failure->value()};
   return json::encode(w);
@@ -107,7 +114,9 @@ expected<remote_envelope> decode_envelope(std::string_view bytes) {
       e.sender = std::move(*sender);
     }
   }
-  if (e.kind != remote_kind::tell && w->correlation == 0) return malformed("an ask or answer without a correlation");
+  if ((e.kind == remote_kind::ask || e.kind == remote_kind::answer || e.kind == remote_kind::not_owner) &&
+      w->correlation == 0)
+    return malformed("an ask or answer without a correlation");
   e.correlation = w->correlation;
   const bool carries_value =
       e.kind == remote_kind::tell || e.kind == remote_kind::ask || (e.kind == remote_kind::answer && !w->failure);
@@ -127,6 +136,7 @@ expected<remote_envelope> decode_envelope(std::string_view bytes) {
   e.timeout_ms = w->timeout_ms;
   e.epoch = w->epoch;
   e.shard = w->shard;
+  e.hops = w->hops.value_or(0);
   return e;
 }
 

@@ -18,6 +18,8 @@ enum class remote_kind : std::uint8_t {
   ask,       ///< a message for `target`; the answer goes back to `from` with `correlation`
   answer,    ///< the answer to ask `correlation`: a value (`type`, `payload`) or `failure`
   not_owner, ///< ask `correlation` was not delivered: the receiver does not own the shard
+  released,  ///< the sender handed over `shard` (it finished and passivated its actors) as of map `epoch`
+  query,     ///< the sender waits for `shard`: a node that released it answers `released` again
 };
 
 [[nodiscard]] std::string_view to_string(remote_kind k) noexcept;
@@ -41,9 +43,11 @@ struct remote_envelope {
   std::uint64_t correlation = 0;
   /// How long the asker still waits, in milliseconds, when sent (ask).
   std::uint64_t timeout_ms = 0;
-  /// The map epoch and cluster shard the sender routed by (tell, ask).
+  /// The map epoch and cluster shard the sender routed by (tell, ask), or released (released).
   std::uint64_t epoch = 0;
   std::uint32_t shard = 0;
+  /// How often a tell was sent on by a node that no longer owned its shard.
+  std::uint32_t hops = 0;
   /// The error an answer carries instead of a value.
   std::optional<error> failure;
 };

@@ -15,20 +15,26 @@ using namespace std::chrono_literals;
 
 /// How long an ask waits before it looks for an owner again.
 constexpr executor::duration retry_backoff = 20ms;
-constexpr executor::duration sweep_period = 1s;
+/// How often the handoff's deadlines are checked; answered asks are swept every tenth time.
+constexpr executor::duration tick_period = 100ms;
+/// How long a release waits for actors with a write in flight, and how often it looks.
+constexpr executor::duration release_wait = 2s;
+constexpr executor::duration release_retry = 5ms;
+/// A tell is sent on by nodes that no longer own its shard at most this often.
+constexpr std::uint32_t max_hops = 3;
 
 /// The answer to an ask that came from another node: sent back to the
 /// asking node's inbox with the ask's correlation.
 class remote_reply_slot final : public detail::reply_slot {
 public:
-  remote_reply_slot(std::shared_ptr<shard_router> router, member_id asker, std::uint64_t correlation)
-      : router_{std::move(router)}, asker_{std::move(asker)}, correlation_{correlation} {}
+  remote_reply_slot(std::shared_ptr<shard_router> router, member_id self, member_id asker, std::uint64_t correlation)
+      : router_{std::move(router)}, self_{std::move(self)}, asker_{std::move(asker)}, correlation_{correlation} {}
 
 protected:
   void deliver(message&& answer) override {
     remote_envelope e;
     e.kind = remote_kind::answer;
-    e.from = router_->self();
+    e.from = self_;
     e.correlation = correlation_;
     if (auto* err = answer.get_if<error>()) {
       e.failure = std::move(*err);
@@ -48,6 +54,7 @@ protected:
 
 private:
   std::shared_ptr<shard_router> router_;
+  member_id self_;
   member_id asker_;
   std::uint64_t correlation_;
 };
@@ -57,69 +64,252 @@ std::uint64_t millis(executor::duration d) {
       std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count()));
 }
 
+error overflow(std::uint32_t shard) {
+  return error{errc::unavailable, fmt::format("cluster shard {} is moving and its buffer is full", shard)};
+}
+
 } // namespace
 
 shard_router::shard_router(actor_system& system, executor& exec, std::size_t lane,
-                           std::shared_ptr<nats::connection> conn, std::string cluster, std::uint32_t shard_count)
+                           std::shared_ptr<nats::connection> conn, std::string cluster, std::uint32_t shard_count,
+                           options opts)
     : system_{system},
       exec_{exec},
       lane_{lane},
       conn_{std::move(conn)},
       cluster_{std::move(cluster)},
       shard_count_{shard_count},
-      owned_{std::make_unique<std::atomic<bool>[]>(shard_count)} {
-  for (std::uint32_t s = 0; s < shard_count_; ++s) owned_[s].store(false);
+      state_{std::make_unique<std::atomic<std::uint8_t>[]>(shard_count)},
+      handoff_{shard_count, opts.release_timeout, opts.hold_limit} {
+  for (std::uint32_t s = 0; s < shard_count_; ++s) state_[s].store(static_cast<std::uint8_t>(shard_state::remote));
 }
 
 shard_router::~shard_router() = default;
 
-void shard_router::apply(const cluster_snapshot& view) {
-  std::vector<bool> owned(shard_count_, false);
-  for (auto s : view.owned_shards) {
-    if (s < shard_count_) owned[s] = true;
+void shard_router::sync_states() {
+  for (std::uint32_t s = 0; s < shard_count_; ++s) {
+    state_[s].store(static_cast<std::uint8_t>(handoff_.state(s)), std::memory_order_relaxed);
   }
-  std::lock_guard lock{mutex_};
-  if (stopped_) return;
-  const bool new_self = !view_ || view_->self != view.self;
-  view_ = std::make_shared<const cluster_snapshot>(view);
-  for (std::uint32_t s = 0; s < shard_count_; ++s) owned_[s].store(owned[s], std::memory_order_relaxed);
-  if (new_self) {
-    // This incarnation's inbox (a node that rejoined has a new one).
-    auto sub = conn_->subscribe(cluster_subjects::node_inbox(cluster_, view.self.node, view.self.incarnation),
-                                [weak = weak_from_this()](const nats::message_view& m) {
-                                  if (auto self = weak.lock()) self->on_inbox(m.data());
-                                });
-    if (!sub) {
-      log(log_level::error, "cannot subscribe to this node's inbox: {}", sub.error().to_string());
-    } else {
-      inbox_.emplace(std::move(*sub));
+}
+
+void shard_router::apply(const cluster_snapshot& view) {
+  actions todo;
+  {
+    std::lock_guard lock{mutex_};
+    if (stopped_) return;
+    const bool new_self = !view_ || view_->self != view.self;
+    view_ = std::make_shared<const cluster_snapshot>(view);
+    const auto step = handoff_.apply(view, exec_.now());
+    take_step(step, todo);
+    if (new_self) {
+      // This incarnation's inbox (a node that rejoined has a new one).
+      auto sub = conn_->subscribe(cluster_subjects::node_inbox(cluster_, view.self.node, view.self.incarnation),
+                                  [weak = weak_from_this()](const nats::message_view& m) {
+                                    if (auto self = weak.lock()) self->on_inbox(m.data());
+                                  });
+      if (!sub) {
+        log(log_level::error, "cannot subscribe to this node's inbox: {}", sub.error().to_string());
+      } else {
+        inbox_.emplace(std::move(*sub));
+      }
+    }
+    if (sweep_timer_ == 0) {
+      sweep_timer_ = 1; // taken; the lane sets the real id
+      exec_.post(lane_, [weak = weak_from_this()] {
+        auto self = weak.lock();
+        if (!self) return;
+        const auto id = self->exec_.start_timer(self->lane_, tick_period, tick_period, [weak = self->weak_from_this()] {
+          if (auto s = weak.lock()) s->tick();
+        });
+        std::lock_guard inner{self->mutex_};
+        if (self->stopped_) {
+          self->exec_.cancel_timer(self->lane_, id);
+        } else {
+          self->sweep_timer_ = id;
+        }
+      });
     }
   }
-  if (sweep_timer_ == 0) {
-    sweep_timer_ = 1; // taken; the lane sets the real id
-    exec_.post(lane_, [weak = weak_from_this()] {
-      auto self = weak.lock();
-      if (!self) return;
-      const auto id = self->exec_.start_timer(self->lane_, sweep_period, sweep_period, [weak = self->weak_from_this()] {
-        if (auto s = weak.lock()) s->sweep();
-      });
-      std::lock_guard inner{self->mutex_};
-      self->sweep_timer_ = id;
-    });
+  run(std::move(todo));
+}
+
+void shard_router::take_step(const handoff_step& step, actions& todo) {
+  sync_states();
+  for (auto s : step.serve) {
+    for (auto& e : handoff_.take_held(s)) deliver_here(std::move(e), todo);
   }
+  for (auto s : step.rehome) {
+    const auto owner = owner_of(s);
+    for (auto& e : handoff_.take_held(s)) {
+      if (owner.empty() || owner == view_->self) {
+        hold(s, std::move(e), todo);
+      } else if (e.kind == remote_kind::ask) {
+        // Held on its way here; certainly not delivered: the asker looks again.
+        remote_envelope no;
+        no.kind = remote_kind::not_owner;
+        no.from = view_->self;
+        no.correlation = e.correlation;
+        todo.sends.emplace_back(e.from, std::move(no));
+      } else {
+        e.from = view_->self;
+        e.epoch = view_->epoch();
+        todo.sends.emplace_back(owner, std::move(e));
+      }
+    }
+  }
+  for (const auto& [s, from] : step.query) {
+    remote_envelope q;
+    q.kind = remote_kind::query;
+    q.from = view_->self;
+    q.epoch = view_->epoch();
+    q.shard = s;
+    if (!from.empty()) {
+      todo.sends.emplace_back(from, q);
+      continue;
+    }
+    for (const auto& m : view_->members) {
+      if (m.status == member_status::alive && m.id != view_->self) todo.sends.emplace_back(m.id, q);
+    }
+  }
+  todo.drain.insert(todo.drain.end(), step.drain.begin(), step.drain.end());
+  todo.drop.insert(todo.drop.end(), step.drop.begin(), step.drop.end());
+  if (!step.drain.empty() || !step.drop.empty()) {
+    log(log_level::info, "map {}: {} shards move away, {} stop here", view_ ? view_->epoch() : 0, step.drain.size(),
+        step.drop.size());
+  }
+}
+
+void shard_router::run(actions&& todo) {
+  for (auto& [to, e] : todo.sends) (void)send(to, e);
+  for (auto& [reply, err] : todo.failures) reply->complete(message{std::move(err)});
+  if (!todo.drain.empty()) release_shards(std::move(todo.drain), true, {});
+  if (!todo.drop.empty()) release_shards(std::move(todo.drop), false, {});
+}
+
+void shard_router::leave(unique_function<void()> done) {
+  actions todo;
+  std::vector<std::uint32_t> shards;
+  {
+    std::lock_guard lock{mutex_};
+    if (stopped_) {
+      done();
+      return;
+    }
+    auto step = handoff_.leave();
+    shards = std::move(step.drain);
+    step.drain.clear();
+    take_step(step, todo);
+  }
+  run(std::move(todo));
+  release_shards(std::move(shards), true, std::move(done));
+}
+
+void shard_router::release_shards(std::vector<std::uint32_t> shards, bool notify, unique_function<void()> done) {
+  auto mask = std::make_shared<std::vector<bool>>(shard_count_, false);
+  for (auto s : shards) mask->at(s) = true;
+  auto moved = [mask, n = shard_count_](const actor_id& id) { return (*mask)[id.shard(n)]; };
+  auto finish = std::make_shared<unique_function<void()>>(std::move(done));
+  auto task = std::make_shared<release_task>();
+  task->shards = std::move(shards);
+  task->moved = moved;
+  task->notify = notify;
+  task->finish = finish;
+  task->give_up = exec_.now() + release_wait;
+  release_round(task);
+}
+
+void shard_router::release_round(const std::shared_ptr<release_task>& task) {
+  // What is queued here is finished and the actors passivate; actors with a
+  // write in flight are waited for (until `release_wait`). Then the shards
+  // stop being served here, anything activated meanwhile passivates too,
+  // and the new owners hear that they may serve.
+  system_.release(task->moved, [weak = weak_from_this(), task](std::size_t busy) {
+    auto self = weak.lock();
+    if (!self) {
+      if (*task->finish) (*task->finish)();
+      return;
+    }
+    if (busy > 0 && self->exec_.now() < task->give_up) {
+      self->exec_.post(self->lane_, [weak, task] {
+        auto s = weak.lock();
+        if (!s) return;
+        s->exec_.start_timer(s->lane_, release_retry, executor::duration::zero(), [weak, task] {
+          if (auto r = weak.lock()) r->release_round(task);
+        });
+      });
+      return;
+    }
+    if (task->phase == 0) {
+      task->phase = 1;
+      {
+        std::lock_guard lock{self->mutex_};
+        const bool leaving = self->handoff_.leaving();
+        for (auto s : task->shards) {
+          auto to = self->handoff_.drained(s);
+          if (!task->notify) continue;
+          if (to) {
+            task->to_notify.emplace_back(*to, s);
+          } else if (leaving && self->view_) {
+            // The new owners are not known here: every live member hears it.
+            for (const auto& m : self->view_->members) {
+              if (m.status == member_status::alive && m.id != self->view_->self) task->to_notify.emplace_back(m.id, s);
+            }
+          }
+        }
+        self->sync_states();
+      }
+      self->release_round(task);
+      return;
+    }
+    remote_envelope e;
+    e.kind = remote_kind::released;
+    {
+      std::lock_guard lock{self->mutex_};
+      if (self->view_) {
+        e.from = self->view_->self;
+        e.epoch = self->view_->epoch();
+      }
+    }
+    for (const auto& [to, s] : task->to_notify) {
+      if (e.from.empty()) break;
+      e.shard = s;
+      if (auto sent = self->send(to, e); !sent) {
+        log(log_level::warn, "release of shard {} to {} not sent: {}", s, to.to_string(), sent.error().to_string());
+      }
+    }
+    if (*task->finish) (*task->finish)();
+  });
 }
 
 void shard_router::stop() {
   std::optional<nats::subscription> inbox;
   executor::timer_id timer = 0;
+  actions todo;
   {
     std::lock_guard lock{mutex_};
+    if (stopped_) return;
+    // What still waits here cannot be delivered any more: asks were not,
+    // so their askers look again; tells are counted dead letters.
+    for (std::uint32_t s = 0; s < shard_count_; ++s) {
+      for (auto& e : handoff_.take_held(s)) {
+        if (e.kind == remote_kind::ask && view_ && e.from != view_->self) {
+          remote_envelope no;
+          no.kind = remote_kind::not_owner;
+          no.from = view_->self;
+          no.correlation = e.correlation;
+          todo.sends.emplace_back(e.from, std::move(no));
+        } else {
+          system_.report_dead_letter(e.target, e.type, errc::shutting_down);
+        }
+      }
+    }
     stopped_ = true;
     inbox = std::move(inbox_);
     inbox_.reset();
     timer = std::exchange(sweep_timer_, 0);
   }
   if (timer > 1) exec_.post(lane_, [this, timer, self = shared_from_this()] { exec_.cancel_timer(lane_, timer); });
+  run(std::move(todo));
   inbox.reset();
 }
 
@@ -129,7 +319,22 @@ member_id shard_router::self() const {
 }
 
 bool shard_router::is_local(const actor_id& target) const noexcept {
-  return owned_[target.shard(shard_count_)].load(std::memory_order_relaxed);
+  return state_[target.shard(shard_count_)].load(std::memory_order_relaxed) ==
+         static_cast<std::uint8_t>(shard_state::serving);
+}
+
+bool shard_router::may_activate(const actor_id& target) const noexcept {
+  const auto s = state_[target.shard(shard_count_)].load(std::memory_order_relaxed);
+  return s == static_cast<std::uint8_t>(shard_state::serving) || s == static_cast<std::uint8_t>(shard_state::draining);
+}
+
+member_id shard_router::owner_of(std::uint32_t shard) const {
+  if (!view_) return {};
+  const auto& owner = view_->map->owner(shard);
+  if (owner.empty()) return {};
+  const bool alive = std::any_of(view_->members.begin(), view_->members.end(),
+                                 [&](const member& m) { return m.id == owner && m.status == member_status::alive; });
+  return alive ? owner : member_id{};
 }
 
 expected<void> shard_router::send(const member_id& to, const remote_envelope& e) {
@@ -141,25 +346,39 @@ expected<void> shard_router::forward(outbound_message&& m) {
   if (auto encoded = encode_wire(m.payload, payload); !encoded) return encoded.error();
   const auto shard = m.target.shard(shard_count_);
   if (!m.reply) {
-    std::shared_ptr<const cluster_snapshot> view;
-    {
-      std::lock_guard lock{mutex_};
-      view = view_;
-    }
-    const member_id owner = view ? view->map->owner(shard) : member_id{};
-    if (owner.empty() || !view || owner == view->self) {
-      return error{errc::unavailable,
-                   fmt::format("no node serves cluster shard {} of {}", shard, m.target.to_string())};
-    }
     remote_envelope e;
     e.kind = remote_kind::tell;
-    e.from = view->self;
     e.target = std::move(m.target);
     e.sender = std::move(m.sender);
     e.type = std::string{m.payload.type_name()};
     e.payload = std::move(payload);
-    e.epoch = view->epoch();
     e.shard = shard;
+    member_id owner;
+    actions todo;
+    {
+      std::lock_guard lock{mutex_};
+      if (view_) {
+        e.from = view_->self;
+        e.epoch = view_->epoch();
+      }
+      const auto st = handoff_.state(shard);
+      owner = owner_of(shard);
+      if (st == shard_state::serving) {
+        deliver_here(std::move(e), todo); // it became local meanwhile
+        owner = {};
+      } else if (st == shard_state::incoming || owner.empty() || owner == e.from) {
+        const actor_id target = e.target;
+        const std::string type = e.type;
+        if (!handoff_.hold(shard, std::move(e))) {
+          overflowed_.fetch_add(1, std::memory_order_relaxed);
+          system_.report_dead_letter(target, type, errc::unavailable);
+          return overflow(shard);
+        }
+        owner = {};
+      }
+    }
+    run(std::move(todo));
+    if (owner.empty()) return {};
     return send(owner, e);
   }
   const auto correlation = next_correlation_.fetch_add(1, std::memory_order_relaxed);
@@ -186,10 +405,9 @@ void shard_router::route_ask(std::uint64_t correlation) {
       return;
     }
     const auto shard = p.target.shard(shard_count_);
-    if (view_) owner = view_->map->owner(shard);
-    if (owner.empty() || !view_ || (owner == view_->self && !owned_[shard].load(std::memory_order_relaxed))) {
-      // Nothing was sent: wait for a map that names a serving owner.
-    } else if (owner == view_->self) {
+    owner = owner_of(shard);
+    const auto st = handoff_.state(shard);
+    if (st == shard_state::serving) {
       // The shard came here meanwhile.
       auto ask = std::move(p);
       pending_.erase(it);
@@ -199,6 +417,11 @@ void shard_router::route_ask(std::uint64_t correlation) {
         ask.reply->complete(message{queued.error()});
       }
       return;
+    }
+    if (owner.empty() || owner == view_->self) {
+      // Nothing was sent: wait for a map that names a live owner, or for
+      // the shard to be released here.
+      owner = {};
     } else {
       e.kind = remote_kind::ask;
       e.from = view_->self;
@@ -212,7 +435,7 @@ void shard_router::route_ask(std::uint64_t correlation) {
       e.shard = shard;
     }
   }
-  if (owner.empty() || e.correlation == 0) {
+  if (owner.empty()) {
     retry_later(correlation);
     return;
   }
@@ -239,9 +462,19 @@ void shard_router::retry_later(std::uint64_t correlation) {
   });
 }
 
-void shard_router::sweep() {
-  std::lock_guard lock{mutex_};
-  std::erase_if(pending_, [](const auto& p) { return p.second.reply->done(); });
+void shard_router::tick() {
+  actions todo;
+  {
+    std::lock_guard lock{mutex_};
+    if (stopped_) return;
+    const auto step = handoff_.expire(exec_.now());
+    if (!step.empty()) {
+      log(log_level::warn, "{} shards not released in time: served anyway", step.serve.size());
+      take_step(step, todo);
+    }
+    if (++ticks_ % 10 == 0) std::erase_if(pending_, [](const auto& p) { return p.second.reply->done(); });
+  }
+  run(std::move(todo));
 }
 
 void shard_router::on_inbox(std::string_view bytes) {
@@ -251,34 +484,118 @@ void shard_router::on_inbox(std::string_view bytes) {
     log(log_level::warn, "dropped a message from another node: {}", e.error().to_string());
     return;
   }
-  if (e->kind == remote_kind::tell || e->kind == remote_kind::ask) {
+  switch (e->kind) {
+  case remote_kind::tell:
+  case remote_kind::ask:
     on_message(std::move(*e));
-  } else {
+    break;
+  case remote_kind::released: {
+    actions todo;
+    {
+      std::lock_guard lock{mutex_};
+      if (stopped_) return;
+      take_step(handoff_.released(e->shard, e->from, e->epoch), todo);
+    }
+    run(std::move(todo));
+    break;
+  }
+  case remote_kind::query: {
+    // Released here already: say so again (the asker may not have listened then).
+    remote_envelope again;
+    {
+      std::lock_guard lock{mutex_};
+      if (stopped_ || !view_ || e->shard >= shard_count_ || !handoff_.released_to(e->shard, e->from)) return;
+      again.kind = remote_kind::released;
+      again.from = view_->self;
+      again.epoch = view_->epoch();
+      again.shard = e->shard;
+    }
+    (void)send(e->from, again);
+    break;
+  }
+  case remote_kind::answer:
+  case remote_kind::not_owner:
     on_answer(std::move(*e));
+    break;
+  }
+}
+
+void shard_router::deliver_here(remote_envelope&& e, actions& todo) {
+  intrusive_ptr<detail::reply_slot> reply;
+  if (e.kind == remote_kind::ask) {
+    reply =
+        make_intrusive<remote_reply_slot>(shared_from_this(), view_ ? view_->self : member_id{}, e.from, e.correlation);
+  }
+  const auto type = e.type;
+  auto queued =
+      system_.deliver(e.target, e.sender, message{wire_message{std::move(e.type), std::move(e.payload)}}, reply);
+  if (!queued) {
+    if (reply) {
+      todo.failures.emplace_back(std::move(reply), queued.error());
+    } else {
+      system_.report_dead_letter(e.target, type, queued.error().code());
+    }
+  }
+}
+
+void shard_router::hold(std::uint32_t shard, remote_envelope&& e, actions& todo) {
+  const auto kind = e.kind;
+  const auto from = e.from;
+  const auto correlation = e.correlation;
+  const auto target = e.target;
+  const auto type = e.type;
+  if (handoff_.hold(shard, std::move(e))) return;
+  overflowed_.fetch_add(1, std::memory_order_relaxed);
+  system_.report_dead_letter(target, type, errc::unavailable);
+  if (kind == remote_kind::ask) {
+    remote_envelope answer;
+    answer.kind = remote_kind::answer;
+    answer.from = view_ ? view_->self : member_id{};
+    answer.correlation = correlation;
+    answer.failure = overflow(shard);
+    todo.sends.emplace_back(from, std::move(answer));
   }
 }
 
 void shard_router::on_message(remote_envelope&& e) {
-  if (!is_local(e.target)) {
-    if (e.kind == remote_kind::ask) {
-      remote_envelope no;
-      no.kind = remote_kind::not_owner;
-      no.correlation = e.correlation;
-      {
-        std::lock_guard lock{mutex_};
-        if (view_) no.from = view_->self;
+  actions todo;
+  {
+    std::lock_guard lock{mutex_};
+    if (stopped_ || !view_) return;
+    const auto shard = e.target.shard(shard_count_);
+    switch (handoff_.state(shard)) {
+    case shard_state::serving:
+    case shard_state::draining:
+      deliver_here(std::move(e), todo);
+      break;
+    case shard_state::incoming:
+      hold(shard, std::move(e), todo);
+      break;
+    case shard_state::remote: {
+      const auto owner = owner_of(shard);
+      if (e.kind == remote_kind::ask) {
+        // Certainly not delivered: the asker looks for the owner again.
+        remote_envelope no;
+        no.kind = remote_kind::not_owner;
+        no.correlation = e.correlation;
+        no.from = view_->self;
+        todo.sends.emplace_back(e.from, std::move(no));
+      } else if (owner.empty() || owner == view_->self) {
+        hold(shard, std::move(e), todo);
+      } else if (e.hops < max_hops) {
+        // A tell sent by an older map: on to the owner in this node's.
+        e.from = view_->self;
+        e.epoch = view_->epoch();
+        ++e.hops;
+        todo.sends.emplace_back(owner, std::move(e));
+      } else {
+        system_.report_dead_letter(e.target, e.type, errc::unavailable);
       }
-      (void)send(e.from, no);
-    } else {
-      system_.report_dead_letter(e.target, e.type, errc::unavailable);
+      break;
     }
-    return;
+    }
   }
-  intrusive_ptr<detail::reply_slot> reply;
-  if (e.kind == remote_kind::ask) reply = make_intrusive<remote_reply_slot>(shared_from_this(), e.from, e.correlation);
-  auto queued =
-      system_.deliver(e.target, e.sender, message{wire_message{std::move(e.type), std::move(e.payload)}}, reply);
-  if (!queued && reply) reply->complete(message{queued.error()});
+  run(std::move(todo));
 }
 
 void shard_router::on_answer(remote_envelope&& e) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "handoff.hpp"
 #include "remote_envelope.hpp"
 
 #include <aether/actors/actor_system.hpp>
@@ -9,43 +10,75 @@
 #include <aether/runtime/nats.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace aether {
 
-/// The cluster's placement: an actor is local when this node owns its
+/// The cluster's placement: an actor is local when this node serves its
 /// cluster shard in the newest map it applied; messages for the others go
 /// to their owner's inbox subject on NATS, and this node's inbox delivers
-/// what others send here to the actors of the shards it owns.
+/// what others send here to the actors of the shards it serves.
+///
+/// Shards move by the `handoff`: a node that loses a shard to a live node
+/// finishes what is queued for it, passivates its actors and sends the new
+/// owner `released`; the new owner holds messages for the shard (bounded)
+/// until then, or until the release timeout, and delivers them in order.
+/// A node that stops serving (it fenced itself) passivates its actors and
+/// answers asks for them with `not_owner`.
 ///
 /// Asks are retried only where they were certainly not delivered: while no
-/// node owns the shard (nothing was sent), and after the receiver answered
-/// `not_owner`; every retry uses the newest map, until the ask's deadline.
+/// live node serves the shard (nothing was sent), and after the receiver
+/// answered `not_owner`; every retry uses the newest map, until the ask's
+/// deadline. Tells that find no owner, or a shard on its way here, wait in
+/// the handoff's buffer; on overflow the sender gets `unavailable` and a
+/// dead letter is counted.
 ///
-/// Thread-safety: `is_local` and `forward` from any thread; `apply` on the
-/// cluster strand; inbox messages arrive on a nats.c thread; retries and the
-/// sweep run on `lane`.
+/// Thread-safety: `is_local`, `may_activate` and `forward` from any thread;
+/// `apply` on the cluster strand; inbox messages arrive on a nats.c thread;
+/// retries, the handoff's deadlines and the sweep run on `lane`.
 class shard_router final : public placement, public std::enable_shared_from_this<shard_router> {
 public:
+  struct options {
+    /// How long a new owner waits for the old one to release a shard.
+    executor::duration release_timeout = std::chrono::seconds{3};
+    /// Messages held for shards on their way here or without an owner, in all.
+    std::size_t hold_limit = 100000;
+  };
+
   shard_router(actor_system& system, executor& exec, std::size_t lane, std::shared_ptr<nats::connection> conn,
-               std::string cluster, std::uint32_t shard_count);
+               std::string cluster, std::uint32_t shard_count, options opts);
   ~shard_router() override;
 
   /// Takes what the cluster knows now: the owned shards, the map, this
   /// node's incarnation (its inbox).
   void apply(const cluster_snapshot& view);
+  /// A graceful stop: every shard served here drains (what is queued is
+  /// handled, the actors passivate) and every live member hears `released`;
+  /// `done` then, on a runtime thread.
+  void leave(unique_function<void()> done);
   /// Stops taking messages from other nodes and retrying.
   void stop();
 
   [[nodiscard]] bool is_local(const actor_id& target) const noexcept override;
+  [[nodiscard]] bool may_activate(const actor_id& target) const noexcept override;
   expected<void> forward(outbound_message&& m) override;
 
   /// Envelopes that did not decode (counted, logged, dropped).
   [[nodiscard]] std::uint64_t malformed_envelopes() const noexcept { return malformed_.load(); }
+
+  /// What this node does with `shard` now.
+  [[nodiscard]] shard_state state(std::uint32_t shard) const noexcept {
+    return static_cast<shard_state>(state_[shard].load(std::memory_order_relaxed));
+  }
+  /// Messages that could not wait (the handoff buffer was full).
+  [[nodiscard]] std::uint64_t overflowed() const noexcept { return overflowed_.load(); }
 
   /// This node's incarnation, as of the newest snapshot.
   [[nodiscard]] member_id self() const;
@@ -62,6 +95,14 @@ private:
     executor::time_point deadline;
   };
 
+  /// Work found under the lock, done after it.
+  struct actions {
+    std::vector<std::pair<member_id, remote_envelope>> sends;
+    std::vector<std::pair<intrusive_ptr<detail::reply_slot>, error>> failures;
+    std::vector<std::uint32_t> drain;
+    std::vector<std::uint32_t> drop;
+  };
+
   void on_inbox(std::string_view bytes);
   void on_message(remote_envelope&& e);
   void on_answer(remote_envelope&& e);
@@ -69,7 +110,28 @@ private:
   /// waits for one (on `lane`).
   void route_ask(std::uint64_t correlation);
   void retry_later(std::uint64_t correlation);
-  void sweep();
+  void tick();
+  /// The live owner of `shard` in the newest map (empty when none). Under the lock.
+  [[nodiscard]] member_id owner_of(std::uint32_t shard) const;
+  /// Carries out a handoff step. Under the lock.
+  void take_step(const handoff_step& step, actions& todo);
+  /// Delivers `e` to the actor here. Under the lock.
+  void deliver_here(remote_envelope&& e, actions& todo);
+  /// Keeps `e` for its shard, or fails it. Under the lock.
+  void hold(std::uint32_t shard, remote_envelope&& e, actions& todo);
+  void run(actions&& todo);
+  struct release_task {
+    std::vector<std::uint32_t> shards;
+    std::function<bool(const actor_id&)> moved;
+    bool notify = false;
+    int phase = 0; // 0: finishing and passivating; 1: after the shards stopped being served here
+    std::vector<std::pair<member_id, std::uint32_t>> to_notify;
+    std::shared_ptr<unique_function<void()>> finish;
+    executor::time_point give_up{};
+  };
+  void release_shards(std::vector<std::uint32_t> shards, bool notify, unique_function<void()> done);
+  void release_round(const std::shared_ptr<release_task>& task);
+  void sync_states();
 
   actor_system& system_;
   executor& exec_;
@@ -77,15 +139,18 @@ private:
   std::shared_ptr<nats::connection> conn_;
   std::string cluster_;
   std::uint32_t shard_count_;
-  std::unique_ptr<std::atomic<bool>[]> owned_;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> state_;
   std::atomic<std::uint64_t> next_correlation_{1};
   std::atomic<std::uint64_t> malformed_{0};
+  std::atomic<std::uint64_t> overflowed_{0};
 
   mutable std::mutex mutex_;
   std::shared_ptr<const cluster_snapshot> view_;
+  handoff handoff_;
   std::optional<nats::subscription> inbox_;
   std::unordered_map<std::uint64_t, pending_ask> pending_;
   executor::timer_id sweep_timer_ = 0;
+  std::uint64_t ticks_ = 0;
   bool stopped_ = false;
 };
 

@@ -1,5 +1,6 @@
 // The placement step of the send path: what it sees, what never reaches it,
 // and messages that arrive in their wire form.
+#include "cluster/wire_messages.hpp"
 #include "test_actors.hpp"
 
 #include <aether/actors/placement.hpp>
@@ -16,39 +17,15 @@ using aether::errc;
 
 namespace wire {
 
-struct deposit {
-  static constexpr std::string_view type_name = "test.deposit";
-  std::int64_t cents = 0;
-};
-AETHER_JSON_FIELDS(deposit, cents)
-
-struct balance {
-  static constexpr std::string_view type_name = "test.balance";
-  std::int64_t cents = 0;
-};
-AETHER_JSON_FIELDS(balance, cents)
-
-struct get_balance {
-  static constexpr std::string_view type_name = "test.get_balance";
-};
-AETHER_JSON_FIELDS(get_balance)
-
-struct relay {
-  static constexpr std::string_view type_name = "test.relay";
-  std::string to;
-  bool ask = false;
-};
-AETHER_JSON_FIELDS(relay, to, ask)
-
 /// Keeps a balance; relays a deposit to another account by tell or ask.
 class account : public aether::actor {
 public:
   account() {
     on([this](const deposit& d) {
       cents_ += d.cents;
-      return balance{cents_};
+      return balance{cents_, {}};
     });
-    on([this](const get_balance&) { return balance{cents_}; });
+    on([this](const get_balance&) { return balance{cents_, {}}; });
     on([](const relay& r, aether::context& ctx) {
       const auto to = actor_id::parse(r.to).value();
       if (r.ask) {
@@ -124,7 +101,7 @@ TEST_CASE("an ask to an actor elsewhere hands the placement its reply slot and t
   REQUIRE(m.reply);
   CHECK(m.timeout == std::chrono::seconds{3});
   // The answer comes back in its wire form and is decoded as the asker's type.
-  m.reply->complete(aether::message{aether::wire_message{"test.balance", R"({"cents":42})"}});
+  m.reply->complete(aether::message{aether::wire_message{"wire.balance", R"({"cents":42,"node":""})"}});
   f.exec.run();
   auto r = p.get();
   REQUIRE(r);
@@ -154,7 +131,7 @@ TEST_CASE("tells and asks from a handler name the sending actor") {
   CHECK(f.where.forwarded[1].reply);
   CHECK(f.where.forwarded[1].timeout == std::chrono::seconds{1});
   // The asker's answer goes to its own mailbox, never through the placement.
-  f.where.forwarded[1].reply->complete(aether::message{wire::balance{1}});
+  f.where.forwarded[1].reply->complete(aether::message{wire::balance{1, {}}});
   f.exec.run();
   CHECK(f.where.forwarded.size() == 2);
 }
@@ -172,7 +149,7 @@ TEST_CASE("a reply to a sender elsewhere goes through the placement") {
 TEST_CASE("a message delivered in its wire form is decoded for the handler of its name") {
   placement_fixture f;
   const actor_id id{"account", "near"};
-  REQUIRE(f.system.deliver(id, {}, aether::message{aether::wire_message{"test.deposit", R"({"cents":9})"}}));
+  REQUIRE(f.system.deliver(id, {}, aether::message{aether::wire_message{"wire.deposit", R"({"cents":9})"}}));
   f.exec.run();
   CHECK(f.ask<wire::balance>(id, wire::get_balance{})->cents == 9);
 }
@@ -188,17 +165,17 @@ TEST_CASE("an unknown type name or an undecodable payload answers the asker and 
     return slot->take();
   };
   const auto before = f.system.metrics().dead_letters;
-  auto unknown = ask_wire("test.nothing", "{}");
+  auto unknown = ask_wire("wire.nothing", "{}");
   REQUIRE(!unknown);
   CHECK(unknown.error() == errc::unknown_message_type);
-  auto bad = ask_wire("test.deposit", R"({"cents":"many"})");
+  auto bad = ask_wire("wire.deposit", R"({"cents":"many"})");
   REQUIRE(!bad);
   CHECK(bad.error() == errc::malformed_payload);
   CHECK(f.system.metrics().dead_letters == before + 2);
 }
 
 TEST_CASE("a wire reply that does not decode as the expected type is malformed_payload") {
-  aether::message m{aether::wire_message{"test.balance", R"({"cents":true})"}};
+  aether::message m{aether::wire_message{"wire.balance", R"({"cents":true})"}};
   auto r = aether::detail::take_answer<wire::balance>(m);
   REQUIRE(!r);
   CHECK(r.error() == errc::malformed_payload);

@@ -8,119 +8,95 @@
 //                              (ask_via <key2>: the account asks <key2> itself)
 //   tell <key> <what> [arg] -> sent | err <errc> <value>
 //
+//   lwhere <key>                       -> as where, for the ledger <key>
+//   ledger <key> deposit <n> | get     -> ok <balance> <node> | err <errc> <value> (ask, 2 s)
+//   versions <key>                     -> the versions of the ledger's stored events, in order
+//   stream <key> <from> <count> <ms>   -> started: a thread tells note 1..count from <from>
+//                                         to ledger <key>, one every <ms> ms (each one an event)
+//   notes_of <key> <from>              -> ok <node> <seqs> (the ledger's notes from <from>, in order)
+//   load <keys> <ms> / load_stop       -> started / ok <n> failed <n> [<first error>]: a thread asks
+//                                         ledger deposits of 1 round-robin over <keys> keys (timeout 5 s)
+//
 // `what` names a message of the account actor below; keys are account keys.
+#include "wire_messages.hpp"
+
 #include <aether/aether.hpp>
 
 #include <fmt/format.h>
 
+#include <aether/persistence/event_sourced_actor.hpp>
+
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace rt {
 
 std::string this_node; // set once at start
 
-struct deposit {
-  static constexpr std::string_view type_name = "rt.deposit";
-  std::int64_t cents = 0;
-};
-AETHER_JSON_FIELDS(deposit, cents)
+using namespace wire;
 
-struct balance {
-  static constexpr std::string_view type_name = "rt.balance";
-  std::int64_t cents = 0;
-  std::string node;
+struct get_notes_of {
+  static constexpr std::string_view type_name = "rt.get_notes_of";
+  std::string from;
 };
-AETHER_JSON_FIELDS(balance, cents, node)
-
-struct get_balance {
-  static constexpr std::string_view type_name = "rt.get_balance";
-};
-AETHER_JSON_FIELDS(get_balance)
-
-/// Answered with a version_conflict carrying a version, as a store refusal is.
-struct conflicting_write {
-  static constexpr std::string_view type_name = "rt.conflicting_write";
-};
-AETHER_JSON_FIELDS(conflicting_write)
-
-/// A declared type no actor handles.
-struct unhandled {
-  static constexpr std::string_view type_name = "rt.unhandled";
-};
-AETHER_JSON_FIELDS(unhandled)
+AETHER_JSON_FIELDS(get_notes_of, from)
 
 /// A type with no wire form.
 struct plain_get {};
 
-struct ping_via {
-  static constexpr std::string_view type_name = "rt.ping_via";
-  std::string target;
+struct ledger_state {
+  std::int64_t cents = 0;
+  std::map<std::string, std::vector<std::int64_t>> notes; // by sender, in arrival order
 };
-AETHER_JSON_FIELDS(ping_via, target)
+AETHER_JSON_FIELDS(ledger_state, cents, notes)
 
-/// Asks another account for a deposit of 1 and answers with its reply.
-struct ask_via {
-  static constexpr std::string_view type_name = "rt.ask_via";
-  std::string target;
-};
-AETHER_JSON_FIELDS(ask_via, target)
-
-struct ping {
-  static constexpr std::string_view type_name = "rt.ping";
-};
-AETHER_JSON_FIELDS(ping)
-
-struct pong {
-  static constexpr std::string_view type_name = "rt.pong";
-  std::string node;
+struct noted {
+  static constexpr std::string_view type_name = "rt.noted";
+  std::int64_t seq = 0;
   std::string from;
 };
-AETHER_JSON_FIELDS(pong, node, from)
+AETHER_JSON_FIELDS(noted, seq, from)
 
-struct get_pongs {
-  static constexpr std::string_view type_name = "rt.get_pongs";
+struct deposited {
+  static constexpr std::string_view type_name = "rt.deposited";
+  std::int64_t cents = 0;
 };
-AETHER_JSON_FIELDS(get_pongs)
+AETHER_JSON_FIELDS(deposited, cents)
 
-struct text_list {
-  static constexpr std::string_view type_name = "rt.text_list";
-  std::vector<std::string> items;
+/// An event-sourced account: its state survives its node.
+class ledger : public aether::event_sourced_actor<ledger_state> {
+public:
+  ledger() {
+    apply([](ledger_state& s, const deposited& e) { s.cents += e.cents; });
+    apply([](ledger_state& s, const noted& e) { s.notes[e.from].push_back(e.seq); });
+    on([this](const note& n, aether::context& ctx) { persist(ctx, noted{n.seq, n.from}); });
+    on([this](const get_notes_of& g) {
+      auto it = state().notes.find(g.from);
+      return note_list{it == state().notes.end() ? std::vector<std::int64_t>{} : it->second, this_node};
+    });
+    on([this](const deposit& d, aether::context& ctx) {
+      persist_then(
+          ctx,
+          [](const ledger_state& s) {
+            return balance{s.cents, this_node};
+          },
+          deposited{d.cents});
+    });
+    on([this](const get_balance&) { return balance{state().cents, this_node}; });
+  }
 };
-AETHER_JSON_FIELDS(text_list, items)
-
-struct note {
-  static constexpr std::string_view type_name = "rt.note";
-  std::int64_t seq = 0;
-};
-AETHER_JSON_FIELDS(note, seq)
-
-struct send_notes {
-  static constexpr std::string_view type_name = "rt.send_notes";
-  std::string target;
-  std::int64_t count = 0;
-};
-AETHER_JSON_FIELDS(send_notes, target, count)
-
-struct get_notes {
-  static constexpr std::string_view type_name = "rt.get_notes";
-};
-AETHER_JSON_FIELDS(get_notes)
-
-struct note_list {
-  static constexpr std::string_view type_name = "rt.note_list";
-  std::vector<std::int64_t> seqs;
-  std::string node;
-};
-AETHER_JSON_FIELDS(note_list, seqs, node)
 
 class account : public aether::actor {
 public:
@@ -149,16 +125,21 @@ public:
     on([this](const get_pongs&) { return text_list{pongs_}; });
     on([](const send_notes& s, aether::context& ctx) {
       const auto to = aether::actor_id::parse(s.target).value();
-      for (std::int64_t i = 1; i <= s.count; ++i) (void)ctx.tell(to, note{i});
+      for (std::int64_t i = 1; i <= s.count; ++i) (void)ctx.tell(to, note{i, {}});
     });
-    on([this](const note& n) { notes_.push_back(n.seq); });
+    on([this](const note& n) {
+      notes_.push_back(n.seq);
+      by_sender_[n.from].push_back(n.seq);
+    });
     on([this](const get_notes&) { return note_list{notes_, this_node}; });
+    on([this](const get_notes_of& g) { return note_list{by_sender_[g.from], this_node}; });
   }
 
 private:
   std::int64_t cents_ = 0;
   std::vector<std::string> pongs_;
   std::vector<std::int64_t> notes_;
+  std::map<std::string, std::vector<std::int64_t>> by_sender_;
 };
 
 std::string failed(const aether::error& e) { return fmt::format("err {} {}", aether::to_string(e.code()), e.value()); }
@@ -175,18 +156,103 @@ std::string join(const std::vector<std::int64_t>& v) {
   return out;
 }
 
-std::string run(aether::node& node, const std::string& command) {
+/// Background senders of the `stream` and `load` commands.
+struct background {
+  std::vector<std::thread> threads;
+  std::atomic<bool> stop_load{false};
+  std::atomic<std::int64_t> load_ok{0};
+  std::atomic<std::int64_t> load_failed{0};
+  std::mutex mutex;
+  std::string first_error;
+  std::thread load;
+
+  void join() {
+    stop_load = true;
+    if (load.joinable()) load.join();
+    for (auto& t : threads) t.join();
+    threads.clear();
+  }
+};
+
+std::string where(aether::node& node, const aether::actor_id& id) {
+  const auto view = node.cluster().snapshot();
+  const auto& owner = view->map->owner(id.shard(view->shard_count));
+  if (owner.empty()) return "none";
+  return owner == view->self ? "here" : "remote " + owner.node;
+}
+
+std::string run(aether::node& node, background& bg, const std::string& command) {
   std::istringstream in{command};
   std::string verb, key, what, arg;
   in >> verb >> key >> what >> arg;
-  const aether::actor_id id{"account", key};
-  if (verb == "where") {
-    const auto view = node.cluster().snapshot();
-    const auto& owner = view->map->owner(id.shard(view->shard_count));
-    if (owner.empty()) return "none";
-    return owner == view->self ? "here" : "remote " + owner.node;
+  if (verb == "load_stop") {
+    bg.stop_load = true;
+    if (bg.load.joinable()) bg.load.join();
+    std::lock_guard lock{bg.mutex};
+    return fmt::format("ok {} failed {} {}", bg.load_ok.load(), bg.load_failed.load(), bg.first_error);
   }
+  if (key.empty()) return "err unknown_command 0";
+  const aether::actor_id id{"account", key};
+  const aether::actor_id lid{"ledger", key};
   auto show_balance = [](const balance& b) { return fmt::format("{} {}", b.cents, b.node); };
+  if (verb == "lwhere") return where(node, lid);
+  if (verb == "ledger") {
+    auto r = what == "deposit" ? node.ask<balance>(lid, deposit{std::stoll(arg)}, std::chrono::seconds{2}).get()
+                               : node.ask<balance>(lid, get_balance{}, std::chrono::seconds{2}).get();
+    return r ? "ok " + show_balance(*r) : failed(r.error());
+  }
+  if (verb == "versions") {
+    std::promise<std::string> done;
+    node.stores()->events->read(lid, 1, 0, [&done](aether::expected<std::vector<aether::event>> r) {
+      if (!r) {
+        done.set_value(failed(r.error()));
+        return;
+      }
+      std::string out = "ok";
+      for (const auto& e : *r) out += " " + std::to_string(e.version);
+      done.set_value(out);
+    });
+    return done.get_future().get();
+  }
+  if (verb == "stream") {
+    // key from count ms
+    const auto from = what;
+    const auto count = std::stoll(arg);
+    std::int64_t ms = 0;
+    in >> ms;
+    bg.threads.emplace_back([&node, lid, from, count, ms] {
+      for (std::int64_t i = 1; i <= count; ++i) {
+        (void)node.tell(lid, note{i, from});
+        std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+      }
+    });
+    return "started";
+  }
+  if (verb == "notes_of") {
+    return ask<note_list>(node, lid, get_notes_of{what},
+                          [](const note_list& l) { return l.node + " " + join(l.seqs); });
+  }
+  if (verb == "load") {
+    const auto keys = std::stoi(key);
+    const auto ms = std::stoi(what);
+    bg.stop_load = false;
+    bg.load = std::thread{[&node, &bg, keys, ms] {
+      for (std::int64_t i = 0; !bg.stop_load; ++i) {
+        const aether::actor_id to{"ledger", "load" + std::to_string(i % keys)};
+        auto r = node.ask<balance>(to, deposit{1}, std::chrono::seconds{5}).get();
+        if (r) {
+          ++bg.load_ok;
+        } else {
+          ++bg.load_failed;
+          std::lock_guard lock{bg.mutex};
+          if (bg.first_error.empty()) bg.first_error = to.to_string() + ":" + r.error().to_string();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+      }
+    }};
+    return "started";
+  }
+  if (verb == "where") return where(node, id);
   if (verb == "ask") {
     if (what == "deposit") return ask<balance>(node, id, deposit{std::stoll(arg)}, show_balance);
     if (what == "get") return ask<balance>(node, id, get_balance{}, show_balance);
@@ -216,7 +282,7 @@ std::string run(aether::node& node, const std::string& command) {
       sent = node.tell(id, send_notes{"default/account/" + arg.substr(0, colon), std::stoll(arg.substr(colon + 1))});
     } else if (what == "notes") {
       // Notes 1..arg straight from outside, one tell each.
-      for (std::int64_t i = 1; i <= std::stoll(arg) && sent; ++i) sent = node.tell(id, note{i});
+      for (std::int64_t i = 1; i <= std::stoll(arg) && sent; ++i) sent = node.tell(id, note{i, {}});
     } else if (what == "plain") {
       sent = node.tell(id, plain_get{});
     } else {
@@ -243,6 +309,7 @@ int main() {
   try {
     aether::node node{*cfg};
     node.register_actor<rt::account>("account");
+    node.register_event_sourced<rt::ledger>("ledger");
     rt::this_node = node.cluster().snapshot()->self.node;
     // Ready once serving, with a map that gives every expected node shards.
     {
@@ -270,12 +337,16 @@ int main() {
       std::fflush(stdout);
     }
     std::string command;
+    rt::background bg;
     while (std::getline(std::cin, command)) {
       if (command == "quit") break;
-      std::printf("%s\n", rt::run(node, command).c_str());
+      std::printf("%s\n", rt::run(node, bg, command).c_str());
       std::fflush(stdout);
     }
+    bg.join();
     node.stop();
+    std::printf("stopped\n");
+    std::fflush(stdout);
     return 0;
   } catch (const aether::startup_error& e) {
     std::printf("error %s\n", e.what());

@@ -5,6 +5,7 @@
 #include "subjects.hpp"
 #include "support/eventually.hpp"
 #include "support/nats_server.hpp"
+#include "wire_messages.hpp"
 
 #include <aether/actors/actor.hpp>
 #include <aether/actors/actor_system.hpp>
@@ -25,24 +26,15 @@ using aether::remote_kind;
 
 namespace sr {
 
-struct deposit {
-  static constexpr std::string_view type_name = "sr.deposit";
-  std::int64_t cents = 0;
-};
-AETHER_JSON_FIELDS(deposit, cents)
-
-struct balance {
-  static constexpr std::string_view type_name = "sr.balance";
-  std::int64_t cents = 0;
-};
-AETHER_JSON_FIELDS(balance, cents)
+using wire::balance;
+using wire::deposit;
 
 class account : public aether::actor {
 public:
   account() {
     on([this](const deposit& d) {
       cents_ += d.cents;
-      return balance{cents_};
+      return balance{cents_, {}};
     });
   }
 
@@ -105,7 +97,8 @@ struct router_fixture {
     o.send_asap = true;
     conn = aether::nats::connection::connect(o).value();
     system.register_actor<sr::account>("account");
-    router = std::make_shared<aether::shard_router>(system, pool, 4, conn, cluster_name, shards);
+    router = std::make_shared<aether::shard_router>(system, pool, 4, conn, cluster_name, shards,
+                                                    aether::shard_router::options{});
   }
   ~router_fixture() {
     system.set_placement(nullptr);
@@ -127,6 +120,9 @@ struct router_fixture {
     s.shard_count = shards;
     s.serving = true;
     s.map = std::make_shared<const aether::shard_map>(epoch, 1, std::vector<member_id>(shards, owner));
+    // Every node the tests play is alive.
+    for (const auto& m : {self, member_id{"b", 2}, member_id{"c", 3}})
+      s.members.push_back(aether::member{m, aether::member_status::alive});
     if (owner == self) {
       for (std::uint32_t i = 0; i < shards; ++i) s.owned_shards.push_back(i);
     }
@@ -143,8 +139,8 @@ remote_envelope answer_to(const remote_envelope& ask, remote_kind kind, const me
   e.from = from;
   e.correlation = ask.correlation;
   if (kind == remote_kind::answer) {
-    e.type = "sr.balance";
-    e.payload = R"({"cents":5})";
+    e.type = "wire.balance";
+    e.payload = R"({"cents":5,"node":""})";
   }
   return e;
 }
@@ -200,12 +196,18 @@ TEST_CASE("an ask that may have been delivered is never sent twice: it times out
   CHECK(b.seen().size() == 1);
 }
 
-TEST_CASE("a tell fails at once while no node owns the shard, and so does one without a wire form") {
+TEST_CASE("a tell waits while no node owns the shard and goes to the first owner; one without a wire form fails") {
   router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
   f.map(1, member_id{});
-  auto sent = f.system.tell(actor_id{"account", "w"}, sr::deposit{1});
-  REQUIRE(!sent);
-  CHECK(sent.error() == errc::unavailable);
+  REQUIRE(f.system.tell(actor_id{"account", "w"}, sr::deposit{1}));
+  REQUIRE(f.system.tell(actor_id{"account", "w"}, sr::deposit{2}));
+  CHECK(f.router->state(actor_id{"account", "w"}.shard(shards)) == aether::shard_state::remote);
+  f.map(2, b.id_);
+  AETHER_EVENTUALLY(b.seen().size() == 2, 10s);
+  CHECK(b.seen()[0].payload == R"({"cents":1})");
+  CHECK(b.seen()[1].payload == R"({"cents":2})");
+  CHECK(b.seen()[1].epoch == 2);
   struct plain {};
   auto plain_sent = f.system.tell(actor_id{"account", "w"}, plain{});
   REQUIRE(!plain_sent);
@@ -219,7 +221,7 @@ TEST_CASE("a node answers asks for shards it owns, and not_owner for the others"
   ask.kind = remote_kind::ask;
   ask.from = t.id_;
   ask.target = actor_id{"account", "v"};
-  ask.type = "sr.deposit";
+  ask.type = "wire.deposit";
   ask.payload = R"({"cents":3})";
   ask.correlation = 77;
   ask.timeout_ms = 5000;
@@ -237,12 +239,12 @@ TEST_CASE("a node answers asks for shards it owns, and not_owner for the others"
   const auto answer = t.seen()[1];
   CHECK(answer.kind == remote_kind::answer);
   CHECK(answer.correlation == 78);
-  CHECK(answer.type == "sr.balance");
-  CHECK(answer.payload == R"({"cents":3})");
+  CHECK(answer.type == "wire.balance");
+  CHECK(answer.payload == R"({"cents":3,"node":""})");
 
   // An unknown type name answers the asker with a typed error.
   ask.correlation = 79;
-  ask.type = "sr.withdraw";
+  ask.type = "wire.withdraw";
   f.send_to_self(ask);
   AETHER_EVENTUALLY(t.seen().size() == 3, 10s);
   REQUIRE(t.seen()[2].failure);

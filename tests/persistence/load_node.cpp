@@ -25,8 +25,11 @@ int main(int argc, char** argv) {
   cfg.threads = 2;
   cfg.system.shard_count = 8;
   cfg.snapshot_every = 25;
-  // Processes of a test may run side by side: each is a node of its own.
+  // Processes of a test may run side by side: each is a node of its own, in
+  // a cluster of its own (one per run), so that two of them hosting the same
+  // accounts race through the store instead of routing to one owner.
   cfg.cluster.node_id = "load-" + std::string{argv[3]} + "-" + std::to_string(::getpid());
+  cfg.cluster.name = "load-" + std::string{argv[3]};
   try {
     aether::node node{cfg};
     node.register_event_sourced<bank::account>("account");

@@ -108,6 +108,13 @@ public:
   /// `system_config::on_dead_letter`), for a layer that drops one.
   void report_dead_letter(const actor_id& target, std::string_view type, errc reason);
 
+  /// Handles what is queued, then passivates the active actors `moved`
+  /// picks (their shard moved to another node); `done` on a runtime thread
+  /// once every mailbox did, with how many of them still wait for a write
+  /// and stay active (release again later). Later messages for them go to
+  /// the placement.
+  void release(std::function<bool(const actor_id&)> moved, unique_function<void(std::size_t)> done);
+
   /// Stops accepting messages from outside; actors may still message each other.
   void stop_accepting() noexcept;
   /// True when every mailbox is empty and no shard is running.

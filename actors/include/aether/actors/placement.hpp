@@ -37,6 +37,11 @@ public:
   /// result (`no_wire_form`, `unavailable`, ...); once accepted, an ask's
   /// answer or error arrives through its reply slot.
   virtual expected<void> forward(outbound_message&& m) = 0;
+  /// True when this node may activate `target`: it serves the actor's shard,
+  /// or is finishing what was queued for it before handing it over. Asked
+  /// only when an actor is activated; a message for an actor that may not
+  /// be activated here goes to `forward`.
+  [[nodiscard]] virtual bool may_activate(const actor_id& target) const noexcept { return is_local(target); }
 };
 
 } // namespace aether

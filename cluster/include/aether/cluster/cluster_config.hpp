@@ -3,6 +3,7 @@
 #include <aether/runtime/expected.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -41,10 +42,16 @@ struct cluster_config {
   /// How long joining may take before the node refuses to start.
   std::chrono::milliseconds join_timeout{10'000};
   /// Whether messages go to the node that owns their actor's shard
-  /// (`AETHER_ROUTING=1`): a node then activates only actors of the shards
-  /// it owns. Off by default until shard handoff and failover land; off,
-  /// every node runs the actors it is sent.
-  bool route_messages = false;
+  /// (`AETHER_ROUTING`, on by default; it applies only on NATS): a node then
+  /// activates only actors of the shards it serves. Off, every node runs
+  /// the actors it is sent.
+  bool route_messages = true;
+  /// How long a new owner holds messages for a shard whose old owner has not
+  /// released it, before it serves it anyway (`AETHER_RELEASE_TIMEOUT_MS`).
+  std::chrono::milliseconds release_timeout{3'000};
+  /// Messages a node holds, in all, for shards on their way to it or without
+  /// an owner (`AETHER_HOLD_LIMIT`); past it the sender gets `unavailable`.
+  std::size_t hold_limit = 100'000;
   /// Replicas of the control stream (follows `AETHER_JS_REPLICAS`).
   int replicas = 1;
   /// Messages the control stream keeps (the oldest go first).
