@@ -860,11 +860,12 @@ jetstream_store_stats jetstream_event_store::stats() const noexcept {
 std::string jetstream_event_store::stream_name(std::string_view ns) { return detail::namespace_stream_name(ns); }
 
 std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t first_version) {
-  return fmt::format("aether.{}.ev.{}.{}.{}", actor.ns(), actor.type(), actor.key(), first_version);
+  return fmt::format("aether.{}.ev.{}.{}.{}", detail::namespace_token(actor.ns()), actor.type(), actor.key(),
+                     first_version);
 }
 
 std::string jetstream_event_store::actor_filter(const actor_id& actor) {
-  return fmt::format("aether.{}.ev.{}.{}.*", actor.ns(), actor.type(), actor.key());
+  return fmt::format("aether.{}.ev.{}.{}.*", detail::namespace_token(actor.ns()), actor.type(), actor.key());
 }
 
 expected<void> jetstream_event_store::prepare(std::string_view ns) {
