@@ -1,6 +1,6 @@
 #include "node_ops.hpp"
-#include "services.hpp"
 #include "sd_notify.hpp"
+#include "services.hpp"
 #include "shard_router.hpp"
 
 #include <aether/cluster/membership.hpp>
