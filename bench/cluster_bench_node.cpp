@@ -341,25 +341,11 @@ std::string persist(aether::node& node, int keys, int clients, int ms) {
   return fmt::format("persisted {} {}", done.load(), failed.load());
 }
 
+/// Waits until this node serves and its map gives `expect` nodes shards.
 void wait_serving(aether::node& node, std::size_t expect) {
-  struct signal {
-    std::mutex m;
-    std::condition_variable cv;
-  };
-  auto changed = std::make_shared<signal>();
-  auto ready = [expect](const aether::cluster_snapshot& s) {
-    std::vector<aether::member_id> owners;
-    for (const auto& o : s.map->owners()) {
-      if (!o.empty() && std::find(owners.begin(), owners.end(), o) == owners.end()) owners.push_back(o);
-    }
-    return s.serving && owners.size() == expect;
-  };
-  auto watch = node.cluster().watch([changed](const aether::cluster_snapshot&) {
-    { std::lock_guard lock{changed->m}; }
-    changed->cv.notify_all();
-  });
-  std::unique_lock lock{changed->m};
-  changed->cv.wait_for(lock, std::chrono::seconds{30}, [&] { return ready(*node.cluster().snapshot()); });
+  (void)node.cluster().wait_until(
+      [expect](const aether::cluster_snapshot& s) { return s.serving && s.map->owning_members().size() == expect; },
+      std::chrono::seconds{30});
 }
 
 } // namespace cb

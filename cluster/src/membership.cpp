@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,21 @@ std::vector<member_id> cluster_snapshot::alive_members() const {
     if (m.status == member_status::alive) out.push_back(m.id);
   }
   return out;
+}
+
+bool cluster::wait_until(const std::function<bool(const cluster_snapshot&)>& ready, std::chrono::milliseconds timeout) {
+  // Shared with the watch, whose last callback may still run as it ends.
+  struct signal {
+    std::mutex m;
+    std::condition_variable cv;
+  };
+  auto changed = std::make_shared<signal>();
+  auto w = watch([changed](const cluster_snapshot&) {
+    { std::lock_guard lock{changed->m}; }
+    changed->cv.notify_all();
+  });
+  std::unique_lock lock{changed->m};
+  return changed->cv.wait_for(lock, timeout, [&] { return ready(*snapshot()); });
 }
 
 struct membership::core : std::enable_shared_from_this<membership::core> {

@@ -21,6 +21,14 @@ std::uint32_t shard_map::count_of(const member_id& m) const noexcept {
   return static_cast<std::uint32_t>(std::count(owners_.begin(), owners_.end(), m));
 }
 
+std::vector<member_id> shard_map::owning_members() const {
+  std::vector<member_id> out;
+  for (const auto& o : owners_) {
+    if (!o.empty() && std::find(out.begin(), out.end(), o) == out.end()) out.push_back(o);
+  }
+  return out;
+}
+
 std::uint32_t moved_shards(const shard_map& a, const shard_map& b) noexcept {
   const auto n = std::max(a.owners().size(), b.owners().size());
   std::uint32_t moved = 0;

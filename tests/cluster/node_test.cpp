@@ -4,11 +4,14 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 using namespace std::chrono_literals;
 using aether::actor_id;
@@ -120,6 +123,29 @@ TEST_CASE("without NATS a node is a one-node cluster that owns every shard") {
   node.stop();
   CHECK(!node.cluster().snapshot()->serving); // it left
   CHECK(changes > 0);
+}
+
+TEST_CASE("cluster::wait_until returns once its condition holds, and false when it never does") {
+  auto cfg = small();
+  cfg.cluster.shards = 16;
+  aether::node node{cfg};
+  const auto owns_all = [](const aether::cluster_snapshot& s) {
+    return s.serving && s.map->owning_members() == std::vector<aether::member_id>{s.self} &&
+           s.owned_shards.size() == 16;
+  };
+  CHECK(node.cluster().wait_until(owns_all, std::chrono::seconds{10}));
+  const auto before = std::chrono::steady_clock::now();
+  CHECK_FALSE(node.cluster().wait_until([](const aether::cluster_snapshot& s) { return s.term > 1000; },
+                                        std::chrono::milliseconds{50}));
+  CHECK(std::chrono::steady_clock::now() - before >= std::chrono::milliseconds{50});
+  // A change wakes the waiter: the node leaving ends its serving.
+  std::thread stopper{[&node] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    node.stop();
+  }};
+  CHECK(node.cluster().wait_until([](const aether::cluster_snapshot& s) { return !s.serving; },
+                                  std::chrono::seconds{10}));
+  stopper.join();
 }
 
 TEST_CASE("a node answers tells and asks from outside: blocking, future, callback and coroutine") {

@@ -3,6 +3,7 @@
 #include <aether/cluster/member.hpp>
 #include <aether/cluster/shard_map.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -80,6 +81,13 @@ public:
   /// term, a map, this node starting or stopping to serve), with the new
   /// snapshot. The watch ends when the returned object is destroyed.
   [[nodiscard]] virtual cluster_watch watch(std::function<void(const cluster_snapshot&)> on_change) = 0;
+
+  /// Blocks until `ready` holds for the node's snapshot, or `timeout` passes;
+  /// returns whether it held. `ready` is checked now and after every change.
+  /// For threads outside the node (a program's main, a test): never call it
+  /// from a watch callback, which runs on the cluster strand it waits for.
+  [[nodiscard]] bool wait_until(const std::function<bool(const cluster_snapshot&)>& ready,
+                                std::chrono::milliseconds timeout);
 };
 
 } // namespace aether

@@ -33,6 +33,8 @@ public:
   [[nodiscard]] std::vector<std::uint32_t> shards_of(const member_id& m) const;
   /// How many shards `m` owns.
   [[nodiscard]] std::uint32_t count_of(const member_id& m) const noexcept;
+  /// The members that own at least one shard, in the order of their first shard.
+  [[nodiscard]] std::vector<member_id> owning_members() const;
 
   friend bool operator==(const shard_map&, const shard_map&) = default;
 
