@@ -36,8 +36,6 @@ if [ "$quick" -eq 0 ]; then
     echo "== aarch64 build, unit tests under qemu-user" >&2
     "$root/tools/cross_arm64.sh" --quick
   fi
-  # Known: TSan reports a data race in a node process of the opt-in routing path
-  # (AETHER_ROUTING=1, not yet the default); that process test runs in the other suites.
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tools/tsan.supp" \
-    run_suite "tests under TSan" "$root/build-tsan" 'install|routing_process_test' -DCMAKE_BUILD_TYPE=Debug -DAETHER_SANITIZERS=thread
+    run_suite "tests under TSan" "$root/build-tsan" 'install' -DCMAKE_BUILD_TYPE=Debug -DAETHER_SANITIZERS=thread
 fi

@@ -43,7 +43,8 @@
 
 namespace rt {
 
-std::string this_node; // set once at start
+// Set before the node starts its threads, which read it without a lock.
+std::string this_node;
 
 using namespace wire;
 
@@ -306,11 +307,15 @@ int main() {
   cfg->handle_signals = false;
   const auto expect = static_cast<std::size_t>(
       std::atoi(std::getenv("AETHER_EXPECT_NODES") ? std::getenv("AETHER_EXPECT_NODES") : "1"));
+  // Messages from other nodes reach the actors on the node's threads, with
+  // no synchronization with this one: the name they read is set before
+  // those threads start.
+  if (cfg->cluster.node_id.empty()) cfg->cluster.node_id = aether::default_node_id();
+  rt::this_node = cfg->cluster.node_id;
   try {
     aether::node node{*cfg};
     node.register_actor<rt::account>("account");
     node.register_event_sourced<rt::ledger>("ledger");
-    rt::this_node = node.cluster().snapshot()->self.node;
     // Ready once serving, with a map that gives every expected node shards.
     {
       // Shared with the watch, whose last callback may still run as it ends.
