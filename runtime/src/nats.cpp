@@ -33,7 +33,12 @@ constexpr jsErrCode temporarily_unavailable = static_cast<jsErrCode>(10008);
 
 /// The one adapter from nats.c statuses to Aether errors.
 error to_error(natsStatus s, std::string_view what, jsErrCode js_code = static_cast<jsErrCode>(0)) {
-  const char* last = nats_GetLastError(nullptr);
+  // nats.c keeps a thread's last error text until the next error, and some
+  // failures (a message not found) set none: a text recorded with another
+  // status belongs to an earlier failure and must not decide this one.
+  natsStatus last_status = NATS_OK;
+  const char* last = nats_GetLastError(&last_status);
+  if (last_status != s) last = nullptr;
   std::string detail = fmt::format("{}: {}", what, natsStatus_GetText(s));
   if (last != nullptr && *last != '\0') detail = fmt::format("{} ({})", detail, last);
   // nats.c 3.4.1's js_PublishMsg reports a refused expected sequence with
