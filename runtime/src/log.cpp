@@ -23,21 +23,28 @@ struct log_state {
   std::shared_ptr<const log_sink> sink;
   std::string env_problem; // an unknown value in the environment, said once
 
+  // As configure_log_from_env: a bad value applies nothing.
   log_state() {
+    std::optional<log_level> l;
+    std::optional<log_format> f;
     if (const char* v = std::getenv("AETHER_LOG")) {
-      if (auto l = parse_log_level(v)) {
-        level.store(*l, std::memory_order_relaxed);
-      } else {
-        env_problem = l.error().detail();
+      auto r = parse_log_level(v);
+      if (!r) {
+        env_problem = r.error().detail();
+        return;
       }
+      l = *r;
     }
     if (const char* v = std::getenv("AETHER_LOG_FORMAT")) {
-      if (auto f = parse_log_format(v)) {
-        format.store(*f, std::memory_order_relaxed);
-      } else {
-        env_problem = f.error().detail();
+      auto r = parse_log_format(v);
+      if (!r) {
+        env_problem = r.error().detail();
+        return;
       }
+      f = *r;
     }
+    if (l) level.store(*l, std::memory_order_relaxed);
+    if (f) format.store(*f, std::memory_order_relaxed);
   }
 };
 
