@@ -285,6 +285,7 @@ void shard_router::stop() {
   std::optional<nats::subscription> inbox;
   executor::timer_id timer = 0;
   actions todo;
+  std::vector<intrusive_ptr<detail::reply_slot>> stranded;
   {
     std::lock_guard lock{mutex_};
     if (stopped_) return;
@@ -303,6 +304,9 @@ void shard_router::stop() {
         }
       }
     }
+    // Asks still looking for an owner will find none here any more.
+    for (auto& [correlation, ask] : pending_) stranded.push_back(std::move(ask.reply));
+    pending_.clear();
     stopped_ = true;
     inbox = std::move(inbox_);
     inbox_.reset();
@@ -311,6 +315,9 @@ void shard_router::stop() {
   if (timer > 1) exec_.post(lane_, [this, timer, self = shared_from_this()] { exec_.cancel_timer(lane_, timer); });
   run(std::move(todo));
   inbox.reset();
+  for (auto& reply : stranded) {
+    if (reply) reply->complete(message{error{errc::shutting_down, "this node stopped before the ask found an owner"}});
+  }
 }
 
 member_id shard_router::self() const {
@@ -342,6 +349,17 @@ expected<void> shard_router::send(const member_id& to, const remote_envelope& e)
 }
 
 expected<void> shard_router::forward(outbound_message&& m) {
+  {
+    // A node that stops, or leaves a cluster with no other live member, has
+    // no one to send to: say so now rather than after a timeout.
+    std::lock_guard lock{mutex_};
+    if (stopped_ || (handoff_.leaving() && view_ &&
+                     std::none_of(view_->members.begin(), view_->members.end(), [&](const member& x) {
+                       return x.status == member_status::alive && x.id != view_->self;
+                     }))) {
+      return error{errc::shutting_down, "this node is stopping and no other node serves " + m.target.to_string()};
+    }
+  }
   std::string payload;
   if (auto encoded = encode_wire(m.payload, payload); !encoded) return encoded.error();
   const auto shard = m.target.shard(shard_count_);
@@ -400,7 +418,14 @@ void shard_router::route_ask(std::uint64_t correlation) {
     auto it = pending_.find(correlation);
     if (it == pending_.end()) return;
     auto& p = it->second;
-    if (p.reply->done() || exec_.now() >= p.deadline || stopped_) {
+    if (stopped_) {
+      // It came in as this node stopped: no owner will be looked for.
+      auto reply = std::move(p.reply);
+      pending_.erase(it);
+      reply->complete(message{error{errc::shutting_down, "this node stopped before the ask found an owner"}});
+      return;
+    }
+    if (p.reply->done() || exec_.now() >= p.deadline) {
       pending_.erase(it); // its own timeout answers the asker
       return;
     }
