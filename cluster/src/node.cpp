@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -200,6 +201,16 @@ struct node::impl {
           if (released.get_future().wait_for(config.drain_timeout) != std::future_status::ready) {
             log(log_level::warn, "shutdown: shards not released within {} ms", config.drain_timeout.count());
           }
+          // Nodes that have not applied the map without this one yet still
+          // send here: the inbox stays open two failure timeouts longer (long
+          // enough for a new leader's map when this node led) and answers
+          // their asks not_owner (certainly not delivered, so their askers
+          // look again) rather than letting them vanish with it.
+          const auto last = members->snapshot();
+          const bool others = std::any_of(last->members.begin(), last->members.end(), [&](const member& m) {
+            return m.status == member_status::alive && m.id != last->self;
+          });
+          if (others) std::this_thread::sleep_for(2 * config.cluster.failure_timeout);
         });
   }
 
