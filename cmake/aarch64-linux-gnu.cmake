@@ -28,6 +28,11 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
 # libnats links libssl, libcrypto and libprotobuf-c: let the linker find them in the sysroot.
+# Debian's multiarch headers (OpenSSL's opensslconf.h, for one) live beside
+# the common ones, under the architecture's own include directory.
+set(CMAKE_C_FLAGS_INIT "-isystem ${AETHER_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+set(CMAKE_CXX_FLAGS_INIT "-isystem ${AETHER_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+
 set(aether_arm64_libdir "${AETHER_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu")
 # Build-tree binaries find the sysroot's shared libraries without LD_LIBRARY_PATH. DT_RPATH, not
 # RUNPATH: it also serves the libraries' own dependencies (libnats needs libssl).
