@@ -46,7 +46,8 @@ set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
-build_dir="$repo_root/build-bench"
+# AETHER_BENCH_BUILD_DIR: another build directory (several checkouts or builds on one machine).
+build_dir="${AETHER_BENCH_BUILD_DIR:-$repo_root/build-bench}"
 
 usage() {
   echo "usage: $0 local [--runs N] [--quick] [--scale F] [--only ping_pong|contention|activate|skynet|savina] [--against REV]" >&2
