@@ -100,7 +100,11 @@ expected<std::shared_ptr<nats_control_log>> nats_control_log::open(std::shared_p
   sc.subjects = {cluster_subjects::control_all(options.cluster)};
   sc.replicas = options.replicas;
   sc.max_messages = options.max_messages;
-  if (auto r = conn->ensure_stream(sc); !r) return r.error();
+  if (options.create) {
+    if (auto r = conn->ensure_stream(sc); !r) return r.error();
+  } else if (auto count = conn->stream_message_count(p->stream); !count) {
+    return count.error();
+  }
   p->conn = std::move(conn);
   p->options = std::move(options);
   auto* raw = p.get();

@@ -18,6 +18,10 @@ struct nats_control_options {
   /// Records the stream keeps; the oldest go first. No age limit: on 2.9.10
   /// each replica would expire messages on its own clock.
   std::int64_t max_messages = 100'000;
+  /// Whether `open` creates (or updates) the stream. False opens an existing
+  /// log to follow it and writes nothing: `not_found` when the cluster has
+  /// no stream (for tools that only read).
+  bool create = true;
 };
 
 /// The control log on a JetStream stream.
@@ -33,7 +37,7 @@ struct nats_control_options {
 /// thread (appends) or a nats.c thread (follows).
 class nats_control_log final : public control_log {
 public:
-  /// Creates the stream if it is missing.
+  /// Creates the stream if it is missing (unless `options.create` is false).
   [[nodiscard]] static expected<std::shared_ptr<nats_control_log>> open(std::shared_ptr<nats::connection> conn,
                                                                         nats_control_options options);
   ~nats_control_log() override;
