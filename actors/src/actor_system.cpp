@@ -111,6 +111,14 @@ void actor_system::register_actor(std::string_view type, actor_factory factory, 
   slot = std::move(entry);
 }
 
+expected<std::unique_ptr<actor>> actor_system::make_detached(const actor_id& id) const {
+  const auto* type = core_->find_type(id.type());
+  if (type == nullptr) return error{errc::unknown_actor_type, fmt::format("no actor type {} is registered", id.type())};
+  auto instance = type->factory(id);
+  if (!instance) return error{errc::unknown_actor_type, fmt::format("the factory of {} made no actor", id.type())};
+  return instance;
+}
+
 expected<void> actor_system::tell_message(const actor_id& to, message&& m) {
   if (!core_->accepting.load(std::memory_order_acquire)) return error{errc::shutting_down};
   return core_->send(detail::envelope{to, {}, {}, std::move(m)}, true);

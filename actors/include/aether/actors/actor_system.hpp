@@ -76,6 +76,11 @@ public:
         type, [](const actor_id&) { return std::make_unique<T>(); }, options);
   }
 
+  /// A fresh instance of `id`'s type made by its registered factory, never
+  /// activated nor entered in a directory (for read-only folds of its
+  /// history); `unknown_actor_type` when no such type is registered.
+  [[nodiscard]] expected<std::unique_ptr<actor>> make_detached(const actor_id& id) const;
+
   /// Sends `m` to `to` from outside any actor.
   template <class M>
   expected<void> tell(const actor_id& to, M&& m) {
