@@ -603,9 +603,11 @@ expected<message> connection::request(std::string_view subject, std::string_view
   auto m = build(subject, {}, data, headers);
   if (!m) return m.error();
   natsMsg* reply = nullptr;
-  if (auto r = check(natsConnection_RequestMsg(&reply, impl_->nc, m->get(), timeout.count()), "requesting"); !r) {
-    return r.error();
-  }
+  const auto s = natsConnection_RequestMsg(&reply, impl_->nc, m->get(), timeout.count());
+  // The server says at once that nobody listens: not a lost answer.
+  if (s == NATS_NO_RESPONDERS) return error{errc::not_found, fmt::format("requesting {}: no responders", subject)};
+  if (s == NATS_TIMEOUT) return error{errc::timeout, fmt::format("requesting {}: no answer in time", subject)};
+  if (auto r = check(s, "requesting"); !r) return r.error();
   msg_ptr owned{reply};
   return copy_message(reply);
 }
@@ -618,6 +620,24 @@ expected<subscription> connection::subscribe(std::string_view subject, handler h
         return natsConnection_Subscribe(out, nc, subj.c_str(), &subscription::state::deliver, closure);
       },
       std::move(h), {}, fmt::format("subscribing to {}", subject));
+  if (sub) {
+    std::lock_guard lock{sub->state_->mutex};
+    natsSubscription_SetPendingLimits(sub->state_->sub, pending_messages, 64 * 1024 * 1024);
+  }
+  return sub;
+}
+
+expected<subscription> connection::queue_subscribe(std::string_view subject, std::string_view queue, handler h,
+                                                   int pending_messages) {
+  const auto subj = z(subject);
+  const auto group = z(queue);
+  auto* nc = impl_->nc;
+  auto sub = impl_->make_subscription(
+      [&](natsSubscription** out, void* closure) {
+        return natsConnection_QueueSubscribe(out, nc, subj.c_str(), group.c_str(), &subscription::state::deliver,
+                                             closure);
+      },
+      std::move(h), {}, fmt::format("subscribing to {} in queue group {}", subject, queue));
   if (sub) {
     std::lock_guard lock{sub->state_->mutex};
     natsSubscription_SetPendingLimits(sub->state_->sub, pending_messages, 64 * 1024 * 1024);

@@ -209,11 +209,17 @@ public:
 
   expected<void> publish(std::string_view subject, std::string_view data, std::span<const header> headers = {},
                          std::string_view reply = {});
+  /// Sends a request and waits for the first answer: `timeout` when none
+  /// comes in time, `not_found` at once when nobody subscribes to `subject`.
   [[nodiscard]] expected<message> request(std::string_view subject, std::string_view data,
                                           std::chrono::milliseconds timeout, std::span<const header> headers = {});
   /// Subscribes; at most `pending_messages` may wait for the handler before
   /// the client drops (and counts) what comes next.
   [[nodiscard]] expected<subscription> subscribe(std::string_view subject, handler h, int pending_messages = 65536);
+  /// Subscribes as a member of queue group `queue`: each message goes to
+  /// one member of the group.
+  [[nodiscard]] expected<subscription> queue_subscribe(std::string_view subject, std::string_view queue, handler h,
+                                                       int pending_messages = 65536);
   expected<void> flush(std::chrono::milliseconds timeout);
 
   // JetStream
