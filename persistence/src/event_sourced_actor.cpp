@@ -112,6 +112,13 @@ void event_sourced_core::replay_all(context& ctx) {
       });
 }
 
+expected<void> event_sourced_core::fold_snapshot(const snapshot& s) {
+  if (auto ok = restore_state(s.state); !ok) return ok.error();
+  version_ = snapshot_version_ = s.version;
+  last_sequence_ = s.sequence;
+  return {};
+}
+
 expected<void> event_sourced_core::replay(const actor_id& self, const std::vector<event>& events) {
   for (const auto& e : events) {
     if (e.version != version_ + 1) {

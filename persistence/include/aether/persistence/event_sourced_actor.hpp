@@ -66,6 +66,18 @@ public:
   void set_persistence(std::shared_ptr<const persistence> p) noexcept { persistence_ = std::move(p); }
   [[nodiscard]] std::uint64_t version() const noexcept { return version_; }
 
+  // A read-only fold (`fold_state`) of an instance that is never activated:
+  // the stores, a snapshot's state, the events after it, the state as JSON.
+  [[nodiscard]] const std::shared_ptr<const persistence>& stores() const noexcept { return persistence_; }
+  /// Takes `s`'s state and version; an error when the state does not decode.
+  expected<void> fold_snapshot(const snapshot& s);
+  /// Applies `events` (in version order, right after `version()`); stops at
+  /// the first that does not follow, decode or apply, with `replay_failed`.
+  expected<void> fold_events(const actor_id& self, const std::vector<event>& events) { return replay(self, events); }
+  /// The state as JSON (the snapshots' encoding); nullopt when the state
+  /// type is not a declared JSON type.
+  [[nodiscard]] std::optional<std::string> folded_state() const { return encode_state(); }
+
 protected:
   /// Loads snapshot and events under an exclusive wait; then `restore` (with
   /// the snapshot's state, if any) and the replayers run on the actor's turn.
@@ -81,6 +93,8 @@ protected:
   void maybe_snapshot(context& ctx, bool passivating);
   /// The state as JSON, for a snapshot; nullopt when it cannot be encoded.
   [[nodiscard]] virtual std::optional<std::string> encode_state() const = 0;
+  /// Replaces the state with one decoded from a snapshot's JSON.
+  virtual expected<void> restore_state(std::string_view json) = 0;
   /// Decodes and applies one stored event of `type` at `schema_version`.
   virtual replay_outcome replay_one(const std::string& type, std::uint32_t schema_version, std::string_view data) = 0;
 
@@ -157,16 +171,7 @@ public:
   [[nodiscard]] const State& state() const noexcept { return state_; }
 
   void on_activate(context& ctx) final {
-    recover(ctx, [this](const snapshot& s) -> expected<void> {
-      if constexpr (json::declared_type<State>) {
-        auto restored = json::decode<State>(s.state);
-        if (!restored) return restored.error();
-        state_ = std::move(*restored);
-        return {};
-      } else {
-        return error{errc::replay_failed, "the state type is not a declared JSON type"};
-      }
-    });
+    recover(ctx, [this](const snapshot& s) { return restore_state(s.state); });
   }
   void on_passivate(context& ctx) final {
     maybe_snapshot(ctx, true);
@@ -261,6 +266,17 @@ private:
       return json::encode(state_);
     } else {
       return std::nullopt;
+    }
+  }
+
+  expected<void> restore_state(std::string_view json) final {
+    if constexpr (json::declared_type<State>) {
+      auto restored = json::decode<State>(json);
+      if (!restored) return restored.error();
+      state_ = std::move(*restored);
+      return {};
+    } else {
+      return error{errc::replay_failed, "the state type is not a declared JSON type"};
     }
   }
 

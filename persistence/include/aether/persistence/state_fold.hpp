@@ -31,7 +31,7 @@ struct state_point {
 struct state_at {
   std::string state;                  ///< JSON, as the actor's snapshots encode it
   std::uint64_t version = 0;          ///< the last event folded
-  std::int64_t timestamp_ns = 0;      ///< when that event was recorded (Unix ns; 0 when it came from a snapshot)
+  std::int64_t timestamp_ns = 0;      ///< when the event at `version` was recorded (Unix ns)
   std::uint64_t last_version = 0;     ///< the actor's last version as the fold read it
   std::uint64_t snapshot_version = 0; ///< the snapshot the fold started from; 0 when it folded from version 1
 };
