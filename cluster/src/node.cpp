@@ -2,6 +2,7 @@
 #include "sd_notify.hpp"
 #include "services.hpp"
 #include "shard_router.hpp"
+#include "state_service.hpp"
 
 #include <aether/cluster/membership.hpp>
 #include <aether/cluster/memory_control_log.hpp>
@@ -148,6 +149,8 @@ struct node::impl {
   std::shared_ptr<persistence> stores;
   // Metrics and the HTTP endpoints; its watch ends before the membership does.
   std::unique_ptr<node_ops> ops;
+  // Answers state queries on NATS; stops first, before the actors close.
+  std::unique_ptr<state_service> states;
   services running;
 
   std::mutex mutex;
@@ -211,6 +214,14 @@ struct node::impl {
             return m.status == member_status::alive && m.id != last->self;
           });
           if (others) std::this_thread::sleep_for(2 * config.cluster.failure_timeout);
+        });
+    running.start(
+        "state queries",
+        [&] {
+          if (conns.quick) states = std::make_unique<state_service>(conns.quick, *system, config.cluster.node_id);
+        },
+        [&] {
+          if (states) states->stop();
         });
   }
 
@@ -321,5 +332,16 @@ int node::run() {
 }
 
 void node::stop() { impl_->shutdown(); }
+
+expected<state_at> node::state_of(const actor_id& id, state_point point) const {
+  return fold_state_wait(*impl_->system, id, point);
+}
+
+void node::serve_state(std::string_view type) {
+  if (!impl_->states) return;
+  if (auto r = impl_->states->serve(type); !r) {
+    log(log_level::warn, "node: state queries for {} are not served: {}", type, r.error().to_string());
+  }
+}
 
 } // namespace aether

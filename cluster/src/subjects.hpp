@@ -23,4 +23,10 @@ inline std::string node_inbox(std::string_view cluster, std::string_view node, s
   return fmt::format("aether_cluster.{}.node.{}.{:016x}", cluster, node, incarnation);
 }
 
+/// Where the nodes that registered event-sourced actor type `type` answer
+/// state queries (any cluster on the server: the stores are the server's),
+/// one node of the queue group `state_queue` each.
+inline std::string state_request(std::string_view type) { return fmt::format("aether_ctl.state.{}", type); }
+inline constexpr std::string_view state_queue = "aether_ctl_state";
+
 } // namespace aether::cluster_subjects

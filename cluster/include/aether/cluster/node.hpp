@@ -5,6 +5,7 @@
 #include <aether/cluster/node_config.hpp>
 #include <aether/persistence/event_bus.hpp>
 #include <aether/persistence/event_sourced_actor.hpp>
+#include <aether/persistence/state_fold.hpp>
 #include <aether/runtime/expected.hpp>
 #include <aether/runtime/metrics.hpp>
 
@@ -57,11 +58,19 @@ public:
   void register_actor(std::string_view type, actor_factory factory, actor_options options = {}) {
     system().register_actor(type, std::move(factory), options);
   }
-  /// Registers an event-sourced actor type on the node's stores.
+  /// Registers an event-sourced actor type on the node's stores; on NATS
+  /// the node answers state queries for it from then on (`query_state`).
   template <class T>
   void register_event_sourced(std::string_view type, actor_options options = {}) {
     aether::register_event_sourced<T>(system(), type, stores(), options);
+    serve_state(type);
   }
+
+  /// The state of event-sourced actor `id` folded to `point` from the
+  /// node's stores into a fresh instance of its type (see `fold_state`):
+  /// the live actor is not touched, nothing is written. Blocks; never on
+  /// a runtime thread.
+  [[nodiscard]] expected<state_at> state_of(const actor_id& id, state_point point = state_point::latest()) const;
 
   /// Sends `m` to the actor `to`; `mailbox_full`, `invalid_id` or
   /// `shutting_down` when it cannot be queued.
@@ -105,6 +114,9 @@ public:
   [[nodiscard]] std::uint16_t http_port() const noexcept;
 
 private:
+  /// Subscribes the node's state service to queries for `type` (on NATS).
+  void serve_state(std::string_view type);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };
