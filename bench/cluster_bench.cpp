@@ -38,6 +38,7 @@
 
 #include <aether/aether.hpp>
 #include <aether/cluster/assignment.hpp>
+#include <aether/runtime/command_line.hpp>
 #include <aether/runtime/nats.hpp>
 
 #include <poll.h>
@@ -567,6 +568,17 @@ void cluster_scaling(const std::string& url, double scale) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"aether_cluster_bench",
+           "Usage: aether_cluster_bench [--only assignment|election|heartbeat|remote_ask|remote_tell|\n"
+           "                              cluster_failover|rolling_restart|cluster_scaling]\n"
+           "                            [--url nats://HOST:PORT] [--trials N] [--scale F]\n"
+           "Cluster benchmarks (assignment needs no server; the others need --url and run node processes);\n"
+           "results as JSON lines on stdout (bench/run.sh cluster runs them).",
+           "  0  the benchmarks ran\n  2  bad arguments\n  3  a node process (--node) could not start\n"})) {
+    return *answered;
+  }
   self_path = argv[0];
   node_program = std::string{argv[0]}.substr(0, std::string{argv[0]}.rfind('/') + 1) + "aether_cluster_bench_node";
   std::string only, url;

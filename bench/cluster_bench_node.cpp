@@ -20,6 +20,7 @@
 #include "bench_report.hpp"
 
 #include <aether/aether.hpp>
+#include <aether/runtime/command_line.hpp>
 
 #include <nats/nats.h>
 
@@ -350,7 +351,17 @@ void wait_serving(aether::node& node, std::size_t expect) {
 
 } // namespace cb
 
-int main() {
+int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"aether_cluster_bench_node",
+           "Usage: aether_cluster_bench_node\n"
+           "A routing node for aether_cluster_bench, driven by commands on stdin (keys, ask, tell, probe,\n"
+           "steady_start, steady_stop, persist, raw_serve, raw_ask, raw_tell, quit), one answer line on stdout\n"
+           "each; settings from AETHER_* and AETHER_EXPECT_NODES.",
+           "  0  quit was read (or stdin ended)\n  3  the settings or the node failed (an 'error' line says why)\n"})) {
+    return *answered;
+  }
   auto cfg = aether::node_config::from_env();
   if (!cfg) {
     std::printf("error %s\n", cfg.error().to_string().c_str());
