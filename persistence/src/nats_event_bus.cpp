@@ -27,7 +27,14 @@ constexpr std::chrono::milliseconds held_poll{50};
 /// (`aether.{token}.ev.{type}.{key}.{version}`) or a bus subject of a stream
 /// written before namespaces had several tokens (`aether.{ns}.pub.{type}.{key}.{version}`).
 expected<std::vector<event>> decode_message(const nats::message_view& m, std::uint64_t sequence) {
-  const auto subject = m.subject();
+  auto subject = m.subject();
+  // A store subject of the per-actor layout (`aether.{token}.ev.{type}.{key}`)
+  // names no version: read as version 0, its events' own versions count.
+  std::string padded;
+  if (subject.starts_with("aether.") && std::count(subject.begin(), subject.end(), '.') == 4) {
+    padded = fmt::format("{}.0", subject);
+    subject = padded;
+  }
   const auto malformed = [&](std::string_view why) {
     return error{errc::malformed_payload, fmt::format("a message on {}: {}", subject, why)};
   };
@@ -141,7 +148,7 @@ struct nats_event_bus::impl {
   /// again first, in order, rather than after a redelivery timeout.
   expected<void> feed_durable(const std::shared_ptr<detail::bus_subscription>& s, const std::string& name) {
     const auto& ns = s->selector.ns();
-    if (auto r = streams.ensure(*conn, ns, options.replicas); !r) return r;
+    if (auto r = streams.ensure(*conn, ns, options.replicas); !r) return r.error();
     const auto stream = detail::namespace_stream_name(ns);
     std::uint64_t start = 1;
     // A subscriber that just ended may still look bound for a moment (on a
