@@ -63,7 +63,7 @@ TEST_CASE("a server that requires a token refuses a client without it or with an
   check_refused(options_for(server));
   check_refused(options_for(server, {.token = "tok-wrong-55"}), {"tok-wrong-55"});
   auto conn = connection::connect(options_for(server, {.token = token}));
-  REQUIRE(conn.has_value());
+  REQUIRE_MESSAGE(conn.has_value(), (conn ? "" : conn.error().to_string()));
   check_round_trip(*conn);
 }
 
@@ -78,7 +78,7 @@ TEST_CASE("a server that requires a user and password refuses a wrong password a
   in_url.url = "nats://alice:pw-wrong-14@127.0.0.1:" + std::to_string(server.port());
   check_refused(in_url, {"pw-wrong-14"});
   auto conn = connection::connect(options_for(server, {.user = "alice", .password = "pw-c0ffee-91"}));
-  REQUIRE(conn.has_value());
+  REQUIRE_MESSAGE(conn.has_value(), (conn ? "" : conn.error().to_string()));
   check_round_trip(*conn);
 }
 
@@ -92,7 +92,8 @@ TEST_CASE("a server that requires an NKey takes a client with the seed file and 
   const auto other_file = m.write("other.nk", other.seed + "\n");
   check_refused(options_for(server, {.nkey_seed_file = other_file}), {other.seed});
   auto conn = connection::connect(options_for(server, {.nkey_seed_file = m.write("user.nk", user.seed + "\n")}));
-  REQUIRE(conn.has_value());
+  INFO("seed " << user.seed << " public " << user.public_key);
+  REQUIRE_MESSAGE(conn.has_value(), (conn ? "" : conn.error().to_string()));
   check_round_trip(*conn);
 
   SUBCASE("a file without a user seed is an invalid argument naming the file, not its content") {
@@ -113,7 +114,7 @@ TEST_CASE("a server that verifies client certificates refuses plain clients and 
   check_refused(options_for(server, {.tls_ca_file = m.ca()}));
   auto conn = connection::connect(
       options_for(server, {.tls_ca_file = m.ca(), .tls_cert_file = m.client_cert(), .tls_key_file = m.client_key()}));
-  REQUIRE(conn.has_value());
+  REQUIRE_MESSAGE(conn.has_value(), (conn ? "" : conn.error().to_string()));
   check_round_trip(*conn);
   // The plain connection that reads the server's version still works.
   CHECK((*conn)->server_version().has_value());
@@ -126,7 +127,7 @@ TEST_CASE("a server in operator mode takes a user's credentials file, JetStream 
   check_refused(options_for(server));
   check_refused(options_for(server, {.token = "tok-nothing"}));
   auto conn = connection::connect(options_for(server, {.credentials_file = m.creds_path()}));
-  REQUIRE(conn.has_value());
+  REQUIRE_MESSAGE(conn.has_value(), (conn ? "" : conn.error().to_string()));
   check_round_trip(*conn);
   aether::nats::stream_config stream;
   stream.name = "SECURED";
@@ -194,7 +195,7 @@ TEST_CASE("a subject the user may not publish to is logged with the server's wor
         lines.emplace_back(message);
       });
   auto conn = connection::connect(options_for(server, {.user = "carol", .password = "pw-log-4242"}));
-  REQUIRE(conn.has_value());
+  REQUIRE_MESSAGE(conn.has_value(), (conn ? "" : conn.error().to_string()));
   REQUIRE((*conn)->publish("secret.plans", "x").has_value());
   (void)(*conn)->flush(5s);
   bool logged = false;

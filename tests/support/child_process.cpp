@@ -1,6 +1,7 @@
 #include "support/child_process.hpp"
 #include "support/spawn.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
@@ -161,8 +162,16 @@ std::optional<int> child_process::wait(std::chrono::steady_clock::time_point dea
       return status;
     }
     if (r < 0 && errno != EINTR) throw std::runtime_error{"waitpid failed"};
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds{5}); // polls an exit; no order depends on it
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    // Polls the exit (no order depends on it) and reads the output meanwhile,
+    // kept for `line` and `rest`: a child blocked on a full pipe never exits.
+    const auto step = std::min(deadline, now + std::chrono::milliseconds{5});
+    if (eof_) {
+      std::this_thread::sleep_until(step);
+    } else {
+      fill(step);
+    }
   }
 }
 

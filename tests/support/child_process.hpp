@@ -49,7 +49,9 @@ public:
   void signal(int sig);
   /// Waits for the exit; returns the wait status.
   int wait();
-  /// Waits for the exit until `deadline`; nullopt if it still runs.
+  /// Waits for the exit until `deadline`, reading its output meanwhile (a
+  /// process that writes more than a pipe holds could not exit otherwise);
+  /// nullopt if it still runs.
   [[nodiscard]] std::optional<int> wait(std::chrono::steady_clock::time_point deadline);
   /// SIGKILL, then reaps it: a process crash.
   void kill();
