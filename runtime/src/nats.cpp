@@ -13,7 +13,9 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
+#include <unordered_map>
 
 #include <netdb.h>
 #include <poll.h>
@@ -261,6 +263,125 @@ struct connection::impl {
   std::condition_variable closed_cv;
   bool closed = false;
 
+  // Requests waiting for their answer, by the number that ends their reply
+  // subject; one wildcard subscription takes every answer. The server
+  // reports a subject the user may not publish to only to the error handler,
+  // which ends the requests on that subject at once (nats.c's own request
+  // would wait for its timeout).
+  struct pending_request {
+    std::string_view subject;
+    natsMsg* answer = nullptr;
+    bool no_responders = false;
+    std::string denied; // the server's words
+  };
+  std::mutex requests_mutex;
+  std::condition_variable requests_cv;
+  std::unordered_map<std::uint64_t, pending_request*> requests;
+  std::uint64_t next_request = 0;
+  std::string reply_prefix;
+  natsSubscription* reply_sub = nullptr;
+  std::deque<std::string> violations; // the last refusals, in the server's words
+
+  static void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+    auto* self = static_cast<impl*>(closure);
+    const std::string_view subject{natsMsg_GetSubject(m)};
+    std::lock_guard lock{self->requests_mutex};
+    std::uint64_t token = 0;
+    const auto prefix = self->reply_prefix.size();
+    const auto it =
+        subject.size() > prefix &&
+                std::from_chars(subject.data() + prefix, subject.data() + subject.size(), token).ec == std::errc{}
+            ? self->requests.find(token)
+            : self->requests.end();
+    if (it == self->requests.end() || it->second->answer != nullptr || it->second->no_responders) {
+      natsMsg_Destroy(m);
+      return;
+    }
+    const char* status = nullptr;
+    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status != nullptr &&
+        std::string_view{status} == "503") {
+      it->second->no_responders = true;
+      natsMsg_Destroy(m);
+    } else {
+      it->second->answer = m;
+    }
+    self->requests_cv.notify_all();
+  }
+
+  /// The subject in a permission violation (`Permissions Violation for
+  /// Publish to "x"`) of `kind` (`Publish`, `Subscription`), or empty.
+  static std::string_view violated_subject(std::string_view text, std::string_view kind) {
+    const auto marker = fmt::format("{} to \"", kind);
+    const auto start = text.find(marker);
+    if (start == std::string_view::npos) return {};
+    const auto from = start + marker.size();
+    const auto end = text.find('"', from);
+    return end == std::string_view::npos ? std::string_view{} : text.substr(from, end - from);
+  }
+
+  void permission_violation(std::string_view text) {
+    const auto subject = violated_subject(text, "Publish");
+    std::lock_guard lock{requests_mutex};
+    violations.emplace_back(text);
+    if (violations.size() > 64) violations.pop_front();
+    if (subject.empty()) return;
+    for (auto& [token, r] : requests) {
+      if (r->subject == subject && r->denied.empty()) r->denied = std::string{text};
+    }
+    requests_cv.notify_all();
+  }
+
+  /// Sends a request and waits for its answer: NATS_OK with `*reply` set,
+  /// NATS_TIMEOUT, NATS_NO_RESPONDERS, or NATS_NOT_PERMITTED with the
+  /// server's words in `denied`.
+  natsStatus request_msg(natsMsg** reply, std::string_view subject, std::string_view data,
+                         std::span<const header> headers, std::chrono::milliseconds timeout, std::string& denied) {
+    pending_request pending;
+    pending.subject = subject;
+    std::uint64_t token = 0;
+    std::string reply_to;
+    {
+      std::lock_guard lock{requests_mutex};
+      if (reply_sub == nullptr) {
+        natsInbox* inbox = nullptr;
+        if (const auto s = natsInbox_Create(&inbox); s != NATS_OK) return s;
+        reply_prefix = fmt::format("{}.", inbox);
+        natsInbox_Destroy(inbox);
+        if (const auto s =
+                natsConnection_Subscribe(&reply_sub, nc, (reply_prefix + "*").c_str(), &impl::on_reply, this);
+            s != NATS_OK) {
+          reply_sub = nullptr;
+          return s;
+        }
+        natsSubscription_SetPendingLimits(reply_sub, -1, -1);
+      }
+      token = ++next_request;
+      reply_to = fmt::format("{}{}", reply_prefix, token);
+      requests.emplace(token, &pending);
+    }
+    natsStatus s = NATS_OK;
+    if (auto m = build(subject, reply_to, data, headers); !m) {
+      s = NATS_INVALID_ARG;
+    } else {
+      s = natsConnection_PublishMsg(nc, m->get());
+    }
+    std::unique_lock lock{requests_mutex};
+    if (s == NATS_OK) {
+      requests_cv.wait_for(
+          lock, timeout, [&] { return pending.answer != nullptr || pending.no_responders || !pending.denied.empty(); });
+      if (pending.answer != nullptr) {
+        *reply = pending.answer;
+      } else if (!pending.denied.empty()) {
+        denied = std::move(pending.denied);
+        s = NATS_NOT_PERMITTED;
+      } else {
+        s = pending.no_responders ? NATS_NO_RESPONDERS : NATS_TIMEOUT;
+      }
+    }
+    requests.erase(token);
+    return s;
+  }
+
   ~impl() {
     if (js) jsCtx_Destroy(js);
     if (nc) {
@@ -270,6 +391,7 @@ struct connection::impl {
       std::unique_lock lock{closed_mutex};
       closed_cv.wait_for(lock, std::chrono::seconds{10}, [this] { return closed; });
       lock.unlock();
+      if (reply_sub) natsSubscription_Destroy(reply_sub);
       natsConnection_Destroy(nc);
     }
   }
@@ -283,6 +405,7 @@ struct connection::impl {
     } else if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) != NATS_OK && text != nullptr) {
       // The server's words name the subject the user may not use (no secret).
       log(log_level::warn, "NATS: {}", text);
+      self->permission_violation(text);
     } else {
       log(log_level::warn, "NATS: {}", natsStatus_GetText(err));
     }
@@ -600,16 +723,34 @@ expected<void> connection::publish(std::string_view subject, std::string_view da
 
 expected<message> connection::request(std::string_view subject, std::string_view data,
                                       std::chrono::milliseconds timeout, std::span<const header> headers) {
-  auto m = build(subject, {}, data, headers);
-  if (!m) return m.error();
   natsMsg* reply = nullptr;
-  const auto s = natsConnection_RequestMsg(&reply, impl_->nc, m->get(), timeout.count());
+  std::string denied;
+  const auto s = impl_->request_msg(&reply, subject, data, headers, timeout, denied);
+  if (s == NATS_NOT_PERMITTED) return error{errc::permission_denied, fmt::format("requesting {}: {}", subject, denied)};
   // The server says at once that nobody listens: not a lost answer.
   if (s == NATS_NO_RESPONDERS) return error{errc::not_found, fmt::format("requesting {}: no responders", subject)};
   if (s == NATS_TIMEOUT) return error{errc::timeout, fmt::format("requesting {}: no answer in time", subject)};
   if (auto r = check(s, "requesting"); !r) return r.error();
   msg_ptr owned{reply};
   return copy_message(reply);
+}
+
+expected<void> connection::check_permitted(std::string_view subject) const {
+  const auto quoted = fmt::format("\"{}\"", subject);
+  const auto refused = [&](std::string_view text) {
+    return text.find("Permissions Violation") != std::string_view::npos && text.find(quoted) != std::string_view::npos;
+  };
+  // The reader thread records the latest error before it reads what the
+  // server sent next; the error handler runs later, on a thread of its own.
+  const char* last = nullptr;
+  if (natsConnection_GetLastError(impl_->nc, &last) == NATS_NOT_PERMITTED && last != nullptr && refused(last)) {
+    return error{errc::permission_denied, std::string{last}};
+  }
+  std::lock_guard lock{impl_->requests_mutex};
+  for (const auto& text : impl_->violations) {
+    if (refused(text)) return error{errc::permission_denied, text};
+  }
+  return {};
 }
 
 expected<subscription> connection::subscribe(std::string_view subject, handler h, int pending_messages) {
@@ -954,7 +1095,8 @@ expected<consumer_state> connection::consumer(std::string_view stream, std::stri
       !r) {
     return r.error();
   }
-  const consumer_state out{info->AckFloor.Stream, info->PushBound};
+  const consumer_state out{info->AckFloor.Stream, info->PushBound,
+                           info->NumPending + static_cast<std::uint64_t>(std::max<int64_t>(info->NumAckPending, 0))};
   jsConsumerInfo_Destroy(info);
   return out;
 }
@@ -975,6 +1117,12 @@ expected<void> connection::ensure_bucket(const bucket_config& c) {
   cfg.Replicas = c.replicas;
   cfg.History = static_cast<uint8_t>(c.history);
   cfg.StorageType = js_FileStorage;
+  // nats.c's own requests wait their timeout when the server refuses their
+  // subject: ask once through `request`, which ends at the refusal.
+  if (auto info = request(fmt::format("$JS.API.STREAM.INFO.KV_{}", c.name), "", std::chrono::seconds{5});
+      !info && info.error().code() == errc::permission_denied) {
+    return error{errc::permission_denied, fmt::format("opening bucket {}: {}", c.name, info.error().detail())};
+  }
   kvStore* kv = nullptr;
   natsStatus s = js_KeyValue(&kv, impl_->js, name.c_str());
   if (s == NATS_NOT_FOUND) s = js_CreateKeyValue(&kv, impl_->js, &cfg);

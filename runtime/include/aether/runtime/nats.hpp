@@ -160,6 +160,9 @@ struct consumer_state {
   std::uint64_t ack_floor = 0;
   /// Someone listens on its deliver subject.
   bool bound = false;
+  /// Messages not yet acknowledged: waiting to be delivered, or delivered
+  /// and not acknowledged.
+  std::uint64_t pending = 0;
 };
 
 /// A key-value bucket to create or open.
@@ -221,6 +224,11 @@ public:
   [[nodiscard]] expected<subscription> queue_subscribe(std::string_view subject, std::string_view queue, handler h,
                                                        int pending_messages = 65536);
   expected<void> flush(std::chrono::milliseconds timeout);
+  /// `permission_denied` in the server's words when the server refused this
+  /// connection a publish or a subscription on exactly `subject` (the last 64
+  /// refusals are kept). The server reports a refused subscription only
+  /// asynchronously: call it after a `flush` that followed the subscribe.
+  [[nodiscard]] expected<void> check_permitted(std::string_view subject) const;
 
   // JetStream
 
