@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -56,6 +57,22 @@ struct dropped_event {
   error reason;
 };
 
+/// The events a bus's subscriptions dropped, by namespace and reason:
+/// `subscriber_full` (the subscription's queue) or the `errc` name of what
+/// refused the delivery (an actor's full mailbox: `mailbox_full`). Counted on
+/// drops only, never per delivered event.
+///
+/// Thread-safety: from any thread.
+class bus_drop_counts {
+public:
+  void add(std::string_view ns, std::string_view reason);
+  void collect(metric_sink& sink) const;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> counts_;
+};
+
 /// One subscription: a bounded queue drained on a strand.
 struct bus_subscription : std::enable_shared_from_this<bus_subscription> {
   bus_subscription(executor& ex, std::size_t lane, bus_selector selector, event_bus::handler h,
@@ -87,10 +104,12 @@ struct bus_subscription : std::enable_shared_from_this<bus_subscription> {
   std::function<void()> detach;
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> dropped{0};
+  /// The bus's drop counts; set up before it is shared.
+  std::shared_ptr<bus_drop_counts> drop_counts;
 
 private:
   void drain();
-  void count_drop(const error& why);
+  void count_drop(const event& e, const error& why);
   void notify(const error& e);
   void settle_acknowledgements() noexcept;
 
@@ -119,13 +138,16 @@ public:
   /// Ends every subscription; adds fail from now on.
   void close();
   [[nodiscard]] bool closed() const noexcept { return closed_.load(); }
+  /// The drops, and the lag of each durable subscription (asked of the server).
+  void collect(metric_sink& sink) const;
 
 private:
   void remove(const bus_subscription* s);
 
   executor& ex_;
+  std::shared_ptr<bus_drop_counts> drops_ = std::make_shared<bus_drop_counts>();
   std::atomic<std::size_t> next_lane_{0};
-  std::shared_mutex mutex_;
+  mutable std::shared_mutex mutex_;
   std::vector<std::shared_ptr<bus_subscription>> subs_;
   std::atomic<bool> closed_{false};
 };

@@ -83,6 +83,7 @@ void bus_subscription::push(bus_item item) {
     // A durable subscription's server sends no more than the buffer allows.
     if (!durable && queue_.size() >= capacity) {
       const auto n = dropped.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (drop_counts && item.ev) drop_counts->add(item.ev->actor.ns(), "subscriber_full");
       if (drop_reported_) return;
       drop_reported_ = true;
       report(error{errc::mailbox_full, fmt::format("a subscriber fell behind; {} events dropped so far", n), n});
@@ -109,8 +110,9 @@ void bus_subscription::notify(const error& e) {
   }
 }
 
-void bus_subscription::count_drop(const error& why) {
+void bus_subscription::count_drop(const event& e, const error& why) {
   const auto n = dropped.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (drop_counts) drop_counts->add(e.actor.ns(), to_string(why.code()));
   bool first = false;
   {
     std::lock_guard lock{mutex_};
@@ -142,7 +144,7 @@ void bus_subscription::drain() {
         handler_(*item.ev);
       } catch (const dropped_event& d) {
         delivered.fetch_sub(1, std::memory_order_relaxed);
-        count_drop(d.reason);
+        count_drop(*item.ev, d.reason);
       } catch (const std::exception& x) {
         notify(error{errc::handler_failed, fmt::format("an event handler threw on {} of {}: {}", item.ev->type,
                                                        item.ev->actor.to_string(), x.what())});
@@ -188,7 +190,42 @@ void bus_subscription::settle_acknowledgements() noexcept {
 std::shared_ptr<bus_subscription> bus_registry::make(bus_selector selector, event_bus::handler h,
                                                      subscribe_options options) {
   const auto lane = next_lane_.fetch_add(1, std::memory_order_relaxed) % ex_.lane_count();
-  return std::make_shared<bus_subscription>(ex_, lane, std::move(selector), std::move(h), std::move(options));
+  auto s = std::make_shared<bus_subscription>(ex_, lane, std::move(selector), std::move(h), std::move(options));
+  s->drop_counts = drops_;
+  return s;
+}
+
+void bus_drop_counts::add(std::string_view ns, std::string_view reason) {
+  std::lock_guard lock{mutex_};
+  ++counts_[{std::string{ns}, std::string{reason}}];
+}
+
+void bus_drop_counts::collect(metric_sink& sink) const {
+  std::lock_guard lock{mutex_};
+  for (const auto& [key, n] : counts_) {
+    sink.counter("aether_bus_dropped_events_total",
+                 "Events the bus's subscriptions dropped: a full subscription queue (subscriber_full) or a delivery "
+                 "an actor refused (its errc).",
+                 static_cast<double>(n), {{"namespace", key.first}, {"reason", key.second}});
+  }
+}
+
+void bus_registry::collect(metric_sink& sink) const {
+  drops_->collect(sink);
+  std::vector<std::shared_ptr<bus_subscription>> durables;
+  {
+    std::shared_lock lock{mutex_};
+    for (const auto& s : subs_) {
+      if (s->durable && s->conn) durables.push_back(s);
+    }
+  }
+  for (const auto& s : durables) {
+    auto state = s->conn->consumer(s->stream, s->consumer);
+    if (!state) continue; // no figure rather than a wrong one
+    sink.gauge("aether_bus_durable_lag_messages",
+               "Messages of a durable subscription's namespace stream it has not acknowledged yet.",
+               static_cast<double>(state->pending), {{"namespace", s->selector.ns()}, {"durable", s->consumer}});
+  }
 }
 
 expected<void> bus_registry::add(const std::shared_ptr<bus_subscription>& s) {
@@ -313,5 +350,9 @@ expected<event_subscription> local_event_bus::subscribe(std::string_view ns_patt
 }
 
 void local_event_bus::stored(const std::vector<event>& events) { impl_->registry->dispatch(events); }
+
+void local_event_bus::collect(metric_sink& sink) const { impl_->registry->collect(sink); }
+
+void event_bus::collect(metric_sink&) const {}
 
 } // namespace aether

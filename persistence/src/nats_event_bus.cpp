@@ -139,7 +139,15 @@ struct nats_event_bus::impl {
       s->feeds.push_back(std::move(*feed));
     }
     // The server has the interest once this returns: later publishes reach it.
-    return conn->flush(subscribe_timeout);
+    if (auto r = conn->flush(subscribe_timeout); !r) return r;
+    // The server refuses a subject the user may not subscribe to only in an
+    // error of its own, sent before it answered the flush.
+    for (const auto& feed_subject : {s->selector.subject("stored"), s->selector.subject("pub")}) {
+      if (auto r = conn->check_permitted(feed_subject); !r) {
+        return error{errc::permission_denied, fmt::format("subscribing to {}: {}", feed_subject, r.error().detail())};
+      }
+    }
+    return {};
   }
 
   /// Durable: the namespace's stream through a durable consumer, starting
@@ -264,5 +272,7 @@ expected<event_subscription> nats_event_bus::subscribe(std::string_view ns_patte
 }
 
 void nats_event_bus::stored(const std::vector<event>& events) { impl_->registry->dispatch(events); }
+
+void nats_event_bus::collect(metric_sink& sink) const { impl_->registry->collect(sink); }
 
 } // namespace aether

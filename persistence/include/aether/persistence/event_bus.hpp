@@ -4,6 +4,7 @@
 #include <aether/persistence/event.hpp>
 #include <aether/runtime/executor.hpp>
 #include <aether/runtime/expected.hpp>
+#include <aether/runtime/metrics.hpp>
 #include <aether/runtime/nats.hpp>
 #include <aether/runtime/unique_function.hpp>
 
@@ -128,6 +129,13 @@ public:
   /// Ends every subscription (before the executor goes); publishes and
   /// subscribes then fail with `shutting_down`. The destructor closes too.
   virtual void close() = 0;
+
+  /// Writes the bus's samples (a node's /metrics): events its subscriptions
+  /// dropped, `aether_bus_dropped_events_total` by namespace and reason, and
+  /// each durable subscription's lag, `aether_bus_durable_lag_messages`
+  /// (messages of its stream not yet acknowledged, asked of the server).
+  /// From any thread; it never runs on a subscription's path.
+  virtual void collect(metric_sink& sink) const;
 };
 
 /// The bus of one process: the embedded default.
@@ -143,6 +151,7 @@ public:
   using event_bus::subscribe;
   void stored(const std::vector<event>& events) override;
   void close() override;
+  void collect(metric_sink& sink) const override;
 
   struct impl;
 
@@ -190,6 +199,7 @@ public:
   using event_bus::subscribe;
   void stored(const std::vector<event>& events) override;
   void close() override;
+  void collect(metric_sink& sink) const override;
 
   struct impl;
 
