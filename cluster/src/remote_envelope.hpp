@@ -5,10 +5,13 @@
 #include <aether/runtime/error.hpp>
 #include <aether/runtime/expected.hpp>
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace aether {
 
@@ -54,6 +57,68 @@ struct remote_envelope {
 
 /// The JSON of `e`.
 [[nodiscard]] std::string encode_envelope(const remote_envelope& e);
+/// Appends the JSON of `e` to `out`: the bytes of `encode_envelope`, with no
+/// copy of the envelope's fields on the way.
+void encode_envelope_to(fmt::memory_buffer& out, const remote_envelope& e);
+
+namespace detail {
+/// The JSON of `e` through the declared wire shape (`json::encode`): what
+/// `encode_envelope` must equal, for the tests.
+[[nodiscard]] std::string encode_envelope_reference(const remote_envelope& e);
+} // namespace detail
+
+/// Envelopes bigger than this are refused before parsing.
+inline constexpr std::size_t max_envelope_size = std::size_t{8} << 20;
+/// A batch announcing more envelopes than this is refused.
+inline constexpr std::size_t max_batch_envelopes = 65536;
+/// A batch bigger than this is refused before it is read.
+inline constexpr std::size_t max_batch_size = std::size_t{16} << 20;
+
+/// Many envelopes for one node in one NATS message, in send order
+/// (`docs/WIRE_FORMAT.md`, "Node-to-node envelopes"):
+///
+///     "#" <count> "\n"   then <count> times:   <length> "\n" <envelope JSON of length bytes>
+///
+/// A single envelope travels as its JSON alone (it starts with '{'); a
+/// batch starts with '#'.
+///
+/// Thread-safety: a value type.
+class envelope_batch {
+public:
+  envelope_batch();
+  /// Appends `e`.
+  void add(const remote_envelope& e);
+  /// Appends an envelope already encoded (its JSON).
+  void add_encoded(std::string_view json);
+  [[nodiscard]] std::size_t count() const noexcept { return count_; }
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  /// The bytes the message will have.
+  [[nodiscard]] std::size_t size() const noexcept;
+  /// The message: the header, then the envelopes. Valid until the next
+  /// `add` or `clear`; empty when nothing was added.
+  [[nodiscard]] std::string_view finish();
+  /// The JSON of the only envelope (when `count() == 1`): what travels
+  /// alone needs no batch.
+  [[nodiscard]] std::string_view only() const noexcept;
+  void clear() noexcept;
+
+private:
+  fmt::memory_buffer buffer_; // starts with room for the header
+  fmt::memory_buffer scratch_;
+  std::size_t count_ = 0;
+  std::size_t first_at_ = 0; // where the first envelope's JSON starts
+};
+
+/// True when `bytes` is a batch rather than one envelope.
+[[nodiscard]] inline bool is_batch(std::string_view bytes) noexcept { return !bytes.empty() && bytes.front() == '#'; }
+
+/// Splits a batch into its envelopes' JSON (not yet decoded), checking the
+/// framing only: `payload_too_large` for a batch over `max_batch_size` or an
+/// envelope over `max_envelope_size`; `malformed_payload` for a header that is
+/// not "#<count>\n" with 1 <= count <= `max_batch_envelopes`, a length that
+/// is not decimal digits, fewer bytes or envelopes than announced, bytes after
+/// the last envelope, or an envelope that does not start with '{'. Never throws.
+[[nodiscard]] expected<std::vector<std::string_view>> split_batch(std::string_view bytes);
 
 /// Decodes and checks an envelope from the wire: `malformed_payload` (or
 /// `payload_too_large`) for anything but a well-formed envelope of a known

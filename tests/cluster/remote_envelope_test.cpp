@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
 #include <string>
+#include <vector>
 
 using aether::actor_id;
 using aether::decode_envelope;
@@ -134,4 +137,117 @@ TEST_CASE("hostile envelopes are malformed_payload, never a crash") {
   // Oversized input is refused before it is parsed.
   const std::string big(9u << 20, ' ');
   CHECK(decode_envelope(big).error() == errc::payload_too_large);
+}
+
+TEST_CASE("the direct encoder writes the bytes of the declared wire shape") {
+  auto ask = an_ask();
+  CHECK(encode_envelope(ask) == aether::detail::encode_envelope_reference(ask));
+  ask.kind = remote_kind::tell;
+  ask.sender = {};
+  ask.hops = 2;
+  ask.from.node = "n\"odd\\";
+  CHECK(encode_envelope(ask) == aether::detail::encode_envelope_reference(ask));
+  remote_envelope failed;
+  failed.kind = remote_kind::answer;
+  failed.from = aether::member_id{"n2", ~std::uint64_t{0}};
+  failed.correlation = 6;
+  failed.failure.emplace(errc::version_conflict, "a \"quoted\"\n detail \xff", 41);
+  CHECK(encode_envelope(failed) == aether::detail::encode_envelope_reference(failed));
+  remote_envelope released;
+  released.kind = remote_kind::released;
+  released.from = aether::member_id{"n3", 9};
+  released.epoch = 12;
+  released.shard = 3;
+  CHECK(encode_envelope(released) == aether::detail::encode_envelope_reference(released));
+}
+
+namespace {
+
+std::vector<remote_envelope> decode_all(std::string_view bytes) {
+  auto parts = aether::split_batch(bytes);
+  REQUIRE(parts);
+  std::vector<remote_envelope> out;
+  for (auto p : *parts) {
+    auto e = decode_envelope(p);
+    REQUIRE(e);
+    out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a batch carries envelopes in order") {
+  aether::envelope_batch batch;
+  CHECK(batch.empty());
+  CHECK(batch.finish().empty());
+  for (int i = 0; i < 300; ++i) {
+    auto e = an_ask();
+    e.kind = remote_kind::tell;
+    e.correlation = 0;
+    e.payload = fmt::format(R"({{"seq":{}}})", i);
+    batch.add(e);
+  }
+  CHECK(batch.count() == 300);
+  const auto bytes = std::string{batch.finish()};
+  CHECK(bytes.size() == batch.size());
+  CHECK(aether::is_batch(bytes));
+  CHECK(bytes.starts_with("#300\n"));
+  const auto all = decode_all(bytes);
+  REQUIRE(all.size() == 300);
+  for (int i = 0; i < 300; ++i) CHECK(all[static_cast<std::size_t>(i)].payload == fmt::format(R"({{"seq":{}}})", i));
+
+  // Cleared, it starts again; a batch of one also travels as that envelope alone.
+  batch.clear();
+  batch.add(an_ask());
+  CHECK(batch.only() == encode_envelope(an_ask()));
+  CHECK(decode_all(batch.finish()).size() == 1);
+  CHECK(!aether::is_batch(encode_envelope(an_ask())));
+}
+
+TEST_CASE("hostile batches are typed errors: truncated, wrong counts, oversize") {
+  const auto one = encode_envelope(an_ask());
+  const auto record = fmt::format("{}\n{}", one.size(), one);
+  const auto two = fmt::format("#2\n{}{}", record, record);
+  REQUIRE(decode_all(two).size() == 2);
+  const std::string hostile[] = {
+      "#",
+      "#\n",
+      "#0\n",                                 // no envelopes
+      "#-1\n" + record,                       // not a count
+      "#1" + record,                          // no newline after the count
+      "#x\n" + record,                        //
+      "#65537\n" + record,                    // more than the limit
+      "#99999999999999999999999\n" + record,  // not a number that fits
+      "#3\n" + record + record,               // fewer envelopes than announced
+      "#1\n" + record + record,               // more bytes than announced
+      "#2\n" + record + record + "\n",        // a byte after the last envelope
+      two.substr(0, two.size() - 1),          // the last envelope cut short
+      two.substr(0, two.size() - one.size()), // the last envelope missing
+      fmt::format("#1\n{}\n{}", one.size() + 1, one),
+      fmt::format("#1\n{}\n{}", one.size() - 1, one),
+      fmt::format("#1\n\n{}", one), // no length
+      fmt::format("#1\n+{}\n{}", one.size(), one),
+      fmt::format("#1\n 5\n{}", one),
+      fmt::format("#1\n{}\n{}", 1, "["),                                             // not an object
+      fmt::format("#1\n{}\n{}", 3 + one.size(), "#1\n" + one.substr(0, one.size())), // a batch in a batch
+  };
+  for (const auto& h : hostile) {
+    CAPTURE(h);
+    auto parts = aether::split_batch(h);
+    REQUIRE(!parts);
+    CHECK(parts.error() == errc::malformed_payload);
+  }
+  // An envelope announced over the envelope limit, and a batch over the batch limit.
+  auto too_long = aether::split_batch(fmt::format("#1\n{}\n{}", aether::max_envelope_size + 1, one));
+  REQUIRE(!too_long);
+  CHECK(too_long.error() == errc::payload_too_large);
+  auto too_big = aether::split_batch("#1\n" + std::string(aether::max_batch_size, '{'));
+  REQUIRE(!too_big);
+  CHECK(too_big.error() == errc::payload_too_large);
+  // The framing is checked before anything is decoded; a record that frames
+  // right but does not decode is the envelope decoder's typed error.
+  auto bad = aether::split_batch("#1\n2\n{}");
+  REQUIRE(bad);
+  CHECK(decode_envelope((*bad)[0]).error() == errc::malformed_payload);
 }

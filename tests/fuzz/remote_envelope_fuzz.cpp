@@ -1,10 +1,13 @@
-// Decodes arbitrary bytes as a node-to-node envelope. A decode must fail with malformed_payload or
-// payload_too_large, or succeed; what succeeds must encode and decode to the same envelope again.
+// Decodes arbitrary bytes as a message on a node's inbox: one envelope, or a batch of them. A decode must fail
+// with malformed_payload or payload_too_large, or succeed; what succeeds must encode and decode to the same
+// envelopes again (the direct encoder writing the bytes of the declared wire shape), a batch in the same order.
 #include "remote_envelope.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -17,20 +20,54 @@ bool same(const aether::remote_envelope& a, const aether::remote_envelope& b) {
                       a.failure->value() == b.failure->value()));
   return a.kind == b.kind && a.from == b.from && a.target == b.target && a.sender == b.sender && a.type == b.type &&
          a.payload == b.payload && a.correlation == b.correlation && a.timeout_ms == b.timeout_ms &&
-         a.epoch == b.epoch && a.shard == b.shard && same_failure;
+         a.epoch == b.epoch && a.shard == b.shard && a.hops == b.hops && same_failure;
+}
+
+void expect_typed(const aether::error& e) {
+  if (e.code() != aether::errc::malformed_payload && e.code() != aether::errc::payload_too_large) fail();
+}
+
+/// Decodes one envelope; checks the round trip of what decodes.
+std::optional<aether::remote_envelope> one(std::string_view bytes) {
+  auto decoded = aether::decode_envelope(bytes);
+  if (!decoded) {
+    expect_typed(decoded.error());
+    return std::nullopt;
+  }
+  const auto encoded = aether::encode_envelope(*decoded);
+  if (encoded != aether::detail::encode_envelope_reference(*decoded)) fail();
+  auto again = aether::decode_envelope(encoded);
+  if (!again || !same(*decoded, *again)) fail();
+  return std::move(*decoded);
 }
 
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view bytes{reinterpret_cast<const char*>(data), size};
-  auto decoded = aether::decode_envelope(bytes);
-  if (!decoded) {
-    const auto code = decoded.error().code();
-    if (code != aether::errc::malformed_payload && code != aether::errc::payload_too_large) fail();
+  if (!aether::is_batch(bytes)) {
+    (void)one(bytes);
     return 0;
   }
-  auto again = aether::decode_envelope(aether::encode_envelope(*decoded));
-  if (!again || !same(*decoded, *again)) fail();
+  auto parts = aether::split_batch(bytes);
+  if (!parts) {
+    expect_typed(parts.error());
+    return 0;
+  }
+  if (parts->empty()) fail(); // a batch announces at least one envelope
+  std::vector<aether::remote_envelope> decoded;
+  for (auto p : *parts) {
+    if (p.empty() || p.front() != '{') fail();
+    if (auto e = one(p)) decoded.push_back(std::move(*e));
+  }
+  if (decoded.empty()) return 0;
+  aether::envelope_batch batch;
+  for (const auto& e : decoded) batch.add(e);
+  auto again = aether::split_batch(batch.finish());
+  if (!again || again->size() != decoded.size()) fail();
+  for (std::size_t i = 0; i < decoded.size(); ++i) {
+    auto e = aether::decode_envelope((*again)[i]);
+    if (!e || !same(decoded[i], *e)) fail();
+  }
   return 0;
 }
