@@ -65,6 +65,7 @@
 #include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/persistence/jetstream_event_store.hpp>
 #include <aether/persistence/snapshot_store.hpp>
+#include <aether/runtime/command_line.hpp>
 #include <aether/runtime/nats.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
 
@@ -1276,6 +1277,19 @@ std::string random_prefix() {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (auto answered = aether::answer_help_or_version(
+          argc, argv,
+          {"aether_persistence_bench",
+           "Usage: aether_persistence_bench --url nats://HOST:PORT\n"
+           "         --only append_writers|append_actors|append_raw|replay|activation|conflict|growth|await_stream\n"
+           "         [--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain]\n"
+           "         [--impl aether|same_decoder|count|nats.c.subjects_10k|nats.c.subject_per_write]\n"
+           "         [--events N] [--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS]\n"
+           "One persistence workload, one side (Aether or raw nats.c) per process, against a nats-server with\n"
+           "JetStream; results as JSON lines on stdout (bench/run.sh persistence runs them all).",
+           "  0  the workload ran\n  1  the workload failed (a line on stderr says why)\n  2  bad arguments\n"})) {
+    return *answered;
+  }
   bench_env env;
   std::string only;
   std::string mode = "same_bytes";
