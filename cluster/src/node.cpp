@@ -149,6 +149,8 @@ struct node::impl {
   std::shared_ptr<persistence> stores;
   // Metrics and the HTTP endpoints; its watch ends before the membership does.
   std::unique_ptr<node_ops> ops;
+  // The bus's samples on /metrics; removed before `ops` goes.
+  metrics_registry::registration bus_metrics;
   // Answers state queries on NATS; stops first, before the actors close.
   std::unique_ptr<state_service> states;
   services running;
@@ -306,6 +308,9 @@ node::node(node_config config) {
   impl_->start();
   impl_->ops->attach(*impl_->members, {{"batched", impl_->conns.batched}, {"quick", impl_->conns.quick}},
                      impl_->stores);
+  impl_->bus_metrics = impl_->ops->registry().add([bus = std::weak_ptr{impl_->bus}](metric_sink& s) {
+    if (auto b = bus.lock()) b->collect(s);
+  });
 }
 
 node::~node() { stop(); }
