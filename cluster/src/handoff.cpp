@@ -90,11 +90,18 @@ handoff_step handoff::apply(const cluster_snapshot& view, executor::time_point n
           p.state = shard_state::incoming;
           p.releaser = member_id{};
           p.deadline = now + release_timeout_;
+          p.waited = false;
           step.query.emplace_back(s, member_id{});
-        } else if (!before.empty() && before != view.self && releases(view, before) && p.early_release != before) {
+        } else if (!before.empty() && before != view.self && releases(view, before) &&
+                   (p.early_release != before || !alive(view, before))) {
+          // Won from a node that still runs: wait for its release. One that
+          // left released the shard to everyone before it knew the new
+          // owner: it is asked even after its release, and answers once what
+          // it holds for the shard went on here.
           p.state = shard_state::incoming;
           p.releaser = before;
           p.deadline = now + release_timeout_;
+          p.waited = false;
           step.query.emplace_back(s, before);
         } else {
           p.state = shard_state::serving;
@@ -102,6 +109,7 @@ handoff_step handoff::apply(const cluster_snapshot& view, executor::time_point n
         }
         p.early_release.reset();
         p.released_here = false;
+        p.forward_to = member_id{};
       } else if (!p.held.empty() && !owner.empty() && owner != view.self) {
         step.rehome.push_back(s);
       }
@@ -134,10 +142,11 @@ std::optional<member_id> handoff::drained(std::uint32_t shard) {
   p.state = shard_state::remote;
   p.released_here = true;
   p.released_to = member_id{};
-  if (!view_ || leaving_) return std::nullopt;
+  if (!view_ || leaving_) return std::nullopt; // forward_to: whoever asked for it
   const auto& owner = view_->map->owner(shard);
   if (owner.empty() || owner == view_->self) return std::nullopt;
   p.released_to = owner;
+  p.forward_to = owner;
   return owner;
 }
 
@@ -157,12 +166,29 @@ handoff_step handoff::expire(executor::time_point now) {
   handoff_step step;
   for (std::uint32_t s = 0; s < shards_.size(); ++s) {
     auto& p = shards_[s];
-    if (p.state == shard_state::incoming && now >= p.deadline) {
+    if (p.state != shard_state::incoming || now < p.deadline) continue;
+    if (p.waited) {
+      // The old owner still works on it: ask again, wait on.
+      p.waited = false;
+      p.deadline = now + release_timeout_;
+      step.query.emplace_back(s, p.releaser);
+    } else {
       p.state = shard_state::serving;
       step.serve.push_back(s);
     }
   }
   return step;
+}
+
+void handoff::waiting(std::uint32_t shard, const member_id& from) {
+  if (shard >= shards_.size()) return;
+  auto& p = shards_[shard];
+  if (p.state == shard_state::incoming && (p.releaser == from || p.releaser.empty())) p.waited = true;
+}
+
+void handoff::learned_owner(std::uint32_t shard, const member_id& to) {
+  if (shard >= shards_.size() || !view_ || to == view_->self) return;
+  shards_[shard].forward_to = to;
 }
 
 bool handoff::hold(std::uint32_t shard, remote_envelope&& e) {

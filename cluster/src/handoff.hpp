@@ -47,18 +47,24 @@ struct handoff_step {
 
 /// The shard handoff, on one node. A planned move (a node joins or leaves
 /// gracefully) goes through two states: the old owner drains (it finishes
-/// what is queued for the shard, passivates its actors and sends the new
-/// owner `released`), while the new owner holds the shard incoming (messages
-/// for it wait in a bounded buffer). The new owner serves once released, or
-/// after `release_timeout` anyway (a dead, paused or slow old owner; the
-/// event store's version check keeps its late writes out). A shard whose
-/// previous owner is no longer alive is served at once: its actors replay
-/// from the store at their next message. A node's first map gives it
-/// shards of unknown history: while other members are alive it waits for
-/// any node's release of each (or the deadline). A node that leaves gracefully
-/// drains every shard it serves first and sends `released` to every live
-/// member; the new owner of a shard whose old owner left waits for it as
-/// for a live one.
+/// what is queued for the shard, waits for its actors' writes in flight,
+/// passivates them and sends the new owner `released`), while the new owner
+/// holds the shard incoming (messages for it wait in a bounded buffer). The
+/// new owner serves once released. It asks the old owner (`query`) when it
+/// starts waiting and again at every `release_timeout`; an old owner that
+/// still serves or drains the shard answers "wait" (`waiting`), and the new
+/// owner goes on waiting: two nodes never serve a shard because a drain was
+/// slow. Only an old owner that does not answer within `release_timeout`
+/// (paused, gone, or the answer lost) is overtaken; the event store's
+/// version check keeps its late writes out. A shard whose previous owner is
+/// no longer alive is served at once: its actors replay from the store at
+/// their next message. A node's first map gives it shards of unknown
+/// history: while other members are alive it asks all of them and waits the
+/// same way. A node that leaves gracefully drains every shard it serves and
+/// sends `released` to every live member; it learns each shard's new owner
+/// from that owner's `query` (sent to a node that left, even after an early
+/// release, so that what the leaving node holds reaches the new owner before
+/// its release does) and sends later messages for the shard on to it.
 ///
 /// Pure and deterministic: the caller passes the time. Thread-safety: none;
 /// the router calls it under its lock.
@@ -84,8 +90,22 @@ public:
     const auto& p = shards_[shard];
     return p.state == shard_state::remote && p.released_here && (p.released_to.empty() || p.released_to == to);
   }
-  /// Incoming shards whose release did not come in time are served.
+  /// Incoming shards whose old owner did not answer within the release
+  /// timeout are served; those it answered "wait" for are asked again.
   handoff_step expire(executor::time_point now);
+  /// `from` still serves or drains `shard` (it answered a query): an
+  /// incoming shard waiting for it waits on past its next deadline.
+  void waiting(std::uint32_t shard, const member_id& from);
+  /// `to` waits for `shard` as its new owner (it sent a query): where this
+  /// node sends messages for the shard once it released it, while its own
+  /// map names no other live owner (it left, and hears no newer map).
+  void learned_owner(std::uint32_t shard, const member_id& to);
+  /// Where messages for a shard released here go when the map names no live
+  /// owner (empty: unknown yet).
+  [[nodiscard]] member_id forward_to(std::uint32_t shard) const {
+    const auto& p = shards_[shard];
+    return p.state == shard_state::remote && p.released_here ? p.forward_to : member_id{};
+  }
 
   [[nodiscard]] shard_state state(std::uint32_t shard) const noexcept { return shards_[shard].state; }
   [[nodiscard]] std::uint32_t shard_count() const noexcept { return static_cast<std::uint32_t>(shards_.size()); }
@@ -95,6 +115,8 @@ public:
   /// Keeps `e` until `shard` can be served or sent on; false when the
   /// buffer is full (the caller answers with a typed error and counts a dead letter).
   bool hold(std::uint32_t shard, remote_envelope&& e);
+  /// Whether the buffer has room for one more message.
+  [[nodiscard]] bool can_hold() const noexcept { return held_count_ < hold_limit_; }
   /// Takes the messages held for `shard`, oldest first.
   std::deque<remote_envelope> take_held(std::uint32_t shard);
   [[nodiscard]] std::size_t held() const noexcept { return held_count_; }
@@ -108,6 +130,8 @@ private:
     std::optional<member_id> early_release; // released before this node applied the map that moves it
     bool released_here = false;             // drained here, not served since
     member_id released_to;                  // to whom (empty: everyone)
+    member_id forward_to;                   // the new owner, as far as known here
+    bool waited = false;                    // incoming: the old owner said "wait" since the last deadline
   };
 
   std::vector<per_shard> shards_;

@@ -84,7 +84,8 @@ std::shared_ptr<persistence> open_stores(const node_config& c, const connections
 
 /// The membership's control log and heartbeats: on NATS, or in memory for
 /// the one-node cluster of the embedded default.
-std::unique_ptr<membership> open_membership(const node_config& c, executor& ex, const connections& conns) {
+std::unique_ptr<membership> open_membership(const node_config& c, executor& ex, const connections& conns,
+                                            membership::incarnation_source incarnations) {
   std::shared_ptr<control_log> log;
   std::shared_ptr<heartbeat_transport> heartbeats;
   if (!conns.batched) {
@@ -98,7 +99,8 @@ std::unique_ptr<membership> open_membership(const node_config& c, executor& ex, 
     heartbeats = std::make_shared<nats_heartbeat_transport>(conns.quick, c.cluster.name);
   }
   // The last lane: the cluster's strand.
-  return std::make_unique<membership>(ex, ex.lane_count() - 1, std::move(log), std::move(heartbeats), c.cluster);
+  return std::make_unique<membership>(ex, ex.lane_count() - 1, std::move(log), std::move(heartbeats), c.cluster,
+                                      std::move(incarnations));
 }
 
 /// Waits on the pool (never sleeping on the caller's thread) until the
@@ -239,11 +241,7 @@ struct node::impl {
   /// On NATS with routing on, messages for actors of shards other nodes own go there; the
   /// embedded default has no placement (every actor is local).
   void start_routing() {
-    if (!conns.quick || !config.cluster.route_messages) return;
-    const auto view = members->snapshot();
-    router = std::make_shared<shard_router>(
-        *system, *pool, pool->lane_count() - 1, conns.quick, view->cluster, view->shard_count,
-        shard_router::options{config.cluster.release_timeout, config.cluster.hold_limit});
+    if (!router) return;
     router_watch = members->watch([r = std::weak_ptr{router}](const cluster_snapshot& s) {
       if (auto p = r.lock()) p->apply(s);
     });
@@ -259,7 +257,21 @@ struct node::impl {
   }
 
   void join_cluster() {
-    members = open_membership(config, *pool, conns);
+    // With routing, the router exists before the node joins: it opens each
+    // incarnation's inbox before the membership names it, so nothing sent
+    // to this node by a map that names it is lost to a missing subscriber.
+    membership::incarnation_source incarnations;
+    if (conns.quick && config.cluster.route_messages) {
+      router = std::make_shared<shard_router>(
+          *system, *pool, pool->lane_count() - 1, conns.quick, config.cluster.name, config.cluster.shards,
+          shard_router::options{config.cluster.release_timeout, config.cluster.hold_limit});
+      incarnations = [r = std::weak_ptr{router}, node = config.cluster.node_id] {
+        const auto incarnation = random_incarnation();
+        if (auto p = r.lock()) p->listen(member_id{node, incarnation});
+        return incarnation;
+      };
+    }
+    members = open_membership(config, *pool, conns, std::move(incarnations));
     std::promise<expected<void>> joined;
     auto done = joined.get_future();
     members->start([&joined](expected<void> r) { joined.set_value(std::move(r)); });

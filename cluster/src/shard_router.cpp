@@ -17,9 +17,12 @@ using namespace std::chrono_literals;
 constexpr executor::duration retry_backoff = 20ms;
 /// How often the handoff's deadlines are checked; answered asks are swept every tenth time.
 constexpr executor::duration tick_period = 100ms;
-/// How long a release waits for actors with a write in flight, and how often it looks.
-constexpr executor::duration release_wait = 2s;
+/// How often a release looks again at actors with a write in flight (it
+/// waits for them however long they take: the new owner waits meanwhile).
 constexpr executor::duration release_retry = 5ms;
+/// How long after the node started a message for an actor type not
+/// registered yet waits for the program to register it.
+constexpr executor::duration registration_grace = 5s;
 /// A tell is sent on by nodes that no longer own its shard at most this often.
 constexpr std::uint32_t max_hops = 3;
 
@@ -80,7 +83,10 @@ shard_router::shard_router(actor_system& system, executor& exec, std::size_t lan
       cluster_{std::move(cluster)},
       shard_count_{shard_count},
       state_{std::make_unique<std::atomic<std::uint8_t>[]>(shard_count)},
-      handoff_{shard_count, opts.release_timeout, opts.hold_limit} {
+      handoff_{shard_count, opts.release_timeout, opts.hold_limit},
+      hold_limit_{opts.hold_limit},
+      release_timeout_{opts.release_timeout},
+      registration_until_{exec.now() + registration_grace} {
   for (std::uint32_t s = 0; s < shard_count_; ++s) state_[s].store(static_cast<std::uint8_t>(shard_state::remote));
 }
 
@@ -92,8 +98,28 @@ void shard_router::sync_states() {
   }
 }
 
+void shard_router::listen(const member_id& self) {
+  std::lock_guard lock{mutex_};
+  if (stopped_ || listening_ == self) return;
+  subscribe(self);
+}
+
+void shard_router::subscribe(const member_id& self) {
+  auto sub = conn_->subscribe(cluster_subjects::node_inbox(cluster_, self.node, self.incarnation),
+                              [weak = weak_from_this()](const nats::message_view& m) {
+                                if (auto r = weak.lock()) r->on_inbox(m.data());
+                              });
+  if (!sub) {
+    log(log_level::error, "cannot subscribe to this node's inbox: {}", sub.error().to_string());
+    return;
+  }
+  inbox_.emplace(std::move(*sub));
+  listening_ = self;
+}
+
 void shard_router::apply(const cluster_snapshot& view) {
   actions todo;
+  bool replaying = false;
   {
     std::lock_guard lock{mutex_};
     if (stopped_) return;
@@ -101,18 +127,11 @@ void shard_router::apply(const cluster_snapshot& view) {
     view_ = std::make_shared<const cluster_snapshot>(view);
     const auto step = handoff_.apply(view, exec_.now());
     take_step(step, todo);
-    if (new_self) {
-      // This incarnation's inbox (a node that rejoined has a new one).
-      auto sub = conn_->subscribe(cluster_subjects::node_inbox(cluster_, view.self.node, view.self.incarnation),
-                                  [weak = weak_from_this()](const nats::message_view& m) {
-                                    if (auto self = weak.lock()) self->on_inbox(m.data());
-                                  });
-      if (!sub) {
-        log(log_level::error, "cannot subscribe to this node's inbox: {}", sub.error().to_string());
-      } else {
-        inbox_.emplace(std::move(*sub));
-      }
-    }
+    // This incarnation's inbox (a node that rejoined has a new one), unless
+    // it was opened before the node joined.
+    if (new_self && listening_ != view.self) subscribe(view.self);
+    replaying = !early_.empty() && !replaying_;
+    if (replaying) replaying_ = true;
     if (sweep_timer_ == 0) {
       sweep_timer_ = 1; // taken; the lane sets the real id
       exec_.post(lane_, [weak = weak_from_this()] {
@@ -131,31 +150,37 @@ void shard_router::apply(const cluster_snapshot& view) {
     }
   }
   run(std::move(todo));
+  // What came before this node knew its map, in arrival order (what comes
+  // meanwhile queues behind it).
+  while (replaying) {
+    remote_envelope e;
+    {
+      std::lock_guard lock{mutex_};
+      if (early_.empty() || stopped_) {
+        replaying_ = false;
+        break;
+      }
+      e = std::move(early_.front());
+      early_.pop_front();
+    }
+    on_envelope(std::move(e));
+  }
 }
 
 void shard_router::take_step(const handoff_step& step, actions& todo) {
   sync_states();
   for (auto s : step.serve) {
-    for (auto& e : handoff_.take_held(s)) deliver_here(std::move(e), todo);
+    // Each sender's epochs only grow: ordered by them (stably), what a
+    // sender sent by an older map (to the old owner, which sent it on)
+    // comes before what it sent here by a newer one, whichever came first.
+    auto held = handoff_.take_held(s);
+    std::stable_sort(held.begin(), held.end(),
+                     [](const remote_envelope& x, const remote_envelope& y) { return x.epoch < y.epoch; });
+    for (auto& e : held) deliver_here(std::move(e), todo);
   }
   for (auto s : step.rehome) {
     const auto owner = owner_of(s);
-    for (auto& e : handoff_.take_held(s)) {
-      if (owner.empty() || owner == view_->self) {
-        hold(s, std::move(e), todo);
-      } else if (e.kind == remote_kind::ask) {
-        // Held on its way here; certainly not delivered: the asker looks again.
-        remote_envelope no;
-        no.kind = remote_kind::not_owner;
-        no.from = view_->self;
-        no.correlation = e.correlation;
-        todo.sends.emplace_back(e.from, std::move(no));
-      } else {
-        e.from = view_->self;
-        e.epoch = view_->epoch();
-        todo.sends.emplace_back(owner, std::move(e));
-      }
-    }
+    if (!owner.empty() && owner != view_->self) forward_held(s, owner, todo);
   }
   for (const auto& [s, from] : step.query) {
     remote_envelope q;
@@ -214,13 +239,12 @@ void shard_router::release_shards(std::vector<std::uint32_t> shards, bool notify
   task->moved = moved;
   task->notify = notify;
   task->finish = finish;
-  task->give_up = exec_.now() + release_wait;
   release_round(task);
 }
 
 void shard_router::release_round(const std::shared_ptr<release_task>& task) {
   // What is queued here is finished and the actors passivate; actors with a
-  // write in flight are waited for (until `release_wait`). Then the shards
+  // write in flight are waited for, however long they take. Then the shards
   // stop being served here, anything activated meanwhile passivates too,
   // and the new owners hear that they may serve.
   system_.release(task->moved, [weak = weak_from_this(), task](std::size_t busy) {
@@ -229,7 +253,7 @@ void shard_router::release_round(const std::shared_ptr<release_task>& task) {
       if (*task->finish) (*task->finish)();
       return;
     }
-    if (busy > 0 && self->exec_.now() < task->give_up) {
+    if (busy > 0) {
       self->exec_.post(self->lane_, [weak, task] {
         auto s = weak.lock();
         if (!s) return;
@@ -292,6 +316,10 @@ void shard_router::stop() {
     // What still waits here cannot be delivered any more: asks were not,
     // so their askers look again; tells are counted dead letters.
     for (std::uint32_t s = 0; s < shard_count_; ++s) {
+      if (const auto to = handoff_.forward_to(s); !to.empty() && view_) {
+        forward_held(s, to, todo); // released here, and its new owner is known
+        continue;
+      }
       for (auto& e : handoff_.take_held(s)) {
         if (e.kind == remote_kind::ask && view_ && e.from != view_->self) {
           remote_envelope no;
@@ -304,6 +332,7 @@ void shard_router::stop() {
         }
       }
     }
+    for (auto& e : std::exchange(early_, {})) system_.report_dead_letter(e.target, e.type, errc::shutting_down);
     // Asks still looking for an owner will find none here any more.
     for (auto& [correlation, ask] : pending_) stranded.push_back(std::move(ask.reply));
     pending_.clear();
@@ -381,6 +410,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
       }
       const auto st = handoff_.state(shard);
       owner = owner_of(shard);
+      if (st == shard_state::remote && (owner.empty() || owner == e.from)) owner = handoff_.forward_to(shard);
       if (st == shard_state::serving) {
         deliver_here(std::move(e), todo); // it became local meanwhile
         owner = {};
@@ -493,10 +523,17 @@ void shard_router::tick() {
     std::lock_guard lock{mutex_};
     if (stopped_) return;
     const auto step = handoff_.expire(exec_.now());
-    if (!step.empty()) {
-      log(log_level::warn, "{} shards not released in time: served anyway", step.serve.size());
-      take_step(step, todo);
+    if (!step.serve.empty()) {
+      std::string which;
+      for (auto s : step.serve) {
+        const auto& from = handoff_.releaser(s);
+        which += fmt::format("{}{} ({})", which.empty() ? "" : ", ", s, from.empty() ? "any node" : from.to_string());
+      }
+      log(log_level::warn, "{}: shards not released and their old owners silent for {} ms, served anyway: {}",
+          view_ ? view_->self.to_string() : std::string{}, millis(release_timeout_), which);
     }
+    if (!step.empty()) take_step(step, todo);
+    if (!types_settled_) (void)registered({}, todo);
     if (++ticks_ % 10 == 0) std::erase_if(pending_, [](const auto& p) { return p.second.reply->done(); });
   }
   run(std::move(todo));
@@ -509,6 +546,25 @@ void shard_router::on_inbox(std::string_view bytes) {
     log(log_level::warn, "dropped a message from another node: {}", e.error().to_string());
     return;
   }
+  {
+    std::lock_guard lock{mutex_};
+    if ((!view_ || replaying_) && !stopped_) {
+      // The inbox opened before the node joined: it waits for the first map.
+      if (early_.size() < hold_limit_) {
+        early_.push_back(std::move(*e));
+      } else {
+        // No view yet to answer from: a counted dead letter (an asker times out).
+        overflowed_.fetch_add(1, std::memory_order_relaxed);
+        system_.report_dead_letter(e->target, e->type, errc::unavailable);
+      }
+      return;
+    }
+  }
+  on_envelope(std::move(*e));
+}
+
+void shard_router::on_envelope(remote_envelope&& envelope) {
+  auto e = &envelope;
   switch (e->kind) {
   case remote_kind::tell:
   case remote_kind::ask:
@@ -524,20 +580,9 @@ void shard_router::on_inbox(std::string_view bytes) {
     run(std::move(todo));
     break;
   }
-  case remote_kind::query: {
-    // Released here already: say so again (the asker may not have listened then).
-    remote_envelope again;
-    {
-      std::lock_guard lock{mutex_};
-      if (stopped_ || !view_ || e->shard >= shard_count_ || !handoff_.released_to(e->shard, e->from)) return;
-      again.kind = remote_kind::released;
-      again.from = view_->self;
-      again.epoch = view_->epoch();
-      again.shard = e->shard;
-    }
-    (void)send(e->from, again);
+  case remote_kind::query:
+    on_query(std::move(*e));
     break;
-  }
   case remote_kind::answer:
   case remote_kind::not_owner:
     on_answer(std::move(*e));
@@ -545,7 +590,95 @@ void shard_router::on_inbox(std::string_view bytes) {
   }
 }
 
+void shard_router::on_query(remote_envelope&& e) {
+  actions todo;
+  {
+    std::lock_guard lock{mutex_};
+    if (stopped_ || !view_ || e.shard >= shard_count_ || e.from == view_->self) return;
+    if (e.hops > 0) {
+      // An answer: the node asked still serves or drains the shard.
+      handoff_.waiting(e.shard, e.from);
+      return;
+    }
+    // The sender waits for the shard as its owner.
+    handoff_.learned_owner(e.shard, e.from);
+    if (handoff_.released_to(e.shard, e.from)) {
+      // Released here already (the sender may not have listened then, or
+      // this node left and did not know the new owner): what waits here for
+      // the shard goes first, then `released` again, on one connection, so
+      // the new owner has it all before it serves.
+      forward_held(e.shard, e.from, todo);
+      remote_envelope again;
+      again.kind = remote_kind::released;
+      again.from = view_->self;
+      again.epoch = view_->epoch();
+      again.shard = e.shard;
+      todo.sends.emplace_back(e.from, std::move(again));
+    } else if (const auto st = handoff_.state(e.shard); st == shard_state::serving || st == shard_state::draining) {
+      // Still here: the sender waits on rather than serving it too.
+      remote_envelope wait;
+      wait.kind = remote_kind::query;
+      wait.from = view_->self;
+      wait.epoch = view_->epoch();
+      wait.shard = e.shard;
+      wait.hops = 1;
+      todo.sends.emplace_back(e.from, std::move(wait));
+    }
+  }
+  run(std::move(todo));
+}
+
+void shard_router::forward_held(std::uint32_t shard, const member_id& to, actions& todo) {
+  for (auto& e : handoff_.take_held(shard)) {
+    if (e.kind == remote_kind::ask) {
+      // Certainly not delivered: the asker looks again.
+      remote_envelope no;
+      no.kind = remote_kind::not_owner;
+      no.from = view_->self;
+      no.correlation = e.correlation;
+      todo.sends.emplace_back(e.from, std::move(no));
+    } else {
+      // Keeps the epoch it was sent by: the new owner orders what it held by it.
+      e.from = view_->self;
+      todo.sends.emplace_back(to, std::move(e));
+    }
+  }
+}
+
 void shard_router::deliver_here(remote_envelope&& e, actions& todo) {
+  if (!types_settled_ && !registered(e.target.type(), todo)) {
+    // The node started moments ago and its program has not registered the
+    // actor's type yet: the message waits for it (in order) rather than
+    // failing with unknown_actor_type.
+    if (unregistered_.size() >= hold_limit_) {
+      fail_held(e.target.shard(shard_count_), std::move(e), todo);
+      return;
+    }
+    unregistered_.push_back(std::move(e));
+    return;
+  }
+  deliver_now(std::move(e), todo);
+}
+
+bool shard_router::registered(std::string_view type, actions& todo) {
+  if (known_types_.contains(type)) return true;
+  for (auto& t : system_.detail_metrics().types) known_types_.insert(std::move(t.type));
+  const bool late = exec_.now() >= registration_until_;
+  // What waited for types registered meanwhile goes first, in order.
+  std::deque<remote_envelope> still;
+  for (auto& w : unregistered_) {
+    if (late || known_types_.contains(w.target.type())) {
+      deliver_now(std::move(w), todo);
+    } else {
+      still.push_back(std::move(w));
+    }
+  }
+  unregistered_ = std::move(still);
+  if (late && unregistered_.empty()) types_settled_ = true;
+  return late || known_types_.contains(type);
+}
+
+void shard_router::deliver_now(remote_envelope&& e, actions& todo) {
   intrusive_ptr<detail::reply_slot> reply;
   if (e.kind == remote_kind::ask) {
     reply =
@@ -564,21 +697,23 @@ void shard_router::deliver_here(remote_envelope&& e, actions& todo) {
 }
 
 void shard_router::hold(std::uint32_t shard, remote_envelope&& e, actions& todo) {
-  const auto kind = e.kind;
-  const auto from = e.from;
-  const auto correlation = e.correlation;
-  const auto target = e.target;
-  const auto type = e.type;
-  if (handoff_.hold(shard, std::move(e))) return;
+  if (shard < shard_count_ && handoff_.can_hold()) {
+    (void)handoff_.hold(shard, std::move(e));
+    return;
+  }
+  fail_held(shard, std::move(e), todo);
+}
+
+void shard_router::fail_held(std::uint32_t shard, remote_envelope&& e, actions& todo) {
   overflowed_.fetch_add(1, std::memory_order_relaxed);
-  system_.report_dead_letter(target, type, errc::unavailable);
-  if (kind == remote_kind::ask) {
+  system_.report_dead_letter(e.target, e.type, errc::unavailable);
+  if (e.kind == remote_kind::ask) {
     remote_envelope answer;
     answer.kind = remote_kind::answer;
     answer.from = view_ ? view_->self : member_id{};
-    answer.correlation = correlation;
+    answer.correlation = e.correlation;
     answer.failure = overflow(shard);
-    todo.sends.emplace_back(from, std::move(answer));
+    todo.sends.emplace_back(e.from, std::move(answer));
   }
 }
 
@@ -605,14 +740,16 @@ void shard_router::on_message(remote_envelope&& e) {
         no.correlation = e.correlation;
         no.from = view_->self;
         todo.sends.emplace_back(e.from, std::move(no));
-      } else if (owner.empty() || owner == view_->self) {
+      } else if (const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
+                 to.empty()) {
         hold(shard, std::move(e), todo);
       } else if (e.hops < max_hops) {
-        // A tell sent by an older map: on to the owner in this node's.
+        // A tell sent by an older map: on to the owner in this node's (or
+        // the one that asked for the shard this node released). It keeps the
+        // epoch it was sent by.
         e.from = view_->self;
-        e.epoch = view_->epoch();
         ++e.hops;
-        todo.sends.emplace_back(owner, std::move(e));
+        todo.sends.emplace_back(to, std::move(e));
       } else {
         system_.report_dead_letter(e.target, e.type, errc::unavailable);
       }

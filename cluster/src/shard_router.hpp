@@ -10,10 +10,12 @@
 #include <aether/runtime/nats.hpp>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -56,6 +58,10 @@ public:
                std::string cluster, std::uint32_t shard_count, options opts);
   ~shard_router() override;
 
+  /// Opens the inbox of incarnation `self` before the node joins with it, so
+  /// that nothing sent to it by a map that names it is published to no
+  /// subscriber; what arrives before the first `apply` waits for it.
+  void listen(const member_id& self);
   /// Takes what the cluster knows now: the owned shards, the map, this
   /// node's incarnation (its inbox).
   void apply(const cluster_snapshot& view);
@@ -104,8 +110,17 @@ private:
   };
 
   void on_inbox(std::string_view bytes);
+  void on_envelope(remote_envelope&& e);
+  /// Subscribes to the inbox of `self`. Under the lock.
+  void subscribe(const member_id& self);
   void on_message(remote_envelope&& e);
   void on_answer(remote_envelope&& e);
+  /// A node waits for a shard (asks whether it was released) or, with
+  /// `hops` set, answers that it still serves or drains it.
+  void on_query(remote_envelope&& e);
+  /// Sends what is held for `shard` on to `to` (tells) or back to the
+  /// asker (asks, `not_owner`). Under the lock.
+  void forward_held(std::uint32_t shard, const member_id& to, actions& todo);
   /// Sends ask `correlation` to the shard's owner in the newest map, or
   /// waits for one (on `lane`).
   void route_ask(std::uint64_t correlation);
@@ -115,10 +130,17 @@ private:
   [[nodiscard]] member_id owner_of(std::uint32_t shard) const;
   /// Carries out a handoff step. Under the lock.
   void take_step(const handoff_step& step, actions& todo);
-  /// Delivers `e` to the actor here. Under the lock.
+  /// Delivers `e` to the actor here (once its type is registered). Under the lock.
   void deliver_here(remote_envelope&& e, actions& todo);
+  void deliver_now(remote_envelope&& e, actions& todo);
+  /// Whether actors of `type` may be delivered to: registered, or the
+  /// program had its time to register it. Delivers what waited for
+  /// registrations made meanwhile. Under the lock.
+  bool registered(std::string_view type, actions& todo);
   /// Keeps `e` for its shard, or fails it. Under the lock.
   void hold(std::uint32_t shard, remote_envelope&& e, actions& todo);
+  /// A message that cannot wait: `unavailable` to an asker, a counted dead letter. Under the lock.
+  void fail_held(std::uint32_t shard, remote_envelope&& e, actions& todo);
   void run(actions&& todo);
   struct release_task {
     std::vector<std::uint32_t> shards;
@@ -127,7 +149,6 @@ private:
     int phase = 0; // 0: finishing and passivating; 1: after the shards stopped being served here
     std::vector<std::pair<member_id, std::uint32_t>> to_notify;
     std::shared_ptr<unique_function<void()>> finish;
-    executor::time_point give_up{};
   };
   void release_shards(std::vector<std::uint32_t> shards, bool notify, unique_function<void()> done);
   void release_round(const std::shared_ptr<release_task>& task);
@@ -148,7 +169,18 @@ private:
   std::shared_ptr<const cluster_snapshot> view_;
   handoff handoff_;
   std::optional<nats::subscription> inbox_;
+  member_id listening_;               // the incarnation `inbox_` is for
+  std::deque<remote_envelope> early_; // arrived before the first view
+  bool replaying_ = false;            // early_ is being handed on
   std::unordered_map<std::uint64_t, pending_ask> pending_;
+  std::size_t hold_limit_;
+  executor::duration release_timeout_;
+  // Messages for actor types the program had not registered yet, in arrival
+  // order; none are held once `registration_until_` passed.
+  std::set<std::string, std::less<>> known_types_;
+  std::deque<remote_envelope> unregistered_;
+  executor::time_point registration_until_;
+  bool types_settled_ = false;
   executor::timer_id sweep_timer_ = 0;
   std::uint64_t ticks_ = 0;
   bool stopped_ = false;

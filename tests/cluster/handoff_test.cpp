@@ -198,3 +198,81 @@ TEST_CASE("a node that released a shard says so again to the node it released it
   h.apply(view(a, 3, {a}, alive({a, b, c})), t0);
   CHECK_FALSE(h.released_to(0, b));
 }
+
+TEST_CASE("an old owner that answers 'wait' is never overtaken; one that stops answering is, at the next deadline") {
+  handoff h{1, 3s, 100};
+  h.apply(view(b, 1, {a}, alive({a, b})), t0);
+  auto step = h.apply(view(b, 2, {b}, alive({a, b})), t0);
+  REQUIRE(step.query.size() == 1);
+  CHECK(step.query[0].second == a);
+  // a still drains (a slow write): it answers the query with "wait".
+  h.waiting(0, c); // not the node waited for: no effect
+  h.waiting(0, a);
+  step = h.expire(t0 + 3s);
+  CHECK(step.serve.empty());
+  REQUIRE(step.query.size() == 1); // asked again
+  CHECK(step.query[0].second == a);
+  CHECK(h.state(0) == shard_state::incoming);
+  h.waiting(0, a);
+  CHECK(h.expire(t0 + 5s).serve.empty());
+  CHECK(h.expire(t0 + 6s).serve.empty());
+  CHECK(h.state(0) == shard_state::incoming);
+  // Its release serves the shard.
+  CHECK(h.released(0, a, 2).serve == std::vector<std::uint32_t>{0});
+
+  // An old owner that answered once, then went silent: overtaken one deadline later.
+  handoff g{1, 3s, 100};
+  g.apply(view(b, 1, {a}, alive({a, b})), t0);
+  g.apply(view(b, 2, {b}, alive({a, b})), t0);
+  g.waiting(0, a);
+  CHECK(g.expire(t0 + 3s).serve.empty());
+  CHECK(g.expire(t0 + 6s).serve == std::vector<std::uint32_t>{0});
+
+  // A node's first map: any member that still has the shard makes it wait.
+  handoff f{1, 3s, 100};
+  f.apply(view(b, 1, {b}, alive({a, b, c})), t0);
+  CHECK(f.state(0) == shard_state::incoming);
+  f.waiting(0, c);
+  CHECK(f.expire(t0 + 3s).serve.empty());
+  CHECK(f.expire(t0 + 6s).serve == std::vector<std::uint32_t>{0});
+}
+
+TEST_CASE("a shard released early by a node that left is still asked for; the leaving node learns its new owner") {
+  // The new owner: a's release came before the map, but a left, so b asks
+  // it again (a may hold messages for the shard) before it serves.
+  handoff h{1, 3s, 100};
+  h.apply(view(b, 1, {a}, alive({a, b})), t0);
+  CHECK(h.released(0, a, 1).serve.empty());
+  auto left = std::vector<member>{{a, member_status::left}, {b, member_status::alive}};
+  auto step = h.apply(view(b, 2, {b}, left), t0);
+  CHECK(step.serve.empty());
+  REQUIRE(step.query.size() == 1);
+  CHECK(step.query[0].second == a);
+  CHECK(h.state(0) == shard_state::incoming);
+  CHECK(h.released(0, a, 1).serve == std::vector<std::uint32_t>{0});
+
+  // The leaving node: it releases to everyone and learns the new owner from its query.
+  handoff l{2, 3s, 100};
+  first(l, view(a, 1, {a, a}, alive({a, b, c})));
+  l.leave();
+  CHECK(l.forward_to(0).empty()); // still draining
+  l.learned_owner(0, c);
+  CHECK_FALSE(l.drained(0).has_value());
+  CHECK_FALSE(l.drained(1).has_value());
+  CHECK(l.released_to(0, c));
+  CHECK(l.forward_to(0) == c);
+  CHECK(l.forward_to(1).empty()); // nobody asked yet
+  l.learned_owner(1, b);
+  CHECK(l.forward_to(1) == b);
+
+  // A node that moved a shard by its own map sends on to that map's owner.
+  handoff m{1, 3s, 100};
+  first(m, view(a, 1, {a}, alive({a, b})));
+  m.apply(view(a, 2, {b}, alive({a, b})), t0);
+  CHECK(m.forward_to(0).empty());
+  REQUIRE(m.drained(0) == b);
+  CHECK(m.forward_to(0) == b);
+  // Won back: nothing is sent on.
+  m.apply(view(a, 3, {a}, alive({a, b})), t0);
+  CHECK(m.forward_to(0).empty());
+}
