@@ -14,6 +14,11 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${AETHER_BUILD_DIR} --prefix 
 if(rc)
   message(FATAL_ERROR "install failed: ${rc}")
 endif()
+# The programs installed with the libraries run from the prefix.
+execute_process(COMMAND ${EMULATOR} ${WORK_DIR}/prefix/bin/aetherctl --version RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(rc OR NOT out MATCHES "aetherctl \\(aether ${AETHER_VERSION}\\)")
+  message(FATAL_ERROR "the installed aetherctl --version: ${rc} '${out}'")
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
                         ${consumer_args} RESULT_VARIABLE rc)
 if(rc)
