@@ -5,6 +5,7 @@
 
 #include <aether/cluster/node.hpp>
 #include <aether/persistence/event_bus.hpp>
+#include <aether/persistence/event_sourced_actor.hpp>
 #include <aether/persistence/jetstream_event_store.hpp>
 #include <aether/runtime/json.hpp>
 #include <aether/runtime/thread_pool_executor.hpp>
@@ -223,6 +224,49 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                      tm.tm_hour, tm.tm_min, tm.tm_sec, ns % 1'000'000'000);
 }
+
+// An event-sourced counter for `state`.
+struct tally_state {
+  std::int64_t total = 0;
+  std::int64_t adds = 0;
+};
+AETHER_JSON_FIELDS(tally_state, total, adds)
+
+struct added {
+  static constexpr std::string_view type_name = "tally.added";
+  std::int64_t n = 0;
+};
+AETHER_JSON_FIELDS(added, n)
+
+struct add_n {
+  static constexpr std::string_view type_name = "tally.add";
+  std::int64_t n = 0;
+};
+AETHER_JSON_FIELDS(add_n, n)
+
+class tally : public aether::event_sourced_actor<tally_state> {
+public:
+  tally() {
+    apply([](tally_state& s, const added& e) {
+      s.total += e.n;
+      ++s.adds;
+    });
+    on([this](const add_n& a, aether::context& ctx) {
+      persist_then(
+          ctx, [](const tally_state& s) { return s.adds; }, added{a.n});
+    });
+  }
+};
+
+struct state_out {
+  std::string actor;
+  std::uint64_t version = 0;
+  std::string time;
+  std::int64_t timestamp_ns = 0;
+  std::uint64_t last_version = 0;
+  aether::json::raw state;
+};
+AETHER_JSON_FIELDS(state_out, actor, version, time, timestamp_ns, last_version, state)
 
 } // namespace
 
@@ -613,4 +657,59 @@ TEST_CASE("aetherctl status and shards: the members, leader, term and map of a c
     CAPTURE(mm.node);
     CHECK(mm.status == (mm.node == "n2" ? "left" : "alive"));
   }
+}
+
+TEST_CASE("aetherctl state: an actor's state folded to its end, a version or a time, by a node with its type") {
+  aether::testing::nats_server server;
+  const auto url = server.url();
+  aether::node_config c;
+  c.threads = 2;
+  c.handle_signals = false;
+  c.nats_url = url;
+  c.cluster.name = "folds";
+  c.cluster.node_id = "f1";
+  c.cluster.shards = 8;
+  aether::node node{c};
+  node.register_event_sourced<tally>("tally");
+  REQUIRE(node.cluster().wait_until([](const aether::cluster_snapshot& v) { return v.serving; }, 20s));
+  const actor_id id{"tally", "t-1", "bank"};
+  std::vector<std::chrono::system_clock::time_point> before_add;
+  for (std::int64_t n = 1; n <= 4; ++n) {
+    before_add.push_back(std::chrono::system_clock::now());
+    std::this_thread::sleep_for(20ms);
+    auto r = node.ask<std::int64_t>(id, add_n{n * 10}, 10s).get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().to_string()));
+    std::this_thread::sleep_for(20ms);
+  }
+  auto conn = connect(url);
+  const auto stream = aether::jetstream_event_store::stream_name("bank");
+  const auto before = stream_state(*conn, stream);
+
+  auto latest = run({"--server", url, "--json", "state", "bank/tally/t-1"});
+  REQUIRE_MESSAGE(latest.code == 0, latest.err);
+  auto l = parse<state_out>(latest.lines.at(0));
+  CHECK(l.actor == "bank/tally/t-1");
+  CHECK(l.version == 4);
+  CHECK(l.last_version == 4);
+  CHECK(l.state.text == R"({"total":100,"adds":4})");
+  auto at2 = run({"--server", url, "--json", "state", "bank/tally/t-1", "--at-version", "2"});
+  REQUIRE_MESSAGE(at2.code == 0, at2.err);
+  CHECK(parse<state_out>(at2.lines.at(0)).state.text == R"({"total":30,"adds":2})");
+  // Before the third add: the first two.
+  auto by_time = run({"--server", url, "--json", "state", "bank/tally/t-1", "--at-time", rfc3339(before_add[2])});
+  REQUIRE_MESSAGE(by_time.code == 0, by_time.err);
+  auto t = parse<state_out>(by_time.lines.at(0));
+  CHECK(t.version == 2);
+  CHECK(t.state.text == R"({"total":30,"adds":2})");
+  auto table = run({"--server", url, "state", "bank/tally/t-1", "--at-version", "1"});
+  REQUIRE(table.code == 0);
+  CHECK(table.out.find("at version 1 of 4") != std::string::npos);
+  CHECK(table.out.find(R"({"total":10,"adds":1})") != std::string::npos);
+
+  check_bad_input({"--server", url, "state", "bank/tally/t-1", "--at-version", "9"}, "beyond_last_version");
+  check_bad_input({"--server", url, "state", "bank/nobody/t-1"}, "unknown_type");
+  check_bad_input({"--server", url, "state", "bank/tally/t-404"}, "no_events");
+  check_bad_input({"--server", url, "state", "nowhere/tally/t-1"}, "unknown namespace 'nowhere'");
+  check_bad_input({"--server", url, "state", "bank/tally/t-1", "--at-version", "1", "--at-time", "@1"}, "not both");
+  CHECK(stream_state(*conn, stream) == before);
 }
