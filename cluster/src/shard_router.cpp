@@ -88,6 +88,9 @@ shard_router::shard_router(actor_system& system, executor& exec, std::size_t lan
       release_timeout_{opts.release_timeout},
       registration_until_{exec.now() + registration_grace} {
   for (std::uint32_t s = 0; s < shard_count_; ++s) state_[s].store(static_cast<std::uint8_t>(shard_state::remote));
+  outbox_ = std::make_shared<outbox>(exec_, lane_, conn_, [cluster = cluster_](const member_id& m) {
+    return cluster_subjects::node_inbox(cluster, m.node, m.incarnation);
+  });
 }
 
 shard_router::~shard_router() = default;
@@ -343,6 +346,7 @@ void shard_router::stop() {
   }
   if (timer > 1) exec_.post(lane_, [this, timer, self = shared_from_this()] { exec_.cancel_timer(lane_, timer); });
   run(std::move(todo));
+  outbox_->flush(); // tells gathered for other nodes leave before the connection does
   inbox.reset();
   for (auto& reply : stranded) {
     if (reply) reply->complete(message{error{errc::shutting_down, "this node stopped before the ask found an owner"}});
@@ -373,9 +377,7 @@ member_id shard_router::owner_of(std::uint32_t shard) const {
   return alive ? owner : member_id{};
 }
 
-expected<void> shard_router::send(const member_id& to, const remote_envelope& e) {
-  return conn_->publish(cluster_subjects::node_inbox(cluster_, to.node, to.incarnation), encode_envelope(e));
-}
+expected<void> shard_router::send(const member_id& to, const remote_envelope& e) { return outbox_->send(to, e); }
 
 expected<void> shard_router::forward(outbound_message&& m) {
   {
@@ -540,6 +542,17 @@ void shard_router::tick() {
 }
 
 void shard_router::on_inbox(std::string_view bytes) {
+  if (is_batch(bytes)) {
+    // Envelopes gathered by the sender: each as if it had come alone, in order.
+    auto envelopes = split_batch(bytes);
+    if (!envelopes) {
+      malformed_.fetch_add(1, std::memory_order_relaxed);
+      log(log_level::warn, "dropped a batch from another node: {}", envelopes.error().to_string());
+      return;
+    }
+    for (auto one : *envelopes) on_inbox(one); // each starts with '{': no batch in a batch
+    return;
+  }
   auto e = decode_envelope(bytes);
   if (!e) {
     malformed_.fetch_add(1, std::memory_order_relaxed);

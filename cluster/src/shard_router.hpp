@@ -1,6 +1,7 @@
 #pragma once
 
 #include "handoff.hpp"
+#include "outbox.hpp"
 #include "remote_envelope.hpp"
 
 #include <aether/actors/actor_system.hpp>
@@ -160,6 +161,8 @@ private:
   std::shared_ptr<nats::connection> conn_;
   std::string cluster_;
   std::uint32_t shard_count_;
+  /// What `send` publishes through: tells gathered per node, the rest at once.
+  std::shared_ptr<outbox> outbox_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> state_;
   std::atomic<std::uint64_t> next_correlation_{1};
   std::atomic<std::uint64_t> malformed_{0};

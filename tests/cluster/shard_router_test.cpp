@@ -55,13 +55,25 @@ public:
   fake_node(aether::nats::connection& conn, member_id id) : id_{std::move(id)} {
     sub_ = conn.subscribe(aether::cluster_subjects::node_inbox(cluster_name, id_.node, id_.incarnation),
                           [this](const aether::nats::message_view& m) {
-                            auto e = aether::decode_envelope(m.data());
+                            // One envelope, or a batch of tells (in order).
+                            std::vector<std::string_view> parts{m.data()};
                             std::lock_guard lock{mutex_};
-                            if (!e) {
-                              ++malformed_;
-                              return;
+                            if (aether::is_batch(m.data())) {
+                              auto split = aether::split_batch(m.data());
+                              if (!split) {
+                                ++malformed_;
+                                return;
+                              }
+                              parts = std::move(*split);
                             }
-                            seen_.push_back(std::move(*e));
+                            for (auto p : parts) {
+                              auto e = aether::decode_envelope(p);
+                              if (!e) {
+                                ++malformed_;
+                                continue;
+                              }
+                              seen_.push_back(std::move(*e));
+                            }
                           })
                .value();
   }
