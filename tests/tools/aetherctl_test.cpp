@@ -507,6 +507,26 @@ TEST_CASE("aetherctl namespaces, durables and durables reset") {
   }
   AETHER_EVENTUALLY(acked() == 6 && !conn->consumer(stream, "ledger")->bound, 10s);
 
+  // On a terminal (util-linux `script` gives it one) it asks: "n" changes
+  // nothing (exit 1), "y" resets.
+  const auto on_terminal = [&](const std::string& answer) {
+    child_process p{{"/usr/bin/script", "-qec",
+                     fmt::format("{} --server {} durables reset ledger --to-version 1", AETHERCTL, url), "/dev/null"}};
+    p.write(answer);
+    auto out = p.rest(std::chrono::steady_clock::now() + 30s);
+    REQUIRE(out);
+    const auto status = p.wait();
+    std::string text;
+    for (const auto& l : *out) text += l + "\n";
+    CAPTURE(text);
+    CHECK(text.find("Reset durable 'ledger' on namespace 'shop'") != std::string::npos);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  CHECK(on_terminal("n\n") == 1);
+  CHECK(acked() == 6);
+  CHECK(on_terminal("y\n") == 0);
+  CHECK(acked() == 0);
+
   // To a time: the first event stored at or after it (the fifth write).
   auto by_time = run({"--server", url, "durables", "reset", "ledger", "--to-time", rfc3339(before_write[4]), "--yes"});
   REQUIRE_MESSAGE(by_time.code == 0, by_time.err);
