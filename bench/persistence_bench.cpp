@@ -856,7 +856,10 @@ std::optional<raw_replay_result> time_raw_replay(bench_env& env, const actor_id&
   auto js = env.raw->jetstream();
   if (!js) return std::nullopt;
   const auto stream = aether::jetstream_event_store::stream_name(actor.ns());
-  const auto filter = aether::jetstream_event_store::actor_filter(actor);
+  const auto layout = env.store->layout(actor.ns());
+  const auto filter = layout && *layout == aether::event_layout::per_actor
+                          ? aether::jetstream_event_store::actor_subject(actor)
+                          : aether::jetstream_event_store::actor_filter(actor);
   raw_replay r;
   r.decode = decode;
   r.actor = actor;
@@ -952,10 +955,22 @@ bool run_replay(bench_env& env, std::string_view impl, std::int64_t events, std:
     // What the read's first step costs on its own: 16 writes by exact subject,
     // a direct get each (the walk; a long history then opens a consumer).
     const auto stream = aether::jetstream_event_store::stream_name(ns);
+    const auto layout = env.store->layout(ns);
+    const bool per_actor = layout && *layout == aether::event_layout::per_actor;
     const auto walk_start = bench_clock::now();
     std::uint64_t version = 1;
+    std::uint64_t after = 0; // per actor: the walk goes from one write's stream sequence to the next
     for (int i = 0; i < 16 && version <= static_cast<std::uint64_t>(events); ++i) {
-      if (!env.conn->direct_get_last(stream, aether::jetstream_event_store::subject(actor, version))) break;
+      if (per_actor) {
+        auto m = env.conn->request(fmt::format("$JS.API.DIRECT.GET.{}", stream),
+                                   fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1,
+                                               aether::jetstream_event_store::actor_subject(actor)),
+                                   5s);
+        if (!m || m->sequence == 0) break;
+        after = m->sequence;
+      } else if (!env.conn->direct_get_last(stream, aether::jetstream_event_store::subject(actor, version))) {
+        break;
+      }
       version += static_cast<std::uint64_t>(per_message);
     }
     emit("replay", key, "aether", "walk_16_direct_gets_ms", seconds_since(walk_start) * 1e3, "ms", explains);
@@ -985,7 +1000,9 @@ std::shared_ptr<aether::jetstream_event_store> open_node_store(const std::string
   options.send_asap = true;
   auto quick = aether::nats::connection::connect(options);
   if (!conn || !quick) return nullptr;
-  auto store = aether::jetstream_event_store::open(*conn, {}, *quick);
+  aether::jetstream_store_options so;
+  so.layout = aether::event_layout::per_actor;
+  auto store = aether::jetstream_event_store::open(*conn, so, *quick);
   return store ? *store : nullptr;
 }
 
@@ -1362,7 +1379,10 @@ int main(int argc, char** argv) {
     note("{}", quick.error().to_string());
     return 1;
   }
-  auto store = aether::jetstream_event_store::open(env.conn, {}, *quick);
+  // The per-actor layout (R1), whose server growth and throughput are measured.
+  aether::jetstream_store_options so;
+  so.layout = aether::event_layout::per_actor;
+  auto store = aether::jetstream_event_store::open(env.conn, so, *quick);
   if (!store) {
     note("{}", store.error().to_string());
     return 1;

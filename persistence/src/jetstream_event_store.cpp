@@ -114,6 +114,10 @@ struct jetstream_event_store::impl {
     clock::time_point deadline;
     int attempts = 0;
     bool quick = false; // sent on the send-asap connection
+    // Per-actor layout: the stream sequence of the actor's write this one
+    // follows (0: none), and whether it waits for that write's acknowledgement.
+    std::uint64_t expected_sequence = 0;
+    bool chained = false;
     std::shared_ptr<const append_watcher> watcher;
     std::vector<event> events; // kept only for the watcher
     append_callback done;
@@ -124,6 +128,15 @@ struct jetstream_event_store::impl {
   struct actor_lane {
     std::uint32_t in_flight = 0;
     bool quick = false;
+    // Per-actor layout: writes waiting, in order, for the one before them
+    // to be acknowledged, whose stream sequence they expect.
+    std::deque<std::uint64_t> chained;
+  };
+
+  /// What the store knows of the end of an actor's history.
+  struct actor_end {
+    std::uint64_t version = 0;
+    std::uint64_t sequence = 0; // of the write that ends it; 0: unknown (or none, at version 0)
   };
 
   /// A write stored past the place the history has got to, so far.
@@ -144,9 +157,12 @@ struct jetstream_event_store::impl {
     std::vector<unread_write> skipped;
     bool tolerant = false; // report undecodable writes instead of failing
     std::optional<error> failure;
-    std::uint64_t hint = 0;            // where the consumer starts (0: the stream's start)
-    std::uint64_t walked_next = 0;     // writes starting below this may have been read by the walk
-    std::vector<std::uint64_t> walked; // the stream sequences the walk read
+    std::uint64_t hint = 0;             // where the consumer starts (0: the stream's start)
+    std::uint64_t walked_next = 0;      // writes starting below this may have been read by the walk
+    std::vector<std::uint64_t> walked;  // the stream sequences the walk read
+    bool by_actor = false;              // the stream is in the per-actor layout
+    std::uint64_t end_sequence = 0;     // the stream sequence of the write that ends the history so far
+    std::uint64_t subject_sequence = 0; // per-actor: the stream sequence of the last write read
     nats::subscription sub;
     // Moved on by the replay callback (a nats.c thread), read by the sweep.
     std::atomic<clock::rep> deadline{0};
@@ -174,7 +190,7 @@ struct jetstream_event_store::impl {
   // Per actor, a version that ends one of its writes and was its last
   // version when this store last saw it (read, acknowledged, or the end of
   // its own write still in flight): an append after it needs no check.
-  std::unordered_map<actor_id, std::uint64_t> known_ends;
+  std::unordered_map<actor_id, actor_end> known_ends;
   std::atomic<std::uint64_t> version_checks{0};
   std::atomic<std::uint64_t> skipped_writes{0};
   std::uint64_t next_token = 1;
@@ -271,7 +287,34 @@ struct jetstream_event_store::impl {
     }
   }
 
-  expected<void> ensure_stream(std::string_view ns) { return streams.ensure(*conn, ns, options.replicas); }
+  std::optional<detail::stream_layout> wanted_layout() const {
+    switch (options.layout) {
+    case event_layout::per_write:
+      return detail::stream_layout::per_write;
+    case event_layout::per_actor:
+      return detail::stream_layout::per_actor;
+    case event_layout::automatic:
+      break;
+    }
+    return std::nullopt;
+  }
+
+  expected<detail::stream_layout> ensure_stream(std::string_view ns) {
+    return streams.ensure(*conn, ns, options.replicas, wanted_layout());
+  }
+
+  /// The layout of the namespace's stream without creating it (nullopt: no stream).
+  expected<std::optional<detail::stream_layout>> lookup_stream(std::string_view ns) {
+    auto l = streams.lookup(*conn, ns);
+    if (l && *l) {
+      if (auto ok = detail::namespace_streams::check_wanted(ns, **l, wanted_layout()); !ok) return ok.error();
+    }
+    return l;
+  }
+
+  bool per_actor(std::string_view ns) const {
+    return streams.known(ns) == std::optional<detail::stream_layout>{detail::stream_layout::per_actor};
+  }
 
   /// Sends the write now if its namespace's stream is there; otherwise
   /// queues it behind the ones already waiting, and the first one sets the
@@ -279,7 +322,7 @@ struct jetstream_event_store::impl {
   void send_when_ready(std::string ns, std::uint64_t token) {
     bool setup = false;
     // Known stays known: checked before the lock, the waiting list under it.
-    const bool known = streams.known(ns);
+    const bool known = streams.known(ns).has_value();
     {
       std::lock_guard lock{mutex};
       if (known && !waiting.contains(ns)) {
@@ -331,17 +374,19 @@ struct jetstream_event_store::impl {
     fail(failed, e);
   }
 
-  /// Whether the namespace's stream exists: known, or asked for once (a
-  /// direct get on a missing stream would only time out).
-  expected<bool> stream_exists(std::string_view ns) {
-    if (streams.known(ns)) return true;
-    auto count = conn->stream_message_count(stream_name(ns));
-    if (!count) {
-      if (count.error().code() == errc::not_found) return false;
-      return count.error();
+  /// The first message on `subject` after stream sequence `after`, by a
+  /// direct get (`next_by_subj`); nullopt when there is none.
+  expected<std::optional<nats::message>> next_on_subject(std::string_view stream, std::string_view subject,
+                                                         std::uint64_t after) {
+    auto m = conn->request(fmt::format("$JS.API.DIRECT.GET.{}", stream),
+                           fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1, subject), options.ack_timeout);
+    if (!m) return m.error();
+    if (!m->header("Nats-Sequence")) {
+      const auto status = m->header("Status");
+      if (!status || *status == "404") return std::optional<nats::message>{};
+      return error{errc::unavailable, fmt::format("reading {} after sequence {}: status {}", subject, after, *status)};
     }
-    streams.learn(ns);
-    return true;
+    return std::optional<nats::message>{std::move(*m)};
   }
 
   void send(std::uint64_t token) {
@@ -349,6 +394,7 @@ struct jetstream_event_store::impl {
     std::string payload;
     std::string msg_id;
     std::string last;
+    std::string expect;
     bool quick_send = false;
     {
       std::lock_guard lock{mutex};
@@ -358,12 +404,17 @@ struct jetstream_event_store::impl {
       auto& w = it->second;
       ++w.attempts;
       w.deadline = clock::now() + options.ack_timeout;
+      if (w.subject.empty()) {
+        w.subject = per_actor(w.actor.ns()) ? jetstream_event_store::actor_subject(w.actor)
+                                            : jetstream_event_store::subject(w.actor, w.first);
+      }
       subject = w.subject;
       payload = w.payload;
       msg_id = w.msg_id;
       last = std::to_string(w.last);
+      expect = per_actor(w.actor.ns()) ? std::to_string(w.expected_sequence) : std::string{"0"};
     }
-    const nats::header headers[] = {{"Nats-Expected-Last-Subject-Sequence", "0"},
+    const nats::header headers[] = {{"Nats-Expected-Last-Subject-Sequence", expect},
                                     {write_id_header, msg_id},
                                     {last_version_header, last},
                                     {detail::origin_header, options.origin}};
@@ -382,26 +433,45 @@ struct jetstream_event_store::impl {
   /// actor's pipelined appends follow without a check.
   bool launch(write& w, bool checked) {
     std::string ns{w.actor.ns()};
+    // Writes of a namespace whose layout is not known yet are chained as
+    // per-actor ones are: only until its stream is set up.
+    const auto layout = streams.known(ns);
+    const bool sequenced = !layout || *layout == detail::stream_layout::per_actor;
     std::uint64_t token = 0;
+    bool chain = false;
     {
       std::lock_guard lock{mutex};
       if (!stopping) {
-        const auto known = known_ends.find(w.actor);
+        auto known = known_ends.find(w.actor);
         const auto after = w.first - 1;
-        if (!checked && after != 0 && (known == known_ends.end() || known->second != after)) return false;
+        const auto lane_it = lanes.find(w.actor);
+        const bool behind = lane_it != lanes.end() && lane_it->second.in_flight > 0;
+        if (!checked && after != 0) {
+          if (known == known_ends.end() || known->second.version != after) return false;
+          // Per-actor: the sequence it follows is known, or comes with the
+          // acknowledgement of the write in flight before it.
+          if (sequenced && known->second.sequence == 0 && !behind) return false;
+          if (!checked && !behind) w.expected_sequence = known->second.sequence;
+        }
+        if (after == 0 && !checked) w.expected_sequence = 0;
+        // A first write goes out at once: its expectation (an empty subject)
+        // needs nothing from the writes in flight.
+        chain = sequenced && behind && (after != 0 || checked);
         if (known != known_ends.end()) {
-          known->second = w.last;
+          known->second = actor_end{w.last, 0};
         } else {
           if (known_ends.size() >= known_ends_limit) known_ends.clear();
-          known_ends.emplace(w.actor, w.last);
+          known_ends.emplace(w.actor, actor_end{w.last, 0});
         }
         token = next_token++;
-        w.deadline = clock::now() + options.ack_timeout;
         // Send-asap only while few writes are in flight, and an actor's writes
         // keep the connection of the ones still in flight.
         auto& lane = lanes[w.actor];
         if (lane.in_flight++ == 0) lane.quick = quick && writes.size() < quick_limit;
         w.quick = lane.quick;
+        w.chained = chain;
+        w.deadline = chain ? clock::time_point::max() : clock::now() + options.ack_timeout;
+        if (chain) lane.chained.push_back(token);
         writes.emplace(token, std::move(w));
       }
     }
@@ -409,15 +479,93 @@ struct jetstream_event_store::impl {
       w.done(error{errc::shutting_down, "the store is closed"});
       return true;
     }
-    send_when_ready(std::move(ns), token);
+    if (!chain) send_when_ready(std::move(ns), token);
     return true;
   }
 
-  /// Records that `version` ends a write of `actor` and was its last.
-  void learn_end(const actor_id& actor, std::uint64_t version) {
+  /// Checks the actor's last version on the store's thread (one read, through
+  /// the stream leader when replicated), then launches the write if it is
+  /// `expected_version`: a version inside an earlier write or past the last
+  /// one is refused, not stored beside the history.
+  void check_and_launch(write w, std::uint64_t expected_version) {
+    post([this, w = std::move(w), expected_version]() mutable {
+      error failure{errc::unavailable};
+      version_checks.fetch_add(1, std::memory_order_relaxed);
+      if (auto ready = ensure_stream(w.actor.ns()); !ready) {
+        w.done(ready.error());
+        return;
+      }
+      const auto current = latest(w.actor, &failure);
+      if (!current) {
+        w.done(error{failure.code(),
+                     fmt::format("checking the version of {}: {}", w.actor.to_string(), failure.detail())});
+      } else if (current->version != expected_version) {
+        learn_end(w.actor, *current);
+        w.done(
+            error{errc::version_conflict,
+                  fmt::format("{} is at version {}, not {}", w.actor.to_string(), current->version, expected_version),
+                  current->version});
+      } else {
+        w.expected_sequence = current->sequence;
+        launch(w, true);
+      }
+    });
+  }
+
+  /// After an actor's write is answered: when stored at `sequence` ending
+  /// at version `last`, the next chained write goes out expecting it if it
+  /// follows that version; the chained writes that do not, or all of them
+  /// when the write did not store, are checked again, in order, each against
+  /// the actor's last version.
+  void release_chain(const actor_id& actor, std::optional<std::uint64_t> sequence, std::uint64_t last = 0) {
+    std::optional<std::uint64_t> next;
+    std::vector<std::pair<write, std::uint64_t>> recheck;
+    {
+      std::lock_guard lock{mutex};
+      auto lane = lanes.find(actor);
+      if (lane == lanes.end() || lane->second.chained.empty()) return;
+      if (sequence) {
+        while (!next) {
+          auto l = lanes.find(actor);
+          if (l == lanes.end() || l->second.chained.empty()) break;
+          const auto token = l->second.chained.front();
+          l->second.chained.pop_front();
+          auto it = writes.find(token);
+          if (it == writes.end()) continue;
+          if (it->second.first != last + 1) {
+            auto w = take_write(it);
+            const auto expected_version = w.first - 1;
+            recheck.emplace_back(std::move(w), expected_version);
+            continue;
+          }
+          it->second.chained = false;
+          it->second.expected_sequence = *sequence;
+          it->second.deadline = clock::now() + options.ack_timeout;
+          next = token;
+        }
+      } else {
+        auto tokens = std::move(lane->second.chained);
+        for (auto token : tokens) {
+          auto it = writes.find(token);
+          if (it == writes.end()) continue;
+          auto w = take_write(it);
+          const auto expected_version = w.first - 1;
+          recheck.emplace_back(std::move(w), expected_version);
+        }
+      }
+    }
+    if (next) send(*next);
+    for (auto& [w, v] : recheck) {
+      w.chained = false;
+      check_and_launch(std::move(w), v);
+    }
+  }
+
+  /// Records that `end` ends a write of `actor` and was its last.
+  void learn_end(const actor_id& actor, actor_end end) {
     std::lock_guard lock{mutex};
     if (known_ends.size() >= known_ends_limit && !known_ends.contains(actor)) known_ends.clear();
-    known_ends[actor] = version;
+    known_ends[actor] = end;
   }
 
   /// Forgets what the store knew of `actor`'s last version (after a write
@@ -465,10 +613,25 @@ struct jetstream_event_store::impl {
   void fail(write& w, error e) {
     forget_end(w.actor);
     w.done(std::move(e));
+    release_chain(w.actor, std::nullopt);
   }
 
-  /// Tells whoever watches appends, then the appender.
+  /// Answers a write another won: the writes chained after it are checked.
+  void conflict(write& w, error e) {
+    w.done(std::move(e));
+    release_chain(w.actor, std::nullopt);
+  }
+
+  /// Tells whoever watches appends, then the appender; the actor's next
+  /// chained write goes out.
   void succeed(write& w, std::uint64_t sequence) {
+    {
+      std::lock_guard lock{mutex};
+      if (auto it = known_ends.find(w.actor); it != known_ends.end() && it->second.version == w.last) {
+        it->second.sequence = sequence;
+      }
+    }
+    release_chain(w.actor, sequence, w.last);
     if (w.watcher) {
       for (auto& e : w.events) e.sequence = sequence;
       (*w.watcher)(w.events);
@@ -476,25 +639,40 @@ struct jetstream_event_store::impl {
     w.done(append_result{w.first, w.last, sequence});
   }
 
-  std::optional<std::uint64_t> latest(const actor_id& actor, error* failure) {
-    auto exists = stream_exists(actor.ns());
-    if (!exists) {
-      if (failure) *failure = exists.error();
+  /// The actor's last version and the stream sequence of the write that
+  /// ends it, read from the stream (through the leader when replicated).
+  std::optional<actor_end> latest(const actor_id& actor, error* failure) {
+    auto layout = lookup_stream(actor.ns());
+    if (!layout) {
+      if (failure) *failure = layout.error();
       return std::nullopt;
     }
-    if (!*exists) return 0;
+    if (!*layout) return actor_end{};
+    const bool by_actor = **layout == detail::stream_layout::per_actor;
     // A direct get may be answered by a replica that lags behind a write the
     // leader acknowledged; replicated streams are read through the leader.
     const auto stream = stream_name(actor.ns());
-    const auto filter = actor_filter(actor);
+    const auto filter = by_actor ? actor_subject(actor) : actor_filter(actor);
     auto m = options.replicas > 1 ? conn->leader_get_last(stream, filter) : conn->direct_get_last(stream, filter);
     if (!m) {
-      if (m.error().code() == errc::not_found) return 0;
+      if (m.error().code() == errc::not_found) return actor_end{};
       if (failure) *failure = m.error();
       return std::nullopt;
     }
-    if (auto v = m->header(last_version_header)) return to_number(*v);
-    return last_number(m->subject);
+    std::optional<std::uint64_t> v;
+    if (auto h = m->header(last_version_header)) v = to_number(*h);
+    if (!v && by_actor) {
+      if (auto batch = detail::decode_batch(actor, 0, m->sequence, m->data)) v = batch->back().version;
+    }
+    if (!v && !by_actor) v = last_number(m->subject);
+    if (!v) {
+      if (failure) {
+        *failure = error{errc::replay_failed, fmt::format("{}: the last write (stream sequence {}) names no version",
+                                                          actor.to_string(), m->sequence)};
+      }
+      return std::nullopt;
+    }
+    return actor_end{*v, m->sequence};
   }
 
   /// Decides a write's outcome by reading its subject back from the stream
@@ -511,7 +689,16 @@ struct jetstream_event_store::impl {
         return;
       }
     }
-    auto stored = conn->leader_get_last(w.stream, w.subject);
+    // Per-write: the subject's one message. Per-actor: the first write
+    // stored on the actor's subject after the one this write expected, the
+    // only one the server let follow it.
+    auto stored = [&]() -> expected<nats::message> {
+      if (!per_actor(w.actor.ns())) return conn->leader_get_last(w.stream, w.subject);
+      auto next = next_on_subject(w.stream, w.subject, w.expected_sequence);
+      if (!next) return next.error();
+      if (!*next) return error{errc::not_found, "nothing stored after the expected write"};
+      return std::move(**next);
+    }();
     if (stored) {
       if (stored->header(write_id_header) == std::optional<std::string_view>{w.msg_id}) {
         succeed(w, stored->sequence);
@@ -523,14 +710,17 @@ struct jetstream_event_store::impl {
       std::uint64_t current = w.first;
       if (auto v = stored->header(last_version_header); v && to_number(*v)) current = *to_number(*v);
       error failure{errc::unavailable};
-      current = std::max(current, latest(w.actor, &failure).value_or(0));
+      const auto now = latest(w.actor, &failure);
+      actor_end end{current, 0};
+      if (now && now->version >= current) end = *now;
+      current = end.version;
       // The write that took ours ends at `current` or before a later one
       // that does: the loser's retry after it needs no check.
-      learn_end(w.actor, current);
-      w.done(error{errc::version_conflict,
-                   fmt::format("{} version {} was written by another writer; the actor is at version {}",
-                               w.actor.to_string(), w.first, current),
-                   current});
+      learn_end(w.actor, end);
+      conflict(w, error{errc::version_conflict,
+                        fmt::format("{} version {} was written by another writer; the actor is at version {}",
+                                    w.actor.to_string(), w.first, current),
+                        current});
       return;
     }
     if (stored.error().code() != errc::not_found) {
@@ -538,10 +728,25 @@ struct jetstream_event_store::impl {
                                                    w.actor.to_string(), w.first, stored.error().detail())});
       return;
     }
+    if (per_actor(w.actor.ns()) && options.replicas > 1) {
+      // The direct get may have been answered by a replica behind the leader.
+      fail(w, error{errc::unavailable,
+                    fmt::format("{} version {}: not found after the write it expected, on a replica that may lag; the "
+                                "outcome is unknown, it may be stored",
+                                w.actor.to_string(), w.first)});
+      return;
+    }
     if (server_said_taken) {
-      // Taken, yet not there: the other write was removed since. Still a conflict.
-      fail(w, error{errc::version_conflict, fmt::format("{} version {} was taken", w.actor.to_string(), w.first),
-                    w.first});
+      // Taken, yet not there: the other write was removed since (or, per
+      // actor, the write this one expected is no longer the actor's last).
+      // Still a conflict.
+      error failure{errc::unavailable};
+      const auto now = latest(w.actor, &failure);
+      const auto current = now ? now->version : w.first;
+      fail(w, error{errc::version_conflict,
+                    fmt::format("{} version {} was taken; the actor is at version {}", w.actor.to_string(), w.first,
+                                current),
+                    current});
       return;
     }
     if (options.replicas > 1) {
@@ -621,7 +826,9 @@ struct jetstream_event_store::impl {
       }
     }
     // The read went to the end: the last write it took ends the history.
-    if (p && r.next > 1) p->learn_end(r.actor, r.next - 1);
+    // Per actor, the next write expects the subject's last write, which is
+    // the history's end unless a write was left out after it.
+    if (p && r.next > 1) p->learn_end(r.actor, actor_end{r.next - 1, r.by_actor ? r.subject_sequence : 0});
     r.done(history_report{std::move(r.events), std::move(r.undecodable), std::move(r.skipped)});
   }
 
@@ -668,6 +875,7 @@ struct jetstream_event_store::impl {
     };
     take_events(events);
     r.next = last + 1;
+    r.end_sequence = sequence;
     while (!r.pending.empty()) {
       auto it = r.pending.begin();
       if (it->first > r.next) break;
@@ -676,6 +884,7 @@ struct jetstream_event_store::impl {
       } else {
         take_events(it->second.events);
         r.next = it->second.last + 1;
+        r.end_sequence = it->second.sequence;
       }
       r.pending.erase(it);
     }
@@ -775,10 +984,15 @@ struct jetstream_event_store::impl {
   /// need no consumer, whose creation costs more the more writes the
   /// namespace's stream holds.
   void walk(const std::shared_ptr<reading>& r, std::uint64_t start) {
-    auto exists = stream_exists(r->actor.ns());
-    if (!exists || !*exists) {
+    auto layout = lookup_stream(r->actor.ns());
+    if (!layout || !*layout) {
       // No stream: nothing was ever written in this namespace.
-      finish(*r, exists ? expected<void>{} : expected<void>{exists.error()});
+      finish(*r, layout ? expected<void>{} : expected<void>{layout.error()});
+      return;
+    }
+    if (**layout == detail::stream_layout::per_actor) {
+      r->by_actor = true;
+      walk_actor(r);
       return;
     }
     auto version = start;
@@ -806,16 +1020,85 @@ struct jetstream_event_store::impl {
     consume(r, r->hint);
   }
 
+  /// Per-actor layout: walks the actor's subject write by write from the
+  /// hint's stream sequence (or the start) by direct gets, and past
+  /// `walk_limit` of them goes on with an ordered consumer. Replicated
+  /// streams are read by the consumer only (a direct get may be served by a
+  /// lagging replica).
+  void walk_actor(const std::shared_ptr<reading>& r) {
+    std::uint64_t after = r->hint > 0 ? r->hint - 1 : 0;
+    if (options.replicas <= 1) {
+      const auto stream = stream_name(r->actor.ns());
+      const auto subj = actor_subject(r->actor);
+      for (int i = 0; i < walk_limit; ++i) {
+        auto m = next_on_subject(stream, subj, after);
+        if (!m || !*m) {
+          finish(*r, m ? expected<void>{} : expected<void>{m.error()});
+          return;
+        }
+        const auto& msg = **m;
+        if (!take_actor(
+                *r, [&] { return msg.header(last_version_header); }, msg.data, msg.sequence)) {
+          finish(*r, {});
+          return;
+        }
+        after = msg.sequence;
+      }
+    }
+    consume(r, after + 1);
+  }
+
+  /// Takes one stored write of the per-actor layout during a read (false to
+  /// stop): its versions are its events' own; a write that does not decode
+  /// is taken to follow the history so far.
+  template <class LastHeader>
+  static bool take_actor(reading& r, LastHeader&& last_header, std::string_view data, std::uint64_t sequence) {
+    // The actor's subject's last write: the next write expects it.
+    r.subject_sequence = std::max(r.subject_sequence, sequence);
+    std::optional<std::uint64_t> last;
+    if (auto header = last_header()) last = to_number(*header);
+    auto batch = detail::decode_batch(r.actor, 0, sequence, data);
+    if (batch && last && batch->back().version != *last) {
+      batch =
+          error{errc::replay_failed, fmt::format("it holds events from version {} to {}, yet names {} its last version",
+                                                 batch->front().version, batch->back().version, *last)};
+    }
+    if (!batch) {
+      // Where the write stands in the history so far: what its version is taken to be.
+      batch = error{errc::replay_failed,
+                    fmt::format("{} version {} (stream sequence {}): {}", r.actor.to_string(), r.next, sequence,
+                                batch.error().detail()),
+                    r.next};
+    }
+    if (!batch) {
+      if (last && *last >= r.next && *last < r.from) { // before what was asked for
+        place(r, r.next, *last, sequence, {});
+        return true;
+      }
+      return undecodable(r, r.next, last, sequence, batch.error());
+    }
+    const auto first = batch->front().version;
+    if (first < r.start) return true; // before the read's start (a read from a hint)
+    const auto end = batch->back().version;
+    place(r, first, end, sequence, std::move(*batch));
+    return true;
+  }
+
   /// Reads the rest through an ordered consumer from stream sequence `start`.
   void consume(const std::shared_ptr<reading>& r, std::uint64_t start) {
     r->extend(options.read_timeout);
+    const bool by_actor = r->by_actor;
     auto sub = conn->replay(
-        stream_name(r->actor.ns()), actor_filter(r->actor), start,
-        [r, timeout = options.read_timeout](const nats::message_view& m) {
+        stream_name(r->actor.ns()), by_actor ? actor_subject(r->actor) : actor_filter(r->actor), start,
+        [r, by_actor, timeout = options.read_timeout](const nats::message_view& m) {
           r->extend(timeout);
           const auto seq = delivered_sequence(m);
-          return seq && take(
-                            *r, m.subject(), [&] { return m.header(last_version_header); }, false, m.data(), *seq);
+          if (!seq) return false;
+          if (by_actor)
+            return take_actor(
+                *r, [&] { return m.header(last_version_header); }, m.data(), *seq);
+          return take(
+              *r, m.subject(), [&] { return m.header(last_version_header); }, false, m.data(), *seq);
         },
         [r](expected<void> outcome) { finish(*r, std::move(outcome)); });
     if (!sub) {
@@ -864,13 +1147,25 @@ std::string jetstream_event_store::subject(const actor_id& actor, std::uint64_t 
                      first_version);
 }
 
+std::string jetstream_event_store::actor_subject(const actor_id& actor) {
+  return fmt::format("aether.{}.ev.{}.{}", detail::namespace_token(actor.ns()), actor.type(), actor.key());
+}
+
 std::string jetstream_event_store::actor_filter(const actor_id& actor) {
   return fmt::format("aether.{}.ev.{}.{}.*", detail::namespace_token(actor.ns()), actor.type(), actor.key());
 }
 
 expected<void> jetstream_event_store::prepare(std::string_view ns) {
   if (auto ok = actor_id::validate_namespace(ns); !ok) return ok;
-  return impl_->ensure_stream(ns);
+  if (auto l = impl_->ensure_stream(ns); !l) return l.error();
+  return {};
+}
+
+expected<event_layout> jetstream_event_store::layout(std::string_view ns) {
+  if (auto ok = actor_id::validate_namespace(ns); !ok) return ok.error();
+  auto l = impl_->ensure_stream(ns);
+  if (!l) return l.error();
+  return *l == detail::stream_layout::per_actor ? event_layout::per_actor : event_layout::per_write;
 }
 
 void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
@@ -884,8 +1179,7 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
   w.first = expected_version + 1;
   w.last = expected_version + events.size();
   w.stream = stream_name(actor.ns());
-  w.subject = subject(actor, w.first);
-  w.msg_id = events.front().id;
+  w.msg_id = events.front().id; // the subject is set when sent, by the stream's layout
   w.payload = detail::encode_batch(events);
   w.done = std::move(done);
   // Headers and subject ride along; keep well inside the server's limit.
@@ -901,24 +1195,7 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
   // against the actor's last version first (one read, through the stream
   // leader when replicated): a version inside an earlier write or past the
   // last one is refused, not stored beside the history.
-  if (!impl_->launch(w, false)) {
-    impl_->post([p = impl_.get(), w = std::move(w), expected_version]() mutable {
-      error failure{errc::unavailable};
-      p->version_checks.fetch_add(1, std::memory_order_relaxed);
-      const auto current = p->latest(w.actor, &failure);
-      if (!current) {
-        w.done(error{failure.code(),
-                     fmt::format("checking the version of {}: {}", w.actor.to_string(), failure.detail())});
-      } else if (*current != expected_version) {
-        p->learn_end(w.actor, *current);
-        w.done(error{errc::version_conflict,
-                     fmt::format("{} is at version {}, not {}", w.actor.to_string(), *current, expected_version),
-                     *current});
-      } else {
-        p->launch(w, true);
-      }
-    });
-  }
+  if (!impl_->launch(w, false)) impl_->check_and_launch(std::move(w), expected_version);
 }
 
 void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,
@@ -961,7 +1238,7 @@ void jetstream_event_store::latest_version(const actor_id& actor, version_callba
   impl_->post([p = impl_.get(), actor, done = std::move(done)]() mutable {
     error failure{errc::unavailable};
     if (auto v = p->latest(actor, &failure)) {
-      done(*v);
+      done(v->version);
     } else {
       done(failure);
     }

@@ -66,11 +66,22 @@ std::string encode_batch(std::span<const event> events) {
 expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,
                                           std::string_view bytes) {
   auto batch = json::decode<std::vector<stored_event>>(bytes);
+  if ((!batch || batch->empty()) && first_version == 0) {
+    return error{errc::replay_failed,
+                 fmt::format("the write does not decode: {}", batch ? "an empty batch" : batch.error().detail())};
+  }
   if (!batch || batch->empty()) {
     return error{errc::replay_failed,
                  fmt::format("{} version {} (stream sequence {}) does not decode: {}", actor.to_string(), first_version,
                              sequence, batch ? "an empty batch" : batch.error().detail()),
                  first_version};
+  }
+  if (first_version == 0) {
+    // Versions from the payload (the per-actor layout): each event names its own.
+    if (!batch->front().version || *batch->front().version == 0) {
+      return error{errc::replay_failed, "its first event does not name its version"};
+    }
+    first_version = *batch->front().version;
   }
   std::vector<event> out;
   out.reserve(batch->size());

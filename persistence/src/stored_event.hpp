@@ -42,7 +42,9 @@ expected<void> prepare_append(const actor_id& actor, std::uint64_t expected_vers
 /// A batch of events as one JSON array.
 std::string encode_batch(std::span<const event> events);
 
-/// The events of a stored batch whose first version is `first_version`.
+/// The events of a stored batch whose first version is `first_version`, or,
+/// when it is 0, the version its first event names (each event must name
+/// its own then).
 /// `replay_failed` naming the actor, version and stream sequence when the
 /// bytes do not decode.
 expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,

@@ -11,7 +11,8 @@
 //
 //   node --harmony-json-parse-with-source interop.mjs <nats-url> <spec.json>
 //
-// spec.json (written by the test): {"namespace", "actors": [{"type", "key",
+// spec.json (written by the test): {"namespace", "layout" (the stream's layout
+// the test expects: "per-actor" or "per-write"), "actors": [{"type", "key",
 // "events": [{"id", "version", "type", "schema_version", "timestamp_ns",
 // "data", "metadata"}]}], "append": {"type", "key", "version"}}, with
 // timestamp_ns as a string (it exceeds 2^53) and data as JSON text.
@@ -50,6 +51,17 @@ function parseJson(text) {
 // -- the wire format (docs/WIRE_FORMAT.md)
 
 const layout = {
+  // The stream's layout, from its description ("aether events, layout <name>";
+  // none: per-write, the layout of streams written before layouts were recorded).
+  kind: "per-write",
+  prefix: "aether events, layout ",
+  read(info) {
+    const d = info.config.description ?? "";
+    const name = d.startsWith(this.prefix) ? d.slice(this.prefix.length) : "per-write";
+    if (name !== "per-actor" && name !== "per-write") fail(`stream ${info.config.name}: layout ${name} is not one this reader knows`);
+    this.kind = name;
+    return name;
+  },
   // A namespace's stream: `{ns}_events` for one token.
   streamName(ns) {
     if (ns.includes(".")) {
@@ -61,9 +73,10 @@ const layout = {
   nsToken(ns) {
     return ns.replace(/\./g, ":");
   },
-  // Every write of an actor.
+  // Every write of an actor: its one subject (per-actor), or one subject per write.
   actorFilter(ns, type, key) {
-    return `aether.${this.nsToken(ns)}.ev.${type}.${key}.*`;
+    const subject = `aether.${this.nsToken(ns)}.ev.${type}.${key}`;
+    return this.kind === "per-actor" ? subject : `${subject}.*`;
   },
   // Every write of the namespace.
   namespaceFilter(ns) {
@@ -71,7 +84,8 @@ const layout = {
   },
   // The subject of a write whose first version is `first`.
   writeSubject(ns, type, key, first) {
-    return `aether.${this.nsToken(ns)}.ev.${type}.${key}.${first}`;
+    const subject = `aether.${this.nsToken(ns)}.ev.${type}.${key}`;
+    return this.kind === "per-actor" ? subject : `${subject}.${first}`;
   },
   // The members of each event of a write's payload, in their order.
   members: ["actor", "version", "id", "type", "schema_version", "timestamp_ns", "data", "metadata"],
@@ -80,16 +94,21 @@ const layout = {
   // each event's actor and version agree with the write's place.
   decodeWrite(ns, msg) {
     const tokens = msg.subject.split(".");
-    if (tokens.length !== 6 || tokens[0] !== "aether" || tokens[1] !== this.nsToken(ns) || tokens[2] !== "ev") {
-      fail(`unexpected subject ${msg.subject}`);
+    const perActor = this.kind === "per-actor";
+    if (tokens.length !== (perActor ? 5 : 6) || tokens[0] !== "aether" || tokens[1] !== this.nsToken(ns) || tokens[2] !== "ev") {
+      fail(`unexpected subject ${msg.subject} in the ${this.kind} layout`);
     }
     const h = msg.headers ?? msg.header;
-    const first = Number(tokens[5]);
-    const last = Number(h?.get("Aether-Last-Version"));
-    const writeId = h?.get("Aether-Write-Id");
-    if (h?.get("Nats-Expected-Last-Subject-Sequence") !== "0") fail(`write ${msg.seq} was not published expecting an empty subject`);
     const batch = parseJson(msg.string());
     if (!Array.isArray(batch) || batch.length === 0) fail(`write ${msg.seq} is not a JSON array of events`);
+    // Per actor, a write's first version is its first event's; per write, the subject's last token.
+    const first = perActor ? batch[0].version : Number(tokens[5]);
+    const last = Number(h?.get("Aether-Last-Version"));
+    const writeId = h?.get("Aether-Write-Id");
+    const expected = h?.get("Nats-Expected-Last-Subject-Sequence");
+    if (perActor ? !/^[0-9]+$/.test(expected ?? "") || Number(expected) >= msg.seq : expected !== "0") {
+      fail(`write ${msg.seq} was published expecting ${expected}`);
+    }
     if (last !== first + batch.length - 1) fail(`write ${msg.seq}: Aether-Last-Version ${last}, first ${first}, ${batch.length} events`);
     if (writeId !== batch[0].id) fail(`write ${msg.seq}: Aether-Write-Id ${writeId}, first event ${batch[0].id}`);
     const actor = `${ns}/${tokens[3]}/${tokens[4]}`;
@@ -110,8 +129,10 @@ const layout = {
     for (let next = 1, w; (w = byFirst.get(next)); next = w.last + 1) events.push(...w.events);
     return events;
   },
-  // How to append `events` after `version`: subject, headers, payload.
-  encodeAppend(ns, type, key, version, events) {
+  // How to append `events` after `version`: subject, headers, payload, and
+  // the subject sequence to expect (per actor: the actor's last write's
+  // stream sequence, `lastSeq`; per write: 0, an empty subject).
+  encodeAppend(ns, type, key, version, events, lastSeq) {
     const h = headers();
     h.set("Aether-Write-Id", events[0].id);
     h.set("Aether-Last-Version", String(version + events.length));
@@ -119,7 +140,8 @@ const layout = {
       `{"actor":${JSON.stringify(`${ns}/${type}/${key}`)},"version":${version + 1 + i},` +
       `"id":${JSON.stringify(e.id)},"type":${JSON.stringify(e.type)},"schema_version":${e.schema_version},` +
       `"timestamp_ns":${e.timestamp_ns},"data":${e.data},"metadata":${JSON.stringify(e.metadata)}}`).join(",") + "]";
-    return { subject: this.writeSubject(ns, type, key, version + 1), headers: h, payload };
+    const expect = this.kind === "per-actor" ? lastSeq : 0;
+    return { subject: this.writeSubject(ns, type, key, version + 1), headers: h, payload, expect };
   },
 };
 
@@ -175,6 +197,8 @@ async function main() {
   const nc = await connect({ servers: url, name: "aether-js-interop" });
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
+  const kind = layout.read(await jsm.streams.info(stream));
+  if (spec.layout && kind !== spec.layout) fail(`stream ${stream} is ${kind}, the test wrote ${spec.layout}`);
 
   // 1. Read each actor's whole history, both ways the format describes, and check every field.
   let read = 0;
@@ -185,20 +209,25 @@ async function main() {
     const events = layout.chain(writes);
     if (events.length !== actor.events.length) fail(`${where}: ${events.length} events read by consumer, ${actor.events.length} written`);
     events.forEach((e, i) => check(actor, e, actor.events[i]));
-    // By subject: the first message on each write's subject, from version 1 on.
+    // By subject: per write, the first message on each write's subject, from
+    // version 1 on; per actor, the messages of the actor's subject one by one.
     const bySubject = [];
-    for (let next = 1; ; ) {
+    const walked = [];
+    for (let next = 1, seq = 1; ; ) {
       let m;
       try {
-        m = await jsm.direct.getMessage(stream, { next_by_subj: layout.writeSubject(ns, actor.type, actor.key, next), seq: 1 });
+        m = await jsm.direct.getMessage(stream, { next_by_subj: layout.writeSubject(ns, actor.type, actor.key, next), seq });
       } catch (e) {
         if (e.code === "404" || /no message found/i.test(e.message)) break;
         throw e;
       }
       const w = layout.decodeWrite(ns, m);
+      walked.push(w);
       bySubject.push(...w.events);
       next = w.last + 1;
+      if (layout.kind === "per-actor") seq = m.seq + 1;
     }
+    if (layout.kind === "per-actor" && !same(layout.chain(walked), bySubject)) fail(`${where}: the walk is no chain`);
     if (!same(bySubject, events)) fail(`${where}: read by subject differs from read by consumer`);
     // The last version, through the stream leader.
     const last = await jsm.streams.getMessage(stream, { last_by_subj: layout.actorFilter(ns, actor.type, actor.key) });
@@ -254,14 +283,14 @@ async function main() {
     data: JSON.stringify({ from: "javascript", amount: 7, nested: { list: [1, "two", null] } }),
     metadata: { source: "js" },
   };
-  const w = layout.encodeAppend(ns, a.type, a.key, current, [event]);
-  const ack = await js.publish(w.subject, w.payload, { headers: w.headers, expect: { lastSubjectSequence: 0 } });
+  const w = layout.encodeAppend(ns, a.type, a.key, current, [event], lastMsg.seq);
+  const ack = await js.publish(w.subject, w.payload, { headers: w.headers, expect: { lastSubjectSequence: w.expect } });
   process.stdout.write(`appended ${JSON.stringify({ ...event, data: JSON.parse(event.data), timestamp_ns: String(event.timestamp_ns), version: a.version + 1, sequence: ack.seq })}\n`);
 
   // 4. A second write of the same version is refused by the server.
-  const again = layout.encodeAppend(ns, a.type, a.key, current, [{ ...event, id: randomBytes(16).toString("hex") }]);
+  const again = layout.encodeAppend(ns, a.type, a.key, current, [{ ...event, id: randomBytes(16).toString("hex") }], lastMsg.seq);
   try {
-    await js.publish(again.subject, again.payload, { headers: again.headers, expect: { lastSubjectSequence: 0 } });
+    await js.publish(again.subject, again.payload, { headers: again.headers, expect: { lastSubjectSequence: again.expect } });
     fail("a second write of the same version was stored");
   } catch (e) {
     const code = e.api_error?.err_code;

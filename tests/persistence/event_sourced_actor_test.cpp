@@ -53,7 +53,7 @@ struct bank_fixture {
 } // namespace
 
 TEST_CASE_TEMPLATE("a command's events are stored, applied and answered, and survive reactivation", S,
-                   test::memory_stores, test::jetstream_stores) {
+                   test::memory_stores, test::jetstream_stores, test::jetstream_per_actor_stores) {
   bank_fixture<S> f;
   const actor_id acc{"account", "alice"};
   {
@@ -80,7 +80,7 @@ TEST_CASE_TEMPLATE("a command's events are stored, applied and answered, and sur
 }
 
 TEST_CASE_TEMPLATE("a writer that lost the version race answers with the conflict and reloads before its next command",
-                   S, test::memory_stores, test::jetstream_stores) {
+                   S, test::memory_stores, test::jetstream_stores, test::jetstream_per_actor_stores) {
   bank_fixture<S> f;
   const actor_id acc{"account", "bob"};
   typename bank_fixture<S>::node n{f.persistence()};
@@ -98,7 +98,7 @@ TEST_CASE_TEMPLATE("a writer that lost the version race answers with the conflic
 }
 
 TEST_CASE_TEMPLATE("a snapshot plus the events after it gives the state of a full replay", S, test::memory_stores,
-                   test::jetstream_stores) {
+                   test::jetstream_stores, test::jetstream_per_actor_stores) {
   bank_fixture<S> f;
   const actor_id acc{"account", "carol"};
   {
@@ -125,7 +125,7 @@ TEST_CASE_TEMPLATE("a snapshot plus the events after it gives the state of a ful
 }
 
 TEST_CASE_TEMPLATE("an older event version is upcast to the current type on replay", S, test::memory_stores,
-                   test::jetstream_stores) {
+                   test::jetstream_stores, test::jetstream_per_actor_stores) {
   bank_fixture<S> f;
   const actor_id acc{"account", "dave"};
   REQUIRE(f.stores.events->append_wait(acc, 0, {bank::stored("bank.deposited", R"({"amount":7})", 1)}));
@@ -135,7 +135,7 @@ TEST_CASE_TEMPLATE("an older event version is upcast to the current type on repl
 }
 
 TEST_CASE_TEMPLATE("an unknown or undecodable stored event stops the activation with replay_failed", S,
-                   test::memory_stores, test::jetstream_stores) {
+                   test::memory_stores, test::jetstream_stores, test::jetstream_per_actor_stores) {
   bank_fixture<S> f;
   const actor_id unknown{"account", "erin"};
   REQUIRE(f.stores.events->append_wait(
@@ -274,7 +274,7 @@ TEST_CASE("a persist that times out: the sender hears timeout, a write the store
 }
 
 TEST_CASE_TEMPLATE("a snapshot that does not decode is skipped for a full replay", S, test::memory_stores,
-                   test::jetstream_stores) {
+                   test::jetstream_stores, test::jetstream_per_actor_stores) {
   bank_fixture<S> f;
   const actor_id acc{"account", "damaged"};
   {

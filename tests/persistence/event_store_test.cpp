@@ -9,7 +9,7 @@ using aether::errc;
 using test::make_event;
 
 TEST_CASE_TEMPLATE("appends get consecutive versions and read back in order", S, test::memory_stores,
-                   test::jetstream_stores) {
+                   test::jetstream_stores, test::jetstream_per_actor_stores) {
   S s;
   const actor_id a{"account", "a1"};
   CHECK(*s.events->latest_version_wait(a) == 0);
@@ -43,7 +43,7 @@ TEST_CASE_TEMPLATE("appends get consecutive versions and read back in order", S,
 }
 
 TEST_CASE_TEMPLATE("an append after a stale version is a conflict that reports the current version", S,
-                   test::memory_stores, test::jetstream_stores) {
+                   test::memory_stores, test::jetstream_stores, test::jetstream_per_actor_stores) {
   S s;
   const actor_id a{"account", "a2"};
   REQUIRE(s.events->append_wait(a, 0, {make_event("opened")}));
@@ -60,7 +60,7 @@ TEST_CASE_TEMPLATE("an append after a stale version is a conflict that reports t
 }
 
 TEST_CASE_TEMPLATE("an append after a version inside an earlier write is refused with the current version", S,
-                   test::memory_stores, test::jetstream_stores) {
+                   test::memory_stores, test::jetstream_stores, test::jetstream_per_actor_stores) {
   S s;
   const actor_id a{"account", "inside"};
   REQUIRE(s.events->append_wait(a, 0, {make_event("opened"), make_event("deposited")}));
@@ -80,7 +80,7 @@ TEST_CASE_TEMPLATE("an append after a version inside an earlier write is refused
 }
 
 TEST_CASE_TEMPLATE("an append past the current version is refused: no gap is ever stored", S, test::memory_stores,
-                   test::jetstream_stores) {
+                   test::jetstream_stores, test::jetstream_per_actor_stores) {
   S s;
   const actor_id a{"account", "gap"};
   REQUIRE(s.events->append_wait(a, 0, {make_event("opened")}));
@@ -109,7 +109,7 @@ TEST_CASE_TEMPLATE("an append past the current version is refused: no gap is eve
 }
 
 TEST_CASE_TEMPLATE("two writers that each know a different version: only appends after the current one store", S,
-                   test::memory_stores, test::jetstream_stores) {
+                   test::memory_stores, test::jetstream_stores, test::jetstream_per_actor_stores) {
   S s;
   auto left = s.events;
   auto right = s.other();
@@ -144,8 +144,8 @@ TEST_CASE_TEMPLATE("two writers that each know a different version: only appends
   }
 }
 
-TEST_CASE_TEMPLATE("of writers racing for one version exactly one wins", S, test::memory_stores,
-                   test::jetstream_stores) {
+TEST_CASE_TEMPLATE("of writers racing for one version exactly one wins", S, test::memory_stores, test::jetstream_stores,
+                   test::jetstream_per_actor_stores) {
   S s;
   for (int trial = 0; trial < 20; ++trial) {
     const actor_id a{"race", "r" + std::to_string(trial)};
@@ -169,7 +169,8 @@ TEST_CASE_TEMPLATE("of writers racing for one version exactly one wins", S, test
   }
 }
 
-TEST_CASE_TEMPLATE("namespaces see nothing of each other", S, test::memory_stores, test::jetstream_stores) {
+TEST_CASE_TEMPLATE("namespaces see nothing of each other", S, test::memory_stores, test::jetstream_stores,
+                   test::jetstream_per_actor_stores) {
   S s;
   const actor_id in_a{"account", "same", "tenant-a"};
   const actor_id in_b{"account", "same", "tenant-b"};
@@ -190,7 +191,8 @@ TEST_CASE_TEMPLATE("namespaces see nothing of each other", S, test::memory_store
   CHECK(s.snapshots->load_wait(in_a)->value().state == R"({"cents":5})");
 }
 
-TEST_CASE_TEMPLATE("bad appends get typed errors and write nothing", S, test::memory_stores, test::jetstream_stores) {
+TEST_CASE_TEMPLATE("bad appends get typed errors and write nothing", S, test::memory_stores, test::jetstream_stores,
+                   test::jetstream_per_actor_stores) {
   S s;
   const actor_id a{"account", "bad"};
   CHECK(s.events->append_wait(a, 0, {}).error().code() == errc::invalid_argument);
@@ -204,7 +206,7 @@ TEST_CASE_TEMPLATE("bad appends get typed errors and write nothing", S, test::me
 }
 
 TEST_CASE_TEMPLATE("the latest snapshot wins and an older one never replaces it", S, test::memory_stores,
-                   test::jetstream_stores) {
+                   test::jetstream_stores, test::jetstream_per_actor_stores) {
   S s;
   const actor_id a{"account", "snap:1@x"}; // key bytes a bucket key cannot hold
   CHECK_FALSE(s.snapshots->load_wait(a)->has_value());

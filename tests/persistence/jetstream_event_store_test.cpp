@@ -292,26 +292,54 @@ TEST_CASE("a write reported as not stored never lands later") {
   CHECK(*conn->stream_message_count(full.name) == 1); // the sentinel alone
 }
 
+namespace {
+
+constexpr aether::event_layout both_layouts[] = {aether::event_layout::per_write, aether::event_layout::per_actor};
+
+/// A store whose streams are in `layout`.
+std::shared_ptr<aether::jetstream_event_store> open_in(std::shared_ptr<aether::nats::connection> conn,
+                                                       aether::event_layout layout) {
+  aether::jetstream_store_options o;
+  o.layout = layout;
+  return test::open_store(std::move(conn), o);
+}
+
+/// A namespace per layout, so that both live on one server.
+std::string layout_ns(aether::event_layout layout) {
+  return layout == aether::event_layout::per_actor ? "peractor" : "perwrite";
+}
+
+/// Where a write of `a` starting at version `first` is stored in `layout`.
+std::string raw_subject(aether::event_layout layout, const actor_id& a, std::uint64_t first) {
+  return layout == aether::event_layout::per_actor ? aether::jetstream_event_store::actor_subject(a)
+                                                   : aether::jetstream_event_store::subject(a, first);
+}
+
+} // namespace
+
 TEST_CASE("a corrupt stored event stops a read with replay_failed naming actor, version and sequence") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());
-  auto store = test::open_store(conn);
-  const actor_id a{"account", "corrupt"};
-  REQUIRE(store->append_wait(a, 0, {make_event("opened")}));
-  // Someone writes garbage where version 2 belongs.
-  const aether::nats::header last[] = {{"Aether-Last-Version", "2"}};
-  auto ack = conn->request(aether::jetstream_event_store::subject(a, 2), "{not json", 5s, last);
-  REQUIRE(ack);
-  auto r = store->read_wait(a);
-  REQUIRE_FALSE(r);
-  CHECK(r.error().code() == errc::replay_failed);
-  CHECK(r.error().value() == 2);
-  CHECK(r.error().detail().find("default/account/corrupt") != std::string::npos);
-  CHECK(r.error().detail().find("version 2") != std::string::npos);
-  CHECK(r.error().detail().find("stream sequence 2") != std::string::npos);
-  // What came before is still there, untouched.
-  CHECK(store->read_wait(a, 1).error().code() == errc::replay_failed);
-  CHECK(*store->latest_version_wait(a) == 2);
+  for (const auto layout : both_layouts) {
+    CAPTURE(layout_ns(layout));
+    auto store = open_in(conn, layout);
+    const actor_id a{"account", "corrupt", layout_ns(layout)};
+    REQUIRE(store->append_wait(a, 0, {make_event("opened")}));
+    // Someone writes garbage where version 2 belongs.
+    const aether::nats::header last[] = {{"Aether-Last-Version", "2"}};
+    auto ack = conn->request(raw_subject(layout, a, 2), "{not json", 5s, last);
+    REQUIRE(ack);
+    auto r = store->read_wait(a);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == errc::replay_failed);
+    CHECK(r.error().value() == 2);
+    CHECK(r.error().detail().find(a.to_string()) != std::string::npos);
+    CHECK(r.error().detail().find("version 2") != std::string::npos);
+    CHECK(r.error().detail().find("stream sequence 2") != std::string::npos);
+    // What came before is still there, untouched.
+    CHECK(store->read_wait(a, 1).error().code() == errc::replay_failed);
+    CHECK(*store->latest_version_wait(a) == 2);
+  }
 }
 
 namespace {
@@ -339,55 +367,58 @@ TEST_CASE("writes stored beside a history by a writer outside the rules are skip
           "actor") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());
-  auto store = test::open_store(conn);
-  for (const int writes : {3, 30}) { // read by subject only, and on through a consumer
-    CAPTURE(writes);
-    const actor_id a{"account", fmt::format("stray-{}", writes)};
-    REQUIRE(store->append_wait(a, 0, {make_event("opened"), make_event("deposited", R"({"n":2})")}));
-    for (std::uint64_t v = 2; v < static_cast<std::uint64_t>(writes); ++v) {
-      REQUIRE(store->append_wait(a, v, {make_event("deposited", fmt::format(R"({{"n":{}}})", v + 1))}));
-    }
-    const auto end = static_cast<std::uint64_t>(writes);
-    const auto before = store->stats().skipped_writes;
-    // Inside the first write, a second write of version 3, and one past a gap.
-    std::vector<std::uint64_t> strays;
-    strays.push_back(write_raw(*conn, aether::jetstream_event_store::subject(a, 2), raw_event(a, 2, "-2"), "2"));
-    strays.push_back(write_raw(*conn, aether::jetstream_event_store::subject(a, 3), raw_event(a, 3, "-3"), "3"));
-    strays.push_back(write_raw(*conn, aether::jetstream_event_store::subject(a, end + 5), raw_event(a, end + 5, "-9"),
-                               fmt::format("{}", end + 5)));
-    auto check_history = [&](aether::event_store& s, std::uint64_t last) {
-      auto events = s.read_wait(a);
-      REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
-      REQUIRE(events->size() == last);
-      for (std::uint64_t v = 1; v <= last; ++v) {
-        CHECK((*events)[v - 1].version == v);
-        CHECK((*events)[v - 1].data.find('-') == std::string::npos); // never a stray's
+  for (const auto layout : both_layouts) {
+    auto store = open_in(conn, layout);
+    for (const int writes : {3, 30}) { // read by subject only, and on through a consumer
+      CAPTURE(writes);
+      CAPTURE(layout_ns(layout));
+      const actor_id a{"account", fmt::format("stray-{}", writes), layout_ns(layout)};
+      REQUIRE(store->append_wait(a, 0, {make_event("opened"), make_event("deposited", R"({"n":2})")}));
+      for (std::uint64_t v = 2; v < static_cast<std::uint64_t>(writes); ++v) {
+        REQUIRE(store->append_wait(a, v, {make_event("deposited", fmt::format(R"({{"n":{}}})", v + 1))}));
       }
-    };
-    // Every read decides the same way, in this store and another.
-    check_history(*store, end);
-    auto other = test::open_store(test::connect(server.url()));
-    check_history(*other, end);
-    auto report = other->read_report_wait(a);
-    REQUIRE(report);
-    CHECK(report->events.size() == end);
-    CHECK(report->undecodable.empty());
-    if (writes > 16) {
-      // The consumer sees every stored write: each stray is reported with
-      // where it is, and counted.
-      REQUIRE(report->skipped.size() == strays.size());
-      for (std::size_t i = 0; i < strays.size(); ++i) CHECK(report->skipped[i].sequence == strays[i]);
-      CHECK(report->skipped[2].version == end + 5);
-      CHECK(store->stats().skipped_writes == before + strays.size());
-    } else {
-      CHECK(report->skipped.empty()); // read by subject: the strays' places are never visited
+      const auto end = static_cast<std::uint64_t>(writes);
+      const auto before = store->stats().skipped_writes;
+      // Inside the first write, a second write of version 3, and one past a gap.
+      std::vector<std::uint64_t> strays;
+      strays.push_back(write_raw(*conn, raw_subject(layout, a, 2), raw_event(a, 2, "-2"), "2"));
+      strays.push_back(write_raw(*conn, raw_subject(layout, a, 3), raw_event(a, 3, "-3"), "3"));
+      strays.push_back(
+          write_raw(*conn, raw_subject(layout, a, end + 5), raw_event(a, end + 5, "-9"), fmt::format("{}", end + 5)));
+      auto check_history = [&](aether::event_store& s, std::uint64_t last) {
+        auto events = s.read_wait(a);
+        REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+        REQUIRE(events->size() == last);
+        for (std::uint64_t v = 1; v <= last; ++v) {
+          CHECK((*events)[v - 1].version == v);
+          CHECK((*events)[v - 1].data.find('-') == std::string::npos); // never a stray's
+        }
+      };
+      // Every read decides the same way, in this store and another.
+      check_history(*store, end);
+      auto other = open_in(test::connect(server.url()), layout);
+      check_history(*other, end);
+      auto report = other->read_report_wait(a);
+      REQUIRE(report);
+      CHECK(report->events.size() == end);
+      CHECK(report->undecodable.empty());
+      if (writes > 16 || layout == aether::event_layout::per_actor) {
+        // The consumer (and, per actor, the walk) sees every stored write:
+        // each stray is reported with where it is, and counted.
+        REQUIRE(report->skipped.size() == strays.size());
+        for (std::size_t i = 0; i < strays.size(); ++i) CHECK(report->skipped[i].sequence == strays[i]);
+        CHECK(report->skipped[2].version == end + 5);
+        CHECK(store->stats().skipped_writes == before + strays.size());
+      } else {
+        CHECK(report->skipped.empty()); // read by subject: the strays' places are never visited
+      }
+      // The actor goes on after its history.
+      auto next = store->append_wait(a, end, {make_event("closed")});
+      REQUIRE_MESSAGE(next, (next ? "" : next.error().to_string()));
+      CHECK(next->first_version == end + 1);
+      CHECK(*other->latest_version_wait(a) == end + 1);
+      check_history(*other, end + 1);
     }
-    // The actor goes on after its history.
-    auto next = store->append_wait(a, end, {make_event("closed")});
-    REQUIRE_MESSAGE(next, (next ? "" : next.error().to_string()));
-    CHECK(next->first_version == end + 1);
-    CHECK(*other->latest_version_wait(a) == end + 1);
-    check_history(*other, end + 1);
   }
 }
 
@@ -414,45 +445,48 @@ TEST_CASE("a read from a snapshot's version leaves nothing out of what comes bef
 TEST_CASE("a reporting read returns the clean events and names each write that does not decode") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());
-  auto store = test::open_store(conn);
-  for (const int more : {0, 25}) { // read by subject only, and on through a consumer
-    CAPTURE(more);
-    const actor_id a{"account", fmt::format("damaged-{}", more)};
-    REQUIRE(store->append_wait(a, 0, {make_event("opened")}));
-    REQUIRE(store->append_wait(a, 1, {make_event("deposited"), make_event("deposited")}));
-    const auto garbage = write_raw(*conn, aether::jetstream_event_store::subject(a, 4), "{not json", "4");
-    REQUIRE(store->append_wait(a, 4, {make_event("deposited", R"({"n":5})")}));
-    // Valid JSON, but its event claims another version than its place.
-    const auto liar = write_raw(*conn, aether::jetstream_event_store::subject(a, 6), raw_event(a, 9, "6"), "6");
-    for (std::uint64_t v = 6; v < 7 + static_cast<std::uint64_t>(more); ++v) {
-      REQUIRE(store->append_wait(a, v, {make_event("deposited")}));
+  for (const auto layout : both_layouts) {
+    auto store = open_in(conn, layout);
+    for (const int more : {0, 25}) { // read by subject only, and on through a consumer
+      CAPTURE(more);
+      CAPTURE(layout_ns(layout));
+      const actor_id a{"account", fmt::format("damaged-{}", more), layout_ns(layout)};
+      REQUIRE(store->append_wait(a, 0, {make_event("opened")}));
+      REQUIRE(store->append_wait(a, 1, {make_event("deposited"), make_event("deposited")}));
+      const auto garbage = write_raw(*conn, raw_subject(layout, a, 4), "{not json", "4");
+      REQUIRE(store->append_wait(a, 4, {make_event("deposited", R"({"n":5})")}));
+      // Valid JSON, but its event claims another version than its place.
+      const auto liar = write_raw(*conn, raw_subject(layout, a, 6), raw_event(a, 9, "6"), "6");
+      for (std::uint64_t v = 6; v < 7 + static_cast<std::uint64_t>(more); ++v) {
+        REQUIRE(store->append_wait(a, v, {make_event("deposited")}));
+      }
+      const auto last = 7 + static_cast<std::uint64_t>(more);
+      auto report = store->read_report_wait(a);
+      REQUIRE_MESSAGE(report, (report ? "" : report.error().to_string()));
+      std::vector<std::uint64_t> versions;
+      for (const auto& e : report->events) versions.push_back(e.version);
+      std::vector<std::uint64_t> clean{1, 2, 3, 5};
+      for (auto v = std::uint64_t{7}; v <= last; ++v) clean.push_back(v);
+      CHECK(versions == clean);
+      REQUIRE(report->undecodable.size() == 2);
+      CHECK(report->undecodable[0].version == 4);
+      CHECK(report->undecodable[0].sequence == garbage);
+      CHECK_FALSE(report->undecodable[0].reason.empty());
+      CHECK(report->undecodable[1].version == 6);
+      CHECK(report->undecodable[1].sequence == liar);
+      CHECK(report->undecodable[1].reason.find("version 9") != std::string::npos);
+      CHECK(report->skipped.empty());
+      // From a later version: only what is asked for.
+      auto tail = store->read_report_wait(a, 5);
+      REQUIRE(tail);
+      CHECK(tail->events.front().version == 5);
+      CHECK(tail->undecodable.size() == 1);
+      // The strict read still stops at the first damaged write.
+      auto strict = store->read_wait(a);
+      REQUIRE_FALSE(strict);
+      CHECK(strict.error().code() == errc::replay_failed);
+      CHECK(strict.error().value() == 4);
     }
-    const auto last = 7 + static_cast<std::uint64_t>(more);
-    auto report = store->read_report_wait(a);
-    REQUIRE_MESSAGE(report, (report ? "" : report.error().to_string()));
-    std::vector<std::uint64_t> versions;
-    for (const auto& e : report->events) versions.push_back(e.version);
-    std::vector<std::uint64_t> clean{1, 2, 3, 5};
-    for (auto v = std::uint64_t{7}; v <= last; ++v) clean.push_back(v);
-    CHECK(versions == clean);
-    REQUIRE(report->undecodable.size() == 2);
-    CHECK(report->undecodable[0].version == 4);
-    CHECK(report->undecodable[0].sequence == garbage);
-    CHECK_FALSE(report->undecodable[0].reason.empty());
-    CHECK(report->undecodable[1].version == 6);
-    CHECK(report->undecodable[1].sequence == liar);
-    CHECK(report->undecodable[1].reason.find("version 9") != std::string::npos);
-    CHECK(report->skipped.empty());
-    // From a later version: only what is asked for.
-    auto tail = store->read_report_wait(a, 5);
-    REQUIRE(tail);
-    CHECK(tail->events.front().version == 5);
-    CHECK(tail->undecodable.size() == 1);
-    // The strict read still stops at the first damaged write.
-    auto strict = store->read_wait(a);
-    REQUIRE_FALSE(strict);
-    CHECK(strict.error().code() == errc::replay_failed);
-    CHECK(strict.error().value() == 4);
   }
 }
 

@@ -87,16 +87,15 @@ aether::event event_of(std::string type, std::string data, std::uint32_t schema,
   return e;
 }
 
-} // namespace
-
-TEST_CASE("a JavaScript program with the official NATS client reads, tails and appends to an actor's history as the "
-          "wire format describes") {
+/// The whole exchange with the JavaScript program, on a stream in `layout`.
+void interop(aether::event_layout layout, const std::string& ns) {
   const std::filesystem::path js_dir{AETHER_JS_DIR};
   REQUIRE_MESSAGE(std::filesystem::exists(js_dir / "node_modules" / "nats" / "package.json"),
                   "the JavaScript client is not installed in " << js_dir.string() << ": run tools/install_deps.sh");
   aether::testing::nats_server server;
-  auto store = test::open_store(test::connect(server.url()));
-  const std::string ns = "interop";
+  aether::jetstream_store_options options;
+  options.layout = layout;
+  auto store = test::open_store(test::connect(server.url()), options);
   REQUIRE(store->prepare(ns));
 
   // Histories of two actors: single events and batches, several schema
@@ -123,7 +122,8 @@ TEST_CASE("a JavaScript program with the official NATS client reads, tails and a
   {
     // A field named "namespace" cannot be a C++ member: this object is spelled by hand.
     std::ofstream out{spec_file};
-    out << fmt::format(R"({{"namespace":{},"actors":{},"append":{}}})", aether::json::encode(ns),
+    out << fmt::format(R"({{"namespace":{},"layout":"{}","actors":{},"append":{}}})", aether::json::encode(ns),
+                       layout == aether::event_layout::per_actor ? "per-actor" : "per-write",
                        aether::json::encode(actors), aether::json::encode(spec_append{"account", "a-1", 5}));
   }
 
@@ -177,4 +177,16 @@ TEST_CASE("a JavaScript program with the official NATS client reads, tails and a
   auto latest = store->latest_version_wait(actor_id{"account", "a-1", ns});
   REQUIRE(latest);
   CHECK(*latest == 6);
+}
+
+} // namespace
+
+TEST_CASE("a JavaScript program with the official NATS client reads, tails and appends to an actor's history as the "
+          "wire format describes, per actor") {
+  interop(aether::event_layout::per_actor, "interop");
+}
+
+TEST_CASE("a JavaScript program with the official NATS client reads, tails and appends to an actor's history as the "
+          "wire format describes, per write") {
+  interop(aether::event_layout::per_write, "interop.legacy");
 }

@@ -55,6 +55,29 @@ struct jetstream_stores {
   std::shared_ptr<aether::event_store> other() { return open_store(connect(server.url())); }
 };
 
+/// The layout of a namespace's stream (created if need be).
+inline aether::event_layout layout_of(aether::jetstream_event_store& store, std::string_view ns) {
+  auto l = store.layout(ns);
+  REQUIRE_MESSAGE(l, (l ? "" : l.error().to_string()));
+  return *l;
+}
+
+/// The JetStream store with its streams in the per-actor layout (the
+/// default store's are per-write).
+struct jetstream_per_actor_stores {
+  static constexpr const char* name = "jetstream per-actor";
+  static aether::jetstream_store_options options() {
+    aether::jetstream_store_options o;
+    o.layout = aether::event_layout::per_actor;
+    return o;
+  }
+  aether::testing::nats_server server;
+  std::shared_ptr<aether::nats::connection> conn = connect(server.url());
+  std::shared_ptr<aether::event_store> events = open_store(conn, options());
+  std::shared_ptr<aether::snapshot_store> snapshots = std::make_shared<aether::kv_snapshot_store>(conn);
+  std::shared_ptr<aether::event_store> other() { return open_store(connect(server.url()), options()); }
+};
+
 /// An event of a test type with JSON data.
 inline aether::event make_event(std::string type, std::string data = "{}") {
   aether::event e;

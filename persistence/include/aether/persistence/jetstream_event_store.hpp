@@ -10,6 +10,20 @@
 
 namespace aether {
 
+/// How a namespace's stream keeps its actors' writes (docs/WIRE_FORMAT.md).
+enum class event_layout {
+  /// For a new stream, per-write in this release (per-actor, where the
+  /// server checks a subject's sequence atomically, is chosen only when
+  /// asked for); an existing stream keeps its own.
+  automatic,
+  /// One subject per write: server memory and restart time grow with the
+  /// number of writes.
+  per_write,
+  /// One subject per actor: they grow with the number of actors. Refused
+  /// for replicated streams on servers before nats-server 2.9.21.
+  per_actor,
+};
+
 /// Settings of the JetStream event store.
 struct jetstream_store_options {
   /// Replicas of each namespace's stream (1, or 3 on a three-server cluster).
@@ -24,6 +38,9 @@ struct jetstream_store_options {
   /// NATS event bus, which delivers the events locally and so skips them
   /// when they come back from the server.
   std::string origin;
+  /// The layout new streams get; a stream in another layout is refused
+  /// (`invalid_argument` naming its layout and how to migrate it).
+  event_layout layout = event_layout::automatic;
 };
 
 /// What a JetStream store has done that a user may want to watch.
@@ -39,17 +56,24 @@ struct jetstream_store_stats {
 };
 
 /// Events in JetStream: one stream per namespace, `{ns}_events`, capturing
-/// `aether.{ns}.ev.>` (and `aether.{ns}.pub.>`, the bus's). An append of events v+1..v+n of an actor is ONE
-/// message on the subject `aether.{ns}.ev.{type}.{key}.{v+1}`, published
-/// with `Nats-Expected-Last-Subject-Sequence: 0`: the server stores it only
-/// if that subject is empty, so of two writers of the same version exactly
-/// one wins, in any process, on any server of a cluster, R1 or R3 (see
-/// docs/ARCHITECTURE.md for why this holds on nats-server 2.9.10 where the
-/// per-subject sequence check does not). For the same reason a resend after
-/// a lost acknowledgement can never store a second copy; when the server
-/// refuses a resend, or after the last one, the outcome is read back from
-/// the stream leader by the write's id (`Aether-Write-Id`), so a write is
-/// reported stored only if it is, and a conflict only if another write won.
+/// `aether.{ns}.ev.>` (and the bus's published events). An append of events
+/// v+1..v+n of an actor is ONE message, in one of two layouts recorded in
+/// the stream (see `event_layout`):
+/// - per-actor: on the subject `aether.{ns}.ev.{type}.{key}`, published with
+///   `Nats-Expected-Last-Subject-Sequence` set to the stream sequence of the
+///   actor's last write (0 for none): the server stores it only if no other
+///   write came in between, so of two writers of the same version exactly
+///   one wins. The store remembers each actor's last write's sequence; an
+///   actor's next write waits for the previous one's acknowledgement.
+/// - per-write: on `aether.{ns}.ev.{type}.{key}.{v+1}`, published with
+///   `Nats-Expected-Last-Subject-Sequence: 0`: the server stores it only if
+///   that subject is empty. This holds on replicated streams of nats-server
+///   before 2.9.21, whose check of a sequence other than 0 is not atomic.
+/// For the same reason a resend after a lost acknowledgement can never store
+/// a second copy; when the server refuses a resend, or after the last one,
+/// the outcome is read back by the write's id (`Aether-Write-Id`), so a
+/// write is reported stored only if it is, and a conflict only if another
+/// write won.
 ///
 /// Appends from many actors are pipelined: published asynchronously and
 /// matched to their acknowledgements through one inbox subscription.
@@ -69,6 +93,8 @@ public:
 
   /// Creates the namespace's stream now (appends also do it on first use).
   expected<void> prepare(std::string_view ns);
+  /// The layout of the namespace's stream, creating the stream as `prepare`.
+  expected<event_layout> layout(std::string_view ns);
 
   void append(const actor_id& actor, std::uint64_t expected_version, std::vector<event> events,
               append_callback done) override;
@@ -79,10 +105,12 @@ public:
   [[nodiscard]] jetstream_store_stats stats() const noexcept;
 
   [[nodiscard]] static std::string stream_name(std::string_view ns);
-  /// The subject of the write whose first version is `first_version`.
+  /// Per-write layout: the subject of the write whose first version is `first_version`.
   [[nodiscard]] static std::string subject(const actor_id& actor, std::uint64_t first_version);
-  /// The subjects of all of an actor's writes.
+  /// Per-write layout: the subjects of all of an actor's writes.
   [[nodiscard]] static std::string actor_filter(const actor_id& actor);
+  /// Per-actor layout: the subject of all of an actor's writes.
+  [[nodiscard]] static std::string actor_subject(const actor_id& actor);
 
   struct impl;
 
