@@ -203,9 +203,11 @@ struct node::impl {
           // them in the next map, while this node finishes what is queued
           // for them, passivates and releases them to the new owners.
           leave_cluster();
-          std::promise<void> released;
-          router->leave([&released] { released.set_value(); });
-          if (released.get_future().wait_for(config.drain_timeout) != std::future_status::ready) {
+          // Shared: a release slower than the drain timeout still completes
+          // after this wait gave up.
+          auto released = std::make_shared<std::promise<void>>();
+          router->leave([released] { released->set_value(); });
+          if (released->get_future().wait_for(config.drain_timeout) != std::future_status::ready) {
             log(log_level::warn, "shutdown: shards not released within {} ms", config.drain_timeout.count());
           }
           // Nodes that have not applied the map without this one yet still

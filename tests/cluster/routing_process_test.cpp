@@ -30,7 +30,9 @@ struct routing_node {
     process = std::make_unique<aether::testing::child_process>(std::vector<std::string>{
         "/usr/bin/env", "AETHER_NATS_URL=" + url, "AETHER_CLUSTER=" + cluster, "AETHER_NODE_ID=" + id,
         "AETHER_CLUSTER_SHARDS=16", "AETHER_EXPECT_NODES=" + std::to_string(expect), "AETHER_LOG=warn",
-        AETHER_ROUTING_NODE});
+        // A graceful stop finishes every write queued on the node (each note
+        // is one) even on a slow, loaded machine.
+        "AETHER_DRAIN_TIMEOUT_MS=30000", AETHER_ROUTING_NODE});
   }
 
   /// Waits for `serving`: the node serves and the map gives every node shards.
@@ -221,6 +223,9 @@ TEST_CASE("a planned move under load keeps each sender's order and loses no tell
   routing_node b{server.url(), "b", "move", 2};
   a.wait_serving();
   b.wait_serving();
+  // The nodes' first maps may hold shards up to the release timeout (3 s):
+  // the moves under test start from shards that are served.
+  std::this_thread::sleep_for(4s);
   // Accounts on a and on b, told by senders on both nodes while c joins and b leaves.
   auto keys = ledgers_where(a, "here", 2);
   for (const auto& k : ledgers_where(a, "remote b", 2)) keys.push_back(k);
