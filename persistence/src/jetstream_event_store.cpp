@@ -433,10 +433,11 @@ struct jetstream_event_store::impl {
   /// actor's pipelined appends follow without a check.
   bool launch(write& w, bool checked) {
     std::string ns{w.actor.ns()};
-    // Writes of a namespace whose layout is not known yet are chained as
-    // per-actor ones are: only until its stream is set up.
+    // Writes of a namespace whose layout is not known yet are chained when
+    // the store asks for per-actor streams: only until its stream is set up.
     const auto layout = streams.known(ns);
-    const bool sequenced = !layout || *layout == detail::stream_layout::per_actor;
+    const bool sequenced =
+        layout ? *layout == detail::stream_layout::per_actor : options.layout == event_layout::per_actor;
     std::uint64_t token = 0;
     bool chain = false;
     {
