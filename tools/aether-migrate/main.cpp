@@ -40,7 +40,7 @@ namespace detail = aether::detail;
 
 constexpr aether::program_help help{
     "aether-migrate",
-    "usage: aether-migrate --url <nats-url> --namespace <ns> [--replicas <n>] [--restore]\n"
+    "Usage: aether-migrate --url <nats-url> --namespace <ns> [--replicas <n>] [--restore]\n"
     "\n"
     "Copies the event stream of namespace <ns> from the per-write layout (one subject per write: server memory\n"
     "and restart time grow with every write) into the per-actor layout (one subject per actor). Stop every\n"
