@@ -663,7 +663,7 @@ struct jetstream_event_store::impl {
     std::optional<std::uint64_t> v;
     if (auto h = m->header(last_version_header)) v = to_number(*h);
     if (!v && by_actor) {
-      if (auto batch = detail::decode_batch(actor, 0, m->sequence, m->data)) v = batch->back().version;
+      if (auto batch = detail::decode_batch_own_versions(actor, m->sequence, m->data)) v = batch->back().version;
     }
     if (!v && !by_actor) v = last_number(m->subject);
     if (!v) {
@@ -1058,7 +1058,7 @@ struct jetstream_event_store::impl {
     r.subject_sequence = std::max(r.subject_sequence, sequence);
     std::optional<std::uint64_t> last;
     if (auto header = last_header()) last = to_number(*header);
-    auto batch = detail::decode_batch(r.actor, 0, sequence, data);
+    auto batch = detail::decode_batch_own_versions(r.actor, sequence, data);
     if (batch && last && batch->back().version != *last) {
       batch =
           error{errc::replay_failed, fmt::format("it holds events from version {} to {}, yet names {} its last version",

@@ -75,7 +75,11 @@ expected<std::vector<event>> decode_message(const nats::message_view& m, std::ui
       ec != std::errc{} || end != version_text.data() + version_text.size()) {
     return malformed("no version");
   }
-  auto events = detail::decode_batch(*actor, version, sequence, m.data());
+  // A published event may be of version 0; a stored write whose place names
+  // no version (the per-actor layout, republished with 0) names its own.
+  const bool published = tokens[0] == detail::bus_root ? tokens[1] == "pub" : tokens[2] == "pub";
+  auto events = version == 0 && !published ? detail::decode_batch_own_versions(*actor, sequence, m.data())
+                                           : detail::decode_batch(*actor, version, sequence, m.data());
   if (!events) return malformed(events.error().detail());
   return events;
 }

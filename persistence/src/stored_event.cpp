@@ -63,31 +63,16 @@ std::string encode_batch(std::span<const event> events) {
   return json::encode(out);
 }
 
-expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,
-                                          std::string_view bytes) {
-  auto batch = json::decode<std::vector<stored_event>>(bytes);
-  if ((!batch || batch->empty()) && first_version == 0) {
-    return error{errc::replay_failed,
-                 fmt::format("the write does not decode: {}", batch ? "an empty batch" : batch.error().detail())};
-  }
-  if (!batch || batch->empty()) {
-    return error{errc::replay_failed,
-                 fmt::format("{} version {} (stream sequence {}) does not decode: {}", actor.to_string(), first_version,
-                             sequence, batch ? "an empty batch" : batch.error().detail()),
-                 first_version};
-  }
-  if (first_version == 0) {
-    // Versions from the payload (the per-actor layout): each event names its own.
-    if (!batch->front().version || *batch->front().version == 0) {
-      return error{errc::replay_failed, "its first event does not name its version"};
-    }
-    first_version = *batch->front().version;
-  }
+namespace {
+
+/// The events of a decoded batch whose first version is `first_version`.
+expected<std::vector<event>> events_of(const actor_id& actor, std::vector<stored_event>& batch,
+                                       std::uint64_t first_version, std::uint64_t sequence) {
   std::vector<event> out;
-  out.reserve(batch->size());
+  out.reserve(batch.size());
   auto version = first_version;
   std::string name; // the actor's, once an event names one
-  for (auto& s : *batch) {
+  for (auto& s : batch) {
     // Each event names its actor and version: they must be the ones its
     // place says, or the write is not what it claims to be.
     if (s.version && *s.version != version) {
@@ -109,6 +94,35 @@ expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t f
                         std::move(s.data.text), std::move(s.metadata), sequence});
   }
   return out;
+}
+
+} // namespace
+
+expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,
+                                          std::string_view bytes) {
+  auto batch = json::decode<std::vector<stored_event>>(bytes);
+  if (!batch || batch->empty()) {
+    return error{errc::replay_failed,
+                 fmt::format("{} version {} (stream sequence {}) does not decode: {}", actor.to_string(), first_version,
+                             sequence, batch ? "an empty batch" : batch.error().detail()),
+                 first_version};
+  }
+  return events_of(actor, *batch, first_version, sequence);
+}
+
+expected<std::vector<event>> decode_batch_own_versions(const actor_id& actor, std::uint64_t sequence,
+                                                       std::string_view bytes) {
+  auto batch = json::decode<std::vector<stored_event>>(bytes);
+  if (!batch || batch->empty()) {
+    return error{errc::replay_failed,
+                 fmt::format("{}: the write at stream sequence {} does not decode: {}", actor.to_string(), sequence,
+                             batch ? "an empty batch" : batch.error().detail())};
+  }
+  if (!batch->front().version || *batch->front().version == 0) {
+    return error{errc::replay_failed, fmt::format("{}: the write at stream sequence {} does not name its version",
+                                                  actor.to_string(), sequence)};
+  }
+  return events_of(actor, *batch, *batch->front().version, sequence);
 }
 
 } // namespace detail

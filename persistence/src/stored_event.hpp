@@ -42,12 +42,14 @@ expected<void> prepare_append(const actor_id& actor, std::uint64_t expected_vers
 /// A batch of events as one JSON array.
 std::string encode_batch(std::span<const event> events);
 
-/// The events of a stored batch whose first version is `first_version`, or,
-/// when it is 0, the version its first event names (each event must name
-/// its own then).
+/// The events of a stored batch whose first version is `first_version`.
 /// `replay_failed` naming the actor, version and stream sequence when the
 /// bytes do not decode.
 expected<std::vector<event>> decode_batch(const actor_id& actor, std::uint64_t first_version, std::uint64_t sequence,
                                           std::string_view bytes);
+/// The events of a stored batch whose place names no version (the per-actor
+/// layout): the first event's own version counts, and it must name one.
+expected<std::vector<event>> decode_batch_own_versions(const actor_id& actor, std::uint64_t sequence,
+                                                       std::string_view bytes);
 
 } // namespace aether::detail
