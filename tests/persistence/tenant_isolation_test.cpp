@@ -9,6 +9,7 @@
 // persistence library), so the grants follow the code's names.
 #include "names.hpp"
 
+#include <aether/cluster/node.hpp>
 #include <aether/persistence/snapshot_store.hpp>
 
 #include <fmt/format.h>
@@ -58,6 +59,26 @@ permissions confine(std::string_view root, const std::vector<std::string>& names
   p.publish.emplace_back("_INBOX.>");
   p.subscribe.emplace_back("_INBOX.>");
   return p;
+}
+
+/// What docs/TENANTS.md adds for a node of cluster `cluster`: the cluster's
+/// subjects and control stream, and the state queries.
+void add_cluster(permissions& p, std::string_view cluster) {
+  for (auto* list : {&p.publish, &p.subscribe}) {
+    list->push_back(fmt::format("aether_cluster.{}.>", cluster));
+    list->emplace_back("aether_ctl.>");
+  }
+  const auto stream = fmt::format("aether_cluster_{}", cluster);
+  for (const auto* api :
+       {"STREAM.INFO", "STREAM.CREATE", "STREAM.UPDATE", "STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE"}) {
+    p.publish.push_back(fmt::format("$JS.API.{}.{}", api, stream));
+  }
+  for (const auto* api :
+       {"DIRECT.GET", "CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"}) {
+    p.publish.push_back(fmt::format("$JS.API.{}.{}.>", api, stream));
+  }
+  p.publish.push_back(fmt::format("$JS.ACK.{}.>", stream));
+  p.publish.push_back(fmt::format("$JS.FC.{}.>", stream));
 }
 
 std::string quoted_list(const std::vector<std::string>& subjects) {
@@ -265,6 +286,49 @@ TEST_CASE("a user confined to a namespace tree works inside it and is refused at
   REQUIRE(theirs_now);
   CHECK(theirs_now->size() == 1);
   CHECK(stray.size() == 0);
+}
+
+TEST_CASE("a node whose user is confined to its namespaces and its cluster serves them and is refused outside") {
+  auto p = confine("acme", {"acme", "acme.billing"});
+  add_cluster(p, "acme");
+  aether::testing::nats_server server{{.extra_config = server_config(p)}};
+  auto admin = connect_as(server, "admin", "pw-admin");
+  auto admin_store = test::open_store(admin);
+  const actor_id theirs{"account", "mallory", "globex"};
+  REQUIRE(admin_store->append_wait(actor_id{"order", "o-1", "globex"}, 0, {test::make_event("placed")}));
+
+  aether::node_config c;
+  c.threads = 2;
+  c.system.shard_count = 8;
+  c.handle_signals = false;
+  c.nats_url = server.url();
+  c.nats_security.user = "acme";
+  c.nats_security.password = "pw-acme";
+  c.cluster.name = "acme";
+  c.cluster.node_id = "acme-1";
+  const actor_id alice{"account", "alice", "acme.billing"};
+  {
+    aether::node node{c};
+    node.register_event_sourced<bank::account>("account");
+    auto balance = node.ask<std::int64_t>(alice, bank::deposit{700}, 20s).get();
+    REQUIRE_MESSAGE(balance, (balance ? "" : balance.error().to_string()));
+    CHECK(*balance == 700);
+    // The node's own view of the cluster works under the user: it owns every shard.
+    CHECK(node.cluster().wait_until(
+        [](const aether::cluster_snapshot& s) { return s.serving && s.owned_shards.size() == s.shard_count; }, 20s));
+
+    const auto start = std::chrono::steady_clock::now();
+    auto refused = node.ask<std::int64_t>(theirs, bank::deposit{1}, 20s).get();
+    REQUIRE_FALSE(refused);
+    MESSAGE("a node's activation in another tenant's namespace: ", refused.error().to_string());
+    CHECK(refused.error().code() != errc::timeout);
+    CHECK(std::chrono::steady_clock::now() - start < 4s);
+  }
+  // Stored inside once, nothing outside.
+  auto alice_events = admin_store->read_wait(alice);
+  REQUIRE_MESSAGE(alice_events, (alice_events ? "" : alice_events.error().to_string()));
+  CHECK(alice_events->size() == 1);
+  CHECK(messages_in(*admin, "globex_events") == 1);
 }
 
 TEST_CASE("a request to a refused subject fails at once naming it, and a refused subscription is reported") {
