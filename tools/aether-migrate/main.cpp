@@ -47,7 +47,7 @@ constexpr aether::program_help help{
     "writer of the namespace first. The original messages are kept in the stream <stream>-backup; --restore\n"
     "puts them back (deleting the per-actor stream and whatever was written to it since). Prints one JSON line\n"
     "with what it did.",
-    "0  migrated (or nothing to do)\n1  failed; the message says what is where\n2  bad arguments\n"};
+    "  0  migrated (or nothing to do)\n  1  failed; the message says what is where\n  2  bad arguments\n"};
 
 struct raw_message {
   std::string subject;
