@@ -729,7 +729,12 @@ expected<message> connection::request(std::string_view subject, std::string_view
   if (s == NATS_NOT_PERMITTED) return error{errc::permission_denied, fmt::format("requesting {}: {}", subject, denied)};
   // The server says at once that nobody listens: not a lost answer.
   if (s == NATS_NO_RESPONDERS) return error{errc::not_found, fmt::format("requesting {}: no responders", subject)};
-  if (s == NATS_TIMEOUT) return error{errc::timeout, fmt::format("requesting {}: no answer in time", subject)};
+  if (s == NATS_TIMEOUT) {
+    // With no server to ask (the connection lost and reconnecting), the
+    // request never left: the server is unavailable, not slow to answer.
+    if (!connected()) return error{errc::unavailable, fmt::format("requesting {}: not connected to a server", subject)};
+    return error{errc::timeout, fmt::format("requesting {}: no answer in time", subject)};
+  }
   if (auto r = check(s, "requesting"); !r) return r.error();
   msg_ptr owned{reply};
   return copy_message(reply);

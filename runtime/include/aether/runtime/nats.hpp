@@ -213,7 +213,8 @@ public:
   expected<void> publish(std::string_view subject, std::string_view data, std::span<const header> headers = {},
                          std::string_view reply = {});
   /// Sends a request and waits for the first answer: `timeout` when none
-  /// comes in time, `not_found` at once when nobody subscribes to `subject`.
+  /// comes in time (`unavailable` when the connection is lost by then),
+  /// `not_found` at once when nobody subscribes to `subject`.
   [[nodiscard]] expected<message> request(std::string_view subject, std::string_view data,
                                           std::chrono::milliseconds timeout, std::span<const header> headers = {});
   /// Subscribes; at most `pending_messages` may wait for the handler before
