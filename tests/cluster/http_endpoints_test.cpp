@@ -5,6 +5,7 @@
 #include "support/eventually.hpp"
 #include "support/http_client.hpp"
 #include "support/nats_server.hpp"
+#include "support/promtool.hpp"
 #include "test_actors.hpp"
 
 #include <doctest/doctest.h>
@@ -23,6 +24,8 @@ using aether::testing::body_of;
 using aether::testing::http_get;
 using aether::testing::raw_http;
 using aether::testing::status_of;
+
+using aether::testing::promtool_check;
 
 namespace {
 
@@ -57,23 +60,6 @@ aether::node_config with_http() {
   c.handle_signals = false;
   c.http_address = "127.0.0.1:0";
   return c;
-}
-
-/// Runs `promtool check metrics` on `text`; its exit code, and what it said.
-int promtool_check(const std::string& text, std::string& said) {
-  char dir[] = "/tmp/aether-endpoints-XXXXXX";
-  REQUIRE(::mkdtemp(dir) != nullptr);
-  const std::string in = std::string{dir} + "/metrics.txt";
-  const std::string out = std::string{dir} + "/promtool.txt";
-  std::ofstream{in} << text;
-  const int rc = std::system(("promtool check metrics < " + in + " > " + out + " 2>&1").c_str());
-  std::stringstream s;
-  s << std::ifstream{out}.rdbuf();
-  said = s.str();
-  std::remove(in.c_str());
-  std::remove(out.c_str());
-  ::rmdir(dir);
-  return rc;
 }
 
 /// The value of the sample `line` starts with (name and labels), or -1.

@@ -4,6 +4,7 @@
 #include "bus_fixtures.hpp"
 
 #include "support/eventually.hpp"
+#include "support/promtool.hpp"
 
 #include <aether/runtime/metrics.hpp>
 
@@ -20,6 +21,8 @@
 
 using namespace std::chrono_literals;
 
+using aether::testing::promtool_check;
+
 namespace {
 
 std::string scrape(const aether::event_bus& bus) {
@@ -35,23 +38,6 @@ double sample(const std::string& text, const std::string& name_and_labels) {
     if (line.starts_with(name_and_labels + " ")) return std::atof(line.c_str() + name_and_labels.size() + 1);
   }
   return -1;
-}
-
-/// `promtool check metrics` on `text`: its exit code, what it said in `said`.
-int promtool_check(const std::string& text, std::string& said) {
-  char dir[] = "/tmp/aether-bus-metrics-XXXXXX";
-  REQUIRE(::mkdtemp(dir) != nullptr);
-  const std::string in = std::string{dir} + "/metrics.txt";
-  const std::string out = std::string{dir} + "/promtool.txt";
-  std::ofstream{in} << text;
-  const int rc = std::system(("promtool check metrics < " + in + " > " + out + " 2>&1").c_str());
-  std::stringstream s;
-  s << std::ifstream{out}.rdbuf();
-  said = s.str();
-  std::remove(in.c_str());
-  std::remove(out.c_str());
-  ::rmdir(dir);
-  return rc;
 }
 
 } // namespace

@@ -1,3 +1,4 @@
+#include "support/promtool.hpp"
 #include <aether/runtime/metrics.hpp>
 
 #include <doctest/doctest.h>
@@ -11,26 +12,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace {
-
-/// Runs `promtool check metrics` on `text`; its exit code, and what it said in `said`.
-int promtool_check(const std::string& text, std::string& said) {
-  char dir[] = "/tmp/aether-metrics-XXXXXX";
-  REQUIRE(::mkdtemp(dir) != nullptr);
-  const std::string in = std::string{dir} + "/metrics.txt";
-  const std::string out = std::string{dir} + "/promtool.txt";
-  std::ofstream{in} << text;
-  const int rc = std::system(("promtool check metrics < " + in + " > " + out + " 2>&1").c_str());
-  std::stringstream s;
-  s << std::ifstream{out}.rdbuf();
-  said = s.str();
-  std::remove(in.c_str());
-  std::remove(out.c_str());
-  ::rmdir(dir);
-  return rc;
-}
-
-} // namespace
+using aether::testing::promtool_check;
 
 TEST_CASE("a striped counter sums what every thread added") {
   aether::striped_counter c;
