@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -13,11 +15,7 @@ namespace aether::nats {
 
 namespace {
 
-// The nkeys encoding: a seed starts with 'S' (18 << 3) and the key type in
-// two bytes; a public key with its type's byte; both end in a CRC16
-// (XMODEM, little-endian) and are base32 (RFC 4648, no padding).
-constexpr std::uint8_t prefix_seed = 18 << 3;
-constexpr std::uint8_t prefix_user = 20 << 3;
+constexpr std::uint8_t prefix_seed = 18 << 3; // S
 constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 std::uint16_t crc16(const std::uint8_t* data, std::size_t size) {
@@ -64,29 +62,67 @@ bool unbase32(std::string_view text, std::vector<std::uint8_t>& out) {
   return true;
 }
 
+/// `prefix` and `key`, their CRC16, in base32; the bytes are cleansed after.
+std::string encode(std::initializer_list<std::uint8_t> prefix, const nkey_encoding::key_bytes& key) {
+  std::vector<std::uint8_t> bytes{prefix};
+  bytes.insert(bytes.end(), key.begin(), key.end());
+  const auto sum = crc16(bytes.data(), bytes.size());
+  bytes.push_back(static_cast<std::uint8_t>(sum & 0xff));
+  bytes.push_back(static_cast<std::uint8_t>(sum >> 8));
+  auto text = base32(bytes);
+  OPENSSL_cleanse(bytes.data(), bytes.size());
+  return text;
+}
+
 error not_a_seed() { return error{errc::invalid_argument, "not a user NKey seed (SU...)"}; }
 
 } // namespace
 
-expected<std::string> nkey_public_key(std::string_view seed) {
+namespace nkey_encoding {
+
+std::string encode_public(std::uint8_t type, const key_bytes& key) { return encode({type}, key); }
+
+std::string encode_seed(std::uint8_t type, const key_bytes& seed) {
+  return encode({static_cast<std::uint8_t>(prefix_seed | (type >> 5)), static_cast<std::uint8_t>((type & 31) << 3)},
+                seed);
+}
+
+std::optional<decoded_seed> decode_seed(std::string_view text) {
   std::vector<std::uint8_t> raw;
-  if (!unbase32(seed, raw) || raw.size() != 2 + 32 + 2) return not_a_seed();
-  const auto crc = static_cast<std::uint16_t>(raw[34] | (raw[35] << 8));
-  const auto type = static_cast<std::uint8_t>(((raw[0] & 7) << 5) | ((raw[1] & 0xf8) >> 3));
-  if (crc16(raw.data(), 34) != crc || (raw[0] & 0xf8) != prefix_seed || type != prefix_user) return not_a_seed();
-  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key{
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data() + 2, 32), EVP_PKEY_free};
-  std::array<std::uint8_t, 32> pub{};
-  std::size_t size = pub.size();
-  const bool ok = key && EVP_PKEY_get_raw_public_key(key.get(), pub.data(), &size) == 1 && size == pub.size();
+  raw.reserve(text.size()); // no reallocation leaves seed bytes behind
+  const bool ok = unbase32(text, raw) && raw.size() == 2 + 32 + 2 && (raw[0] & 0xf8) == prefix_seed &&
+                  crc16(raw.data(), 34) == static_cast<std::uint16_t>(raw[34] | (raw[35] << 8));
+  std::optional<decoded_seed> out;
+  if (ok) {
+    out.emplace();
+    out->type = static_cast<std::uint8_t>(((raw[0] & 7) << 5) | ((raw[1] & 0xf8) >> 3));
+    std::copy_n(raw.begin() + 2, out->seed.size(), out->seed.begin());
+  }
   OPENSSL_cleanse(raw.data(), raw.size());
-  if (!ok) return not_a_seed();
-  std::vector<std::uint8_t> out{prefix_user};
-  out.insert(out.end(), pub.begin(), pub.end());
-  const auto sum = crc16(out.data(), out.size());
-  out.push_back(static_cast<std::uint8_t>(sum & 0xff));
-  out.push_back(static_cast<std::uint8_t>(sum >> 8));
-  return base32(out);
+  return out;
+}
+
+std::optional<key_bytes> ed25519_public_key(const key_bytes& seed) {
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key{
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()), EVP_PKEY_free};
+  key_bytes pub{};
+  std::size_t size = pub.size();
+  if (!key || EVP_PKEY_get_raw_public_key(key.get(), pub.data(), &size) != 1 || size != pub.size()) {
+    return std::nullopt;
+  }
+  return pub;
+}
+
+} // namespace nkey_encoding
+
+expected<std::string> nkey_public_key(std::string_view seed) {
+  auto decoded = nkey_encoding::decode_seed(seed);
+  if (!decoded) return not_a_seed();
+  const auto pub =
+      decoded->type == nkey_encoding::user ? nkey_encoding::ed25519_public_key(decoded->seed) : std::nullopt;
+  OPENSSL_cleanse(decoded->seed.data(), decoded->seed.size());
+  if (!pub) return not_a_seed();
+  return nkey_encoding::encode_public(nkey_encoding::user, *pub);
 }
 
 expected<std::string> read_nkey_seed_file(const std::string& path) {

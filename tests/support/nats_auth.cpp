@@ -1,5 +1,7 @@
 #include "support/nats_auth.hpp"
 
+#include "nkey.hpp"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -12,7 +14,6 @@
 #include <fstream>
 #include <memory>
 #include <stdexcept>
-#include <vector>
 
 #include <sys/stat.h>
 
@@ -20,37 +21,8 @@ namespace aether::testing {
 
 namespace {
 
-using bytes = std::vector<std::uint8_t>;
+namespace nkey_encoding = aether::nats::nkey_encoding;
 using pkey_ptr = std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)>;
-
-std::uint16_t crc16(const bytes& data) {
-  std::uint16_t crc = 0;
-  for (const auto b : data) {
-    crc ^= static_cast<std::uint16_t>(b << 8);
-    for (int bit = 0; bit < 8; ++bit) {
-      crc =
-          (crc & 0x8000) != 0 ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021) : static_cast<std::uint16_t>(crc << 1);
-    }
-  }
-  return crc;
-}
-
-std::string base32(const bytes& data) {
-  constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const auto b : data) {
-    buffer = (buffer << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += alphabet[(buffer >> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += alphabet[(buffer << (5 - bits)) & 31];
-  return out;
-}
 
 std::string base64url(std::string_view data) {
   constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -69,39 +41,14 @@ std::string base64url(std::string_view data) {
   return out;
 }
 
-std::string with_crc(bytes data) {
-  const auto sum = crc16(data);
-  data.push_back(static_cast<std::uint8_t>(sum & 0xff));
-  data.push_back(static_cast<std::uint8_t>(sum >> 8));
-  return base32(data);
-}
-
-/// The raw ed25519 seed of an encoded seed (checked only by its length).
-bytes raw_seed(const std::string& seed) {
-  constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  bytes out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (const char c : seed) {
-    buffer = (buffer << 5) | static_cast<std::uint32_t>(alphabet.find(c));
-    bits += 5;
-    if (bits >= 8) {
-      out.push_back(static_cast<std::uint8_t>(buffer >> (bits - 8)));
-      bits -= 8;
-    }
-  }
-  if (out.size() != 36) throw std::runtime_error("not an NKey seed");
-  return bytes(out.begin() + 2, out.begin() + 34);
-}
-
 std::uint8_t prefix_of(char type) {
   switch (type) {
   case 'U':
-    return 20 << 3;
+    return nkey_encoding::user;
   case 'A':
-    return 0;
+    return nkey_encoding::account;
   case 'O':
-    return 14 << 3;
+    return nkey_encoding::operator_key;
   default:
     throw std::invalid_argument("an NKey type is U, A or O");
   }
@@ -117,18 +64,11 @@ void run(const std::string& command) {
 
 nkey make_nkey(char type) {
   const auto prefix = prefix_of(type);
-  std::array<std::uint8_t, 32> seed{};
+  nkey_encoding::key_bytes seed{};
   if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1) throw std::runtime_error("RAND_bytes");
-  pkey_ptr key{EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()), EVP_PKEY_free};
-  std::array<std::uint8_t, 32> pub{};
-  std::size_t size = pub.size();
-  if (!key || EVP_PKEY_get_raw_public_key(key.get(), pub.data(), &size) != 1) throw std::runtime_error("ed25519");
-  constexpr std::uint8_t seed_prefix = 18 << 3;
-  bytes s{static_cast<std::uint8_t>(seed_prefix | (prefix >> 5)), static_cast<std::uint8_t>((prefix & 31) << 3)};
-  s.insert(s.end(), seed.begin(), seed.end());
-  bytes p{prefix};
-  p.insert(p.end(), pub.begin(), pub.end());
-  return {with_crc(std::move(s)), with_crc(std::move(p))};
+  const auto pub = nkey_encoding::ed25519_public_key(seed);
+  if (!pub) throw std::runtime_error("ed25519");
+  return {nkey_encoding::encode_seed(prefix, seed), nkey_encoding::encode_public(prefix, *pub)};
 }
 
 std::string sign_jwt(const nkey& issuer, const std::string& subject, const std::string& name,
@@ -140,8 +80,10 @@ std::string sign_jwt(const nkey& issuer, const std::string& subject, const std::
                                             make_nkey('U').public_key.substr(1, 52), now.count() - 60,
                                             issuer.public_key, name, subject, nats_claims));
   const auto input = header + "." + claims;
-  const auto seed = raw_seed(issuer.seed);
-  pkey_ptr key{EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()), EVP_PKEY_free};
+  const auto seed = nkey_encoding::decode_seed(issuer.seed);
+  if (!seed) throw std::runtime_error("not an NKey seed");
+  pkey_ptr key{EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed->seed.data(), seed->seed.size()),
+               EVP_PKEY_free};
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
   std::array<std::uint8_t, 64> signature{};
   std::size_t size = signature.size();

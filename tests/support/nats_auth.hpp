@@ -5,8 +5,8 @@
 /// Credentials and TLS material for servers that require them, generated at
 /// test time in a temporary directory (removed on destruction).
 ///
-/// - NKeys: a random ed25519 seed (libcrypto) in the nkeys encoding: base32
-///   of a type prefix, the 32-byte seed or public key and a CRC16 (XMODEM).
+/// - NKeys: a random ed25519 seed (libcrypto) in the nkeys encoding, written
+///   and read by the runtime's own (`aether::nats::nkey_encoding`).
 /// - JWTs for operator mode: `base64url(header).base64url(claims).
 ///   base64url(ed25519 signature)` with `"alg":"ed25519-nkey"`, an operator
 ///   signing an account (JetStream allowed) and the account signing a user;
