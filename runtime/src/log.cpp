@@ -16,6 +16,27 @@ namespace {
 constexpr std::string_view level_names[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view format_names[] = {"text", "logfmt", "json"};
 
+/// What `AETHER_LOG` and `AETHER_LOG_FORMAT` set (nothing where unset), or
+/// the error of the first unknown value.
+struct log_env {
+  std::optional<log_level> level;
+  std::optional<log_format> format;
+};
+expected<log_env> read_log_env() {
+  log_env e;
+  if (const char* v = std::getenv("AETHER_LOG")) {
+    auto l = parse_log_level(v);
+    if (!l) return l.error();
+    e.level = *l;
+  }
+  if (const char* v = std::getenv("AETHER_LOG_FORMAT")) {
+    auto f = parse_log_format(v);
+    if (!f) return f.error();
+    e.format = *f;
+  }
+  return e;
+}
+
 struct log_state {
   std::atomic<log_level> level{log_level::warn};
   std::atomic<log_format> format{log_format::text};
@@ -25,26 +46,13 @@ struct log_state {
 
   // As configure_log_from_env: a bad value applies nothing.
   log_state() {
-    std::optional<log_level> l;
-    std::optional<log_format> f;
-    if (const char* v = std::getenv("AETHER_LOG")) {
-      auto r = parse_log_level(v);
-      if (!r) {
-        env_problem = r.error().detail();
-        return;
-      }
-      l = *r;
+    auto e = read_log_env();
+    if (!e) {
+      env_problem = e.error().detail();
+      return;
     }
-    if (const char* v = std::getenv("AETHER_LOG_FORMAT")) {
-      auto r = parse_log_format(v);
-      if (!r) {
-        env_problem = r.error().detail();
-        return;
-      }
-      f = *r;
-    }
-    if (l) level.store(*l, std::memory_order_relaxed);
-    if (f) format.store(*f, std::memory_order_relaxed);
+    if (e->level) level.store(*e->level, std::memory_order_relaxed);
+    if (e->format) format.store(*e->format, std::memory_order_relaxed);
   }
 };
 
@@ -117,6 +125,16 @@ void append_logfmt_value(std::string& out, std::string_view s) {
   }
 }
 
+/// ` key=value` for each field: the tail of a text and of a logfmt line.
+void append_logfmt_fields(std::string& out, std::span<const log_field> fields) {
+  for (const auto& fl : fields) {
+    out += ' ';
+    out += fl.key;
+    out += '=';
+    append_logfmt_value(out, fl.value);
+  }
+}
+
 std::string format_line(log_format f, log_level level, std::string_view component, std::string_view text,
                         std::span<const log_field> fields) {
   std::string out;
@@ -131,12 +149,7 @@ std::string format_line(log_format f, log_level level, std::string_view componen
     out += name;
     out += ": ";
     out += text;
-    for (const auto& fl : fields) {
-      out += ' ';
-      out += fl.key;
-      out += '=';
-      append_logfmt_value(out, fl.value);
-    }
+    append_logfmt_fields(out, fields);
     break;
   case log_format::logfmt:
     out += "time=";
@@ -147,12 +160,7 @@ std::string format_line(log_format f, log_level level, std::string_view componen
     append_logfmt_value(out, component);
     out += " msg=";
     append_json_string(out, text); // always quoted: a message is prose
-    for (const auto& fl : fields) {
-      out += ' ';
-      out += fl.key;
-      out += '=';
-      append_logfmt_value(out, fl.value);
-    }
+    append_logfmt_fields(out, fields);
     break;
   case log_format::json:
     out += "{\"time\":\"";
@@ -196,20 +204,10 @@ expected<log_format> parse_log_format(std::string_view text) {
 }
 
 expected<void> configure_log_from_env() {
-  std::optional<log_level> level;
-  std::optional<log_format> format;
-  if (const char* v = std::getenv("AETHER_LOG")) {
-    auto l = parse_log_level(v);
-    if (!l) return l.error();
-    level = *l;
-  }
-  if (const char* v = std::getenv("AETHER_LOG_FORMAT")) {
-    auto f = parse_log_format(v);
-    if (!f) return f.error();
-    format = *f;
-  }
-  if (level) set_log_level(*level);
-  if (format) set_log_format(*format);
+  auto e = read_log_env();
+  if (!e) return e.error();
+  if (e->level) set_log_level(*e->level);
+  if (e->format) set_log_format(*e->format);
   return {};
 }
 

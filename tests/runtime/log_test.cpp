@@ -77,6 +77,14 @@ TEST_CASE("a text line starts with an RFC 3339 UTC timestamp with milliseconds")
   CHECK(std::regex_match(out, std::regex{rfc3339_ms + " aether warn: disk sda is 93% full\n"}));
 }
 
+TEST_CASE("text lines end in the fields as logfmt pairs, quoted where a value needs it") {
+  log_defaults restore;
+  stderr_capture cap;
+  aether::log_event(aether::log_level::warn, "http", "slow client", {{"peer", "127.0.0.1"}, {"why", "a=b"}});
+  const auto out = cap.text();
+  CHECK(std::regex_match(out, std::regex{rfc3339_ms + R"( http warn: slow client peer=127.0.0.1 why="a=b"\n)"}));
+}
+
 TEST_CASE("logfmt lines carry time, level, component, a quoted message and the fields") {
   log_defaults restore;
   aether::set_log_format(aether::log_format::logfmt);
