@@ -196,7 +196,7 @@ struct jetstream_event_store::impl {
   std::uint64_t next_token = 1;
   detail::namespace_streams streams; // guarded by itself
   // Writes waiting for their namespace's stream, in the order they came.
-  std::unordered_map<std::string, std::vector<std::uint64_t>> waiting;
+  std::unordered_map<std::string, std::vector<write>> waiting;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
   std::uint64_t next_read = 1;
   std::deque<unique_function<void()>> work;
@@ -316,62 +316,64 @@ struct jetstream_event_store::impl {
     return streams.known(ns) == std::optional<detail::stream_layout>{detail::stream_layout::per_actor};
   }
 
-  /// Sends the write now if its namespace's stream is there; otherwise
-  /// queues it behind the ones already waiting, and the first one sets the
-  /// stream up. Waiting writes go out in order before later ones do.
-  void send_when_ready(std::string ns, std::uint64_t token) {
-    bool setup = false;
+  /// Launches an append (or checks its version first) once its namespace's
+  /// stream is known; until then it waits behind the ones already waiting,
+  /// and the first one sets the stream up. Its layout decides how the
+  /// actor's pipelined writes go out (chained per actor), so no write is
+  /// launched before it is known. Waiting writes are launched in order
+  /// before later ones are.
+  void submit(write w) {
+    const std::string ns{w.actor.ns()};
     // Known stays known: checked before the lock, the waiting list under it.
     const bool known = streams.known(ns).has_value();
+    bool queued = false;
+    bool setup = false;
+    bool closed = false;
     {
       std::lock_guard lock{mutex};
-      if (known && !waiting.contains(ns)) {
-        setup = false;
-      } else {
+      if (stopping) {
+        closed = true;
+      } else if (!known || waiting.contains(ns)) {
         auto& list = waiting[ns];
         setup = list.empty();
-        list.push_back(token);
-        if (!setup) return;
+        list.push_back(std::move(w));
+        queued = true;
       }
     }
-    if (!setup) {
-      send(token);
+    if (closed) {
+      w.done(error{errc::shutting_down, "the store is closed"});
       return;
     }
-    post([this, ns = std::move(ns)] {
+    if (!queued) {
+      const auto expected_version = w.first - 1;
+      if (!launch(w, false)) check_and_launch(std::move(w), expected_version);
+      return;
+    }
+    if (!setup) return;
+    post([this, ns] {
       const auto ready = ensure_stream(ns);
       for (;;) {
-        std::vector<std::uint64_t> batch;
+        std::vector<write> batch;
         {
           std::lock_guard lock{mutex};
           auto it = waiting.find(ns);
           if (it == waiting.end()) return;
           if (it->second.empty()) {
-            waiting.erase(it); // from now on writes of `ns` go out directly
+            waiting.erase(it); // from now on appends of `ns` are launched directly
             return;
           }
           batch.swap(it->second);
         }
-        for (auto t : batch) {
-          if (ready) {
-            send(t);
-          } else {
-            fail_write(t, ready.error());
+        for (auto& queued_write : batch) {
+          if (!ready) {
+            queued_write.done(ready.error());
+            continue;
           }
+          const auto expected_version = queued_write.first - 1;
+          if (!launch(queued_write, false)) check_and_launch(std::move(queued_write), expected_version);
         }
       }
     });
-  }
-
-  void fail_write(std::uint64_t token, const error& e) {
-    write failed;
-    {
-      std::lock_guard lock{mutex};
-      auto it = writes.find(token);
-      if (it == writes.end()) return;
-      failed = take_write(it);
-    }
-    fail(failed, e);
   }
 
   /// The first message on `subject` after stream sequence `after`, by a
@@ -432,12 +434,11 @@ struct jetstream_event_store::impl {
   /// leaving `w` as it was). Its own end is known from then on, so the
   /// actor's pipelined appends follow without a check.
   bool launch(write& w, bool checked) {
-    std::string ns{w.actor.ns()};
-    // Writes of a namespace whose layout is not known yet are chained when
-    // the store asks for per-actor streams: only until its stream is set up.
-    const auto layout = streams.known(ns);
-    const bool sequenced =
-        layout ? *layout == detail::stream_layout::per_actor : options.layout == event_layout::per_actor;
+    // Launched once the namespace's stream is known (submit,
+    // check_and_launch): its layout decides whether the write is chained.
+    const auto layout = streams.known(w.actor.ns());
+    if (!layout) return false;
+    const bool sequenced = *layout == detail::stream_layout::per_actor;
     std::uint64_t token = 0;
     bool chain = false;
     {
@@ -480,22 +481,26 @@ struct jetstream_event_store::impl {
       w.done(error{errc::shutting_down, "the store is closed"});
       return true;
     }
-    if (!chain) send_when_ready(std::move(ns), token);
+    if (!chain) send(token);
     return true;
   }
 
   /// Checks the actor's last version on the store's thread (one read, through
   /// the stream leader when replicated), then launches the write if it is
   /// `expected_version`: a version inside an earlier write or past the last
-  /// one is refused, not stored beside the history.
+  /// one is refused, not stored beside the history. A check queued behind
+  /// one that launched the write this one follows (a writer pipelining
+  /// appends before the store knew the actor) needs no read: the write is
+  /// launched behind that one, as if the store had known it all along.
   void check_and_launch(write w, std::uint64_t expected_version) {
     post([this, w = std::move(w), expected_version]() mutable {
       error failure{errc::unavailable};
-      version_checks.fetch_add(1, std::memory_order_relaxed);
       if (auto ready = ensure_stream(w.actor.ns()); !ready) {
         w.done(ready.error());
         return;
       }
+      if (launch(w, false)) return;
+      version_checks.fetch_add(1, std::memory_order_relaxed);
       const auto current = latest(w.actor, &failure);
       if (!current) {
         w.done(error{failure.code(),
@@ -1196,7 +1201,7 @@ void jetstream_event_store::append(const actor_id& actor, std::uint64_t expected
   // against the actor's last version first (one read, through the stream
   // leader when replicated): a version inside an earlier write or past the
   // last one is refused, not stored beside the history.
-  if (!impl_->launch(w, false)) impl_->check_and_launch(std::move(w), expected_version);
+  impl_->submit(std::move(w));
 }
 
 void jetstream_event_store::read(const actor_id& actor, std::uint64_t from_version, std::uint64_t hint,

@@ -74,14 +74,9 @@ inline constexpr std::string_view layout_description_prefix = "aether events, la
   return part[2] >= 21;
 }
 
-/// Whether a store that is not told a layout creates new streams per actor
-/// where `choose_layout` allows it. Off in this release: new streams are
-/// per-write unless `jetstream_store_options::layout` asks for per-actor.
-inline constexpr bool per_actor_by_default = false;
-
-/// The layout a new stream may have: one subject per actor wherever the
-/// server checks a subject's sequence atomically (R1 on any server, R3 from
-/// 2.9.21), one per write elsewhere.
+/// The layout a new stream gets unless told otherwise: one subject per actor
+/// wherever the server checks a subject's sequence atomically (R1 on any
+/// server, R3 from 2.9.21), one per write elsewhere (R3 on older servers).
 [[nodiscard]] inline stream_layout choose_layout(int replicas, const std::optional<std::string>& server_version) {
   if (replicas <= 1) return stream_layout::per_actor;
   return server_version && atomic_subject_check(*server_version) ? stream_layout::per_actor : stream_layout::per_write;
@@ -205,9 +200,8 @@ inline constexpr std::chrono::milliseconds timeout{5'000};
 class namespace_streams {
 public:
   /// The layout of the stream of `ns`, creating the stream unless it exists.
-  /// A new stream gets `wanted`, or per-write (the layout `choose_layout`
-  /// picks from the replicas and the server's version once
-  /// `per_actor_by_default` is on). An existing stream keeps its layout;
+  /// A new stream gets `wanted`, or the layout `choose_layout` picks from
+  /// the replicas and the server's version. An existing stream keeps its layout;
   /// one without a recorded layout (per-write) is updated to today's
   /// per-write configuration. `invalid_argument` when `wanted` is not the
   /// existing stream's layout (naming it and how to migrate it), or is
@@ -230,7 +224,7 @@ public:
       std::optional<std::string> version;
       if (auto v = conn.server_version()) version = std::move(*v);
       const auto safe = choose_layout(replicas, version);
-      const auto layout = wanted.value_or(per_actor_by_default ? safe : stream_layout::per_write);
+      const auto layout = wanted.value_or(safe);
       if (layout == stream_layout::per_actor && safe != stream_layout::per_actor) {
         return error{errc::invalid_argument,
                      fmt::format("the per-actor layout needs a server that checks a subject's sequence atomically on "

@@ -7,6 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <future>
+#include <memory>
+
 using namespace std::chrono_literals;
 using aether::actor_id;
 using aether::errc;
@@ -47,13 +50,59 @@ std::string description(aether::nats::connection& conn, const std::string& strea
 
 } // namespace
 
+TEST_CASE("not told a layout, a store and the NATS bus choose it from the replicas and the server's version") {
+  aether::testing::nats_cluster cluster{3};
+  auto conn = test::connect(cluster.server(0).url());
+  auto version = conn->server_version();
+  REQUIRE(version);
+  // R3: per-actor only on servers whose per-subject check is atomic
+  // (per-write on this machine's 2.9.10); a per-write stream records no
+  // layout, as every stream before layouts were recorded.
+  aether::jetstream_store_options r3;
+  r3.replicas = 3;
+  auto replicated = test::open_store(conn, r3);
+  const auto expected_r3 = detail::atomic_subject_check(*version) ? event_layout::per_actor : event_layout::per_write;
+  CHECK(test::layout_of(*replicated, "three") == expected_r3);
+  CHECK(description(*conn, aether::jetstream_event_store::stream_name("three")) ==
+        (expected_r3 == event_layout::per_actor ? "aether events, layout per-actor" : ""));
+  // It is written and read in the layout chosen, pipelined before the
+  // stream was known.
+  const actor_id a{"account", "r3", "three"};
+  std::vector<std::future<aether::expected<aether::append_result>>> pending;
+  for (std::uint64_t v = 0; v < 5; ++v) {
+    auto p = std::make_shared<std::promise<aether::expected<aether::append_result>>>();
+    pending.push_back(p->get_future());
+    replicated->append(a, v, {make_event("deposited")},
+                       [p](aether::expected<aether::append_result> r) { p->set_value(std::move(r)); });
+  }
+  for (auto& f : pending) {
+    auto r = f.get();
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().to_string()));
+  }
+  auto events = replicated->read_wait(a);
+  REQUIRE(events);
+  CHECK(events->size() == 5);
+  // R1 on the same servers: per-actor.
+  CHECK(test::layout_of(*test::open_store(conn), "one") == event_layout::per_actor);
+  // The NATS bus creates a namespace's stream (for a durable subscriber)
+  // through the same call, told no layout.
+  detail::namespace_streams bus_streams;
+  auto bus_one = bus_streams.ensure(*conn, "bus-one", 1);
+  REQUIRE(bus_one);
+  CHECK(*bus_one == detail::stream_layout::per_actor);
+  auto bus_three = bus_streams.ensure(*conn, "bus-three", 3);
+  REQUIRE(bus_three);
+  CHECK(*bus_three == detail::choose_layout(3, *version));
+}
+
 TEST_CASE("on R1 a store writes one subject per actor, and the server refuses a write that did not follow the last") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());
   aether::jetstream_store_options per_actor;
   per_actor.layout = event_layout::per_actor;
-  // Not told a layout, a store makes per-write streams in this release.
-  CHECK(test::layout_of(*test::open_store(conn), "plain") == event_layout::per_write);
+  // Not told a layout, a store makes per-actor streams on R1.
+  CHECK(test::layout_of(*test::open_store(conn), "plain") == event_layout::per_actor);
+  CHECK(description(*conn, aether::jetstream_event_store::stream_name("plain")) == "aether events, layout per-actor");
   auto store = test::open_store(conn, per_actor);
   REQUIRE(test::layout_of(*store, "default") == event_layout::per_actor);
   const auto stream = aether::jetstream_event_store::stream_name("default");

@@ -44,15 +44,22 @@ inline std::shared_ptr<aether::jetstream_event_store> open_store(std::shared_ptr
   return *s;
 }
 
+/// The JetStream store with its streams in the per-write layout, asked for
+/// (the layout R3 streams get on servers before 2.9.21).
 struct jetstream_stores {
-  static constexpr const char* name = "jetstream";
+  static constexpr const char* name = "jetstream per-write";
+  static aether::jetstream_store_options options() {
+    aether::jetstream_store_options o;
+    o.layout = aether::event_layout::per_write;
+    return o;
+  }
   aether::testing::nats_server server;
   std::shared_ptr<aether::nats::connection> conn = connect(server.url());
-  std::shared_ptr<aether::event_store> events = open_store(conn);
+  std::shared_ptr<aether::event_store> events = open_store(conn, options());
   std::shared_ptr<aether::snapshot_store> snapshots = std::make_shared<aether::kv_snapshot_store>(conn);
   /// Another writer of the same histories: a store of its own on a
   /// connection of its own, knowing nothing of what `events` wrote.
-  std::shared_ptr<aether::event_store> other() { return open_store(connect(server.url())); }
+  std::shared_ptr<aether::event_store> other() { return open_store(connect(server.url()), options()); }
 };
 
 /// The layout of a namespace's stream (created if need be).
@@ -62,15 +69,11 @@ inline aether::event_layout layout_of(aether::jetstream_event_store& store, std:
   return *l;
 }
 
-/// The JetStream store with its streams in the per-actor layout (the
-/// default store's are per-write).
+/// The JetStream store as configured by default: on R1 its streams are in
+/// the per-actor layout.
 struct jetstream_per_actor_stores {
-  static constexpr const char* name = "jetstream per-actor";
-  static aether::jetstream_store_options options() {
-    aether::jetstream_store_options o;
-    o.layout = aether::event_layout::per_actor;
-    return o;
-  }
+  static constexpr const char* name = "jetstream per-actor (default)";
+  static aether::jetstream_store_options options() { return {}; }
   aether::testing::nats_server server;
   std::shared_ptr<aether::nats::connection> conn = connect(server.url());
   std::shared_ptr<aether::event_store> events = open_store(conn, options());

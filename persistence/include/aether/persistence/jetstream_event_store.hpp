@@ -12,9 +12,10 @@ namespace aether {
 
 /// How a namespace's stream keeps its actors' writes (docs/WIRE_FORMAT.md).
 enum class event_layout {
-  /// For a new stream, per-write in this release (per-actor, where the
-  /// server checks a subject's sequence atomically, is chosen only when
-  /// asked for); an existing stream keeps its own.
+  /// For a new stream, per-actor wherever the server checks a subject's
+  /// sequence atomically (R1 on any server, R3 from nats-server 2.9.21),
+  /// per-write elsewhere (R3 on older servers); an existing stream keeps its
+  /// own.
   automatic,
   /// One subject per write: server memory and restart time grow with the
   /// number of writes.
