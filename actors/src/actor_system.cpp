@@ -8,6 +8,7 @@
 
 #include <future>
 #include <mutex>
+#include <thread>
 
 namespace aether {
 
@@ -29,7 +30,7 @@ system_core::system_core(system_config cfg, executor& ex) : config{std::move(cfg
   for (auto& s : shards) exec.post(s->lane(), [p = s.get()] { p->start(); });
 }
 
-system_core::~system_core() = default;
+system_core::~system_core() { link->close(); }
 
 std::size_t system_core::lane_of(const actor_id& id) const noexcept {
   return shards[id.shard(config.shard_count)]->lane();
@@ -82,8 +83,19 @@ const type_entry* system_core::find_type(std::string_view name) const {
 }
 
 void actor_reply_slot::deliver(message&& answer) {
+  entered_core core{*link_};
+  if (!core) {
+    // The system closed: its asker is gone, and its callbacks go now.
+    on_answer = nullptr;
+    return;
+  }
   envelope env{asker_, {}, intrusive_ptr<reply_slot>{this}, std::move(answer), envelope_kind::answer};
-  if (!core_.send(std::move(env), false)) core_.dead_letter(asker_, "answer", errc::mailbox_full);
+  if (!core->send(std::move(env), false)) core->dead_letter(asker_, "answer", errc::mailbox_full);
+}
+
+void core_link::close() noexcept {
+  open_.store(false);
+  while (users_.load() != 0) std::this_thread::yield();
 }
 
 } // namespace detail
@@ -266,6 +278,7 @@ std::size_t actor_system::lane_of(const actor_id& to) const noexcept {
   return to.empty() ? 0 : core_->lane_of(to);
 }
 executor& actor_system::exec() const noexcept { return core_->exec; }
+intrusive_ptr<detail::core_link> actor_system::link() const noexcept { return core_->link; }
 std::size_t actor_system::active_actors() const noexcept {
   std::int64_t active = 0;
   for (const auto& s : core_->shards) active += s->counts().active.load(std::memory_order_relaxed);

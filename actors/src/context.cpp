@@ -37,8 +37,8 @@ void context::reply_message(message&& m) {
 
 response_promise context::promise() {
   replied_ = true;
-  if (current_ == nullptr) return response_promise{shard_->core(), {}, self(), {}};
-  return response_promise{shard_->core(), std::move(current_->reply), self(), current_->sender};
+  if (current_ == nullptr) return response_promise{shard_->core().link, {}, self(), {}};
+  return response_promise{shard_->core().link, std::move(current_->reply), self(), current_->sender};
 }
 
 expected<void> context::tell_message(const actor_id& to, message&& m) {
@@ -47,7 +47,7 @@ expected<void> context::tell_message(const actor_id& to, message&& m) {
 
 intrusive_ptr<detail::actor_reply_slot> context::ask_message(const actor_id& to, message&& m, duration timeout) {
   auto& core = shard_->core();
-  auto slot = make_intrusive<detail::actor_reply_slot>(core, self(), cell_->incarnation);
+  auto slot = make_intrusive<detail::actor_reply_slot>(core.link, self(), cell_->incarnation);
   ++cell_->pending_asks;
   slot->timer = core.exec.start_timer(shard_->lane(), timeout, duration::zero(), [slot, &core] {
     slot->timer = 0;
@@ -62,7 +62,7 @@ intrusive_ptr<detail::actor_reply_slot> context::ask_message(const actor_id& to,
 
 intrusive_ptr<detail::actor_reply_slot> context::await_slot(duration timeout, bool exclusive) {
   auto& core = shard_->core();
-  auto slot = make_intrusive<detail::actor_reply_slot>(core, self(), cell_->incarnation, exclusive);
+  auto slot = make_intrusive<detail::actor_reply_slot>(core.link, self(), cell_->incarnation, exclusive);
   ++cell_->pending_asks;
   if (exclusive) ++cell_->suspended;
   slot->timer = core.exec.start_timer(shard_->lane(), timeout, duration::zero(), [slot] {
@@ -92,14 +92,18 @@ void context::cancel_timer(timer_id id) {
 }
 
 void response_promise::deliver_message(message&& m) {
-  if (core_ == nullptr) return;
-  auto* core = std::exchange(core_, nullptr);
+  if (!link_) return;
+  const auto link = std::move(link_);
   if (slot_) {
-    if (!slot_->complete(std::move(m))) detail::counters::bump(core->stats.late_replies);
+    if (!slot_->complete(std::move(m))) {
+      if (detail::entered_core core{*link}) detail::counters::bump(core->stats.late_replies);
+    }
     slot_ = {};
     return;
   }
   if (!sender_.empty()) {
+    detail::entered_core core{*link};
+    if (!core) return; // the system is gone, and the sender with it
     const auto type = m.type_name();
     if (!core->send(envelope{sender_, self_, {}, std::move(m)}, true)) {
       core->dead_letter(sender_, type, errc::mailbox_full);
@@ -110,8 +114,8 @@ void response_promise::deliver_message(message&& m) {
 }
 
 void response_promise::abandon() noexcept {
-  if (core_ == nullptr) return;
-  core_ = nullptr;
+  if (!link_) return;
+  link_ = {};
   if (slot_) {
     // Dropped unanswered: its actor stopped, or the node shut down, while
     // work it started (a persist, say) may still take effect.

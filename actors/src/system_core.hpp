@@ -98,6 +98,23 @@ struct counters {
   }
 };
 
+/// The system behind a link for the length of one call; false once closed.
+class entered_core {
+public:
+  explicit entered_core(core_link& link) noexcept : link_{link}, core_{link.enter()} {}
+  entered_core(const entered_core&) = delete;
+  entered_core& operator=(const entered_core&) = delete;
+  ~entered_core() {
+    if (core_ != nullptr) link_.leave();
+  }
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+  system_core* operator->() const noexcept { return core_; }
+
+private:
+  core_link& link_;
+  system_core* core_;
+};
+
 /// The state an actor system shares with its shards, contexts and slots.
 class system_core {
 public:
@@ -129,6 +146,8 @@ public:
 
   system_config config;
   executor& exec;
+  // What slots and promises reach the core through; closed by the destructor.
+  intrusive_ptr<core_link> link{make_intrusive<core_link>(*this)};
   counters stats;
   // Handling time per shard, when `config.measure_handling` asks for it.
   std::unique_ptr<latency_histogram[]> handling;

@@ -1,5 +1,8 @@
+#include "support/eventually.hpp"
 #include "support/pending_ask.hpp"
 #include "test_actors.hpp"
+
+#include <aether/runtime/thread_pool_executor.hpp>
 
 #include <doctest/doctest.h>
 
@@ -117,4 +120,46 @@ TEST_CASE("messages stashed behind a wait fail with the stop reason") {
   REQUIRE_FALSE(behind.value());
   CHECK(behind.value().error().code() == aether::errc::replay_failed);
   CHECK(behind.value().error().detail() == "replay");
+}
+
+TEST_CASE("a completion or promise answered after its system is gone touches nothing and frees its callbacks") {
+  // Outside work (a store's acknowledgement) may outlive the node that
+  // started it: answering then must neither reach the destroyed system and
+  // executor nor keep what the callbacks hold.
+  std::optional<aether::completion<int>> late;
+  std::optional<aether::response_promise> promise;
+  auto held = std::make_shared<int>(0);
+  std::atomic<bool> ran{false};
+  std::optional<aether::pending<int>> started;
+  {
+    aether::thread_pool_executor pool{2, 4};
+    aether::actor_system system{aether::system_config{}, pool};
+    system.register_actor("starter", [&](const actor_id&) {
+      struct starter : aether::actor {
+        starter(std::optional<aether::completion<int>>& l, std::optional<aether::response_promise>& p,
+                const std::shared_ptr<int>& h, std::atomic<bool>& r) {
+          on([&l, &p, h, &r](const begin_work&, aether::context& ctx) {
+            auto [done, handle] = ctx.await_completion<int>(60s, true);
+            handle.then([h, &r](const int&) { r = true; }, [h, &r](const aether::error&) { r = true; });
+            p.emplace(ctx.promise());
+            l.emplace(done);
+          });
+        }
+      };
+      return std::make_unique<starter>(late, promise, held, ran);
+    });
+    started.emplace(system.ask<int>(actor_id{"starter", "s"}, begin_work{true}, 60s));
+    AETHER_EVENTUALLY(late.has_value(), 10s);
+    aether::close_and_join(system, pool);
+  }
+  REQUIRE(promise);
+  late->complete(7);
+  promise->deliver(8);
+  CHECK_FALSE(ran.load());
+  late.reset();
+  CHECK(held.use_count() == 1);
+  // The outside asker still gets what was delivered.
+  const auto answer = started->get();
+  REQUIRE(answer);
+  CHECK(*answer == 8);
 }

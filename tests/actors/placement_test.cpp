@@ -157,12 +157,17 @@ TEST_CASE("a message delivered in its wire form is decoded for the handler of it
 TEST_CASE("an unknown type name or an undecodable payload answers the asker and counts a dead letter") {
   placement_fixture f;
   const actor_id id{"account", "near"};
+  // Keeps the answer, as the slot of an ask from another node does.
+  struct kept_answer final : aether::detail::reply_slot {
+    aether::message answer;
+    void deliver(aether::message&& m) override { answer = std::move(m); }
+  };
   auto ask_wire = [&](std::string name, std::string json) {
-    auto slot = aether::make_intrusive<aether::detail::external_reply_slot<wire::balance>>(f.exec, 0);
+    auto slot = aether::make_intrusive<kept_answer>();
     REQUIRE(f.system.deliver(id, {}, aether::message{aether::wire_message{std::move(name), std::move(json)}}, slot));
     f.exec.run();
     REQUIRE(slot->done());
-    return slot->take();
+    return aether::detail::take_answer<wire::balance>(slot->answer);
   };
   const auto before = f.system.metrics().dead_letters;
   auto unknown = ask_wire("wire.nothing", "{}");

@@ -92,7 +92,7 @@ public:
   template <class R, class M>
   [[nodiscard]] pending<R> ask(const actor_id& to, M&& m, executor::duration timeout) {
     // Callbacks and the timeout run on the lane of the target's shard.
-    auto slot = make_intrusive<detail::external_reply_slot<R>>(exec(), lane_of(to));
+    auto slot = make_intrusive<detail::external_reply_slot<R>>(link(), exec(), lane_of(to));
     ask_message(to, message{std::forward<M>(m)}, timeout, slot);
     return pending<R>{std::move(slot)};
   }
@@ -149,6 +149,8 @@ private:
   /// The executor lane of `to`'s shard (shards outnumber lanes when the
   /// executor has fewer lanes than the system has shards).
   [[nodiscard]] std::size_t lane_of(const actor_id& to) const noexcept;
+  /// How an external ask's slot reaches this system while it lives.
+  [[nodiscard]] intrusive_ptr<detail::core_link> link() const noexcept;
 
   std::unique_ptr<detail::system_core> core_;
 };

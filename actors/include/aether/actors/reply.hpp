@@ -23,6 +23,34 @@ namespace detail {
 
 class system_core;
 
+/// How slots and promises that may outlive their system reach it: its core
+/// while the system lives, nothing after. An answer that comes late from
+/// outside (a store's acknowledgement after the node closed) finds the link
+/// closed and is dropped instead of touching a system that is gone.
+///
+/// Thread-safety: `enter`/`leave` from any threads; `close` once, by the
+/// system's destructor, which waits for those inside.
+class core_link final : public ref_counted {
+public:
+  explicit core_link(system_core& core) noexcept : core_{&core} {}
+
+  /// The core, alive until the matching `leave`; nullptr once closed.
+  system_core* enter() noexcept {
+    users_.fetch_add(1);
+    if (open_.load()) return core_;
+    users_.fetch_sub(1);
+    return nullptr;
+  }
+  void leave() noexcept { users_.fetch_sub(1); }
+  /// Turns away whoever comes next and waits for those inside.
+  void close() noexcept;
+
+private:
+  system_core* core_;
+  std::atomic<std::uint32_t> users_{0};
+  std::atomic<bool> open_{true};
+};
+
 /// Where the answer to one ask goes. Completed at most once: by the reply, by
 /// the timeout or by an error; whatever comes second is a late reply.
 ///
@@ -53,8 +81,9 @@ class actor_reply_slot final : public reply_slot {
 public:
   using continuation = unique_function<void(message&, context&)>;
 
-  actor_reply_slot(system_core& core, actor_id asker, std::uint32_t incarnation, bool exclusive = false) noexcept
-      : core_{core}, asker_{std::move(asker)}, incarnation_{incarnation}, exclusive_{exclusive} {}
+  actor_reply_slot(intrusive_ptr<core_link> link, actor_id asker, std::uint32_t incarnation,
+                   bool exclusive = false) noexcept
+      : link_{std::move(link)}, asker_{std::move(asker)}, incarnation_{incarnation}, exclusive_{exclusive} {}
 
   continuation on_answer; // set on the asker's turn, run there
   [[nodiscard]] std::uint32_t incarnation() const noexcept { return incarnation_; }
@@ -65,7 +94,7 @@ protected:
   void deliver(message&& answer) override;
 
 private:
-  system_core& core_;
+  intrusive_ptr<core_link> link_;
   actor_id asker_;
   std::uint32_t incarnation_;
   bool exclusive_;
@@ -86,7 +115,8 @@ class external_reply_slot final : public reply_slot {
 public:
   using continuation = unique_function<void(expected<R>)>;
 
-  external_reply_slot(executor& exec, std::size_t lane) noexcept : exec_{exec}, lane_{lane} {}
+  external_reply_slot(intrusive_ptr<core_link> link, executor& exec, std::size_t lane) noexcept
+      : link_{std::move(link)}, exec_{exec}, lane_{lane} {}
 
   [[nodiscard]] std::size_t lane() const noexcept { return lane_; }
   [[nodiscard]] executor& exec() const noexcept { return exec_; }
@@ -143,20 +173,29 @@ protected:
       ready_.notify_all();
     }
     // The timeout is no longer needed: cancel it on its lane.
-    exec_.post(lane_, [self = intrusive_ptr<external_reply_slot>{this}] {
+    on_lane([self = intrusive_ptr<external_reply_slot>{this}] {
       if (self->timer != 0) self->exec_.cancel_timer(self->lane_, self->timer);
     });
   }
 
 private:
   void post(continuation fn) {
-    exec_.post(lane_,
-               [self = intrusive_ptr<external_reply_slot>{this}, fn = std::move(fn)]() mutable { fn(self->take()); });
+    on_lane([self = intrusive_ptr<external_reply_slot>{this}, fn = std::move(fn)]() mutable { fn(self->take()); });
   }
   void post(continuation fn, expected<R> r) {
-    exec_.post(lane_, [fn = std::move(fn), r = std::move(r)]() mutable { fn(std::move(r)); });
+    on_lane([fn = std::move(fn), r = std::move(r)]() mutable { fn(std::move(r)); });
+  }
+  /// Runs `f` on the slot's lane while the system lives. Once it is gone
+  /// (an answer that came late from outside) `f` is dropped: its executor
+  /// may be gone too. `get()` still returns the answer.
+  template <class F>
+  void on_lane(F&& f) {
+    if (link_->enter() == nullptr) return;
+    exec_.post(lane_, std::forward<F>(f));
+    link_->leave();
   }
 
+  intrusive_ptr<core_link> link_;
   executor& exec_;
   std::size_t lane_;
   std::mutex mutex_;
@@ -269,18 +308,17 @@ private:
 class response_promise {
 public:
   response_promise() noexcept = default;
-  response_promise(detail::system_core& core, intrusive_ptr<detail::reply_slot> slot, actor_id self,
+  response_promise(intrusive_ptr<detail::core_link> link, intrusive_ptr<detail::reply_slot> slot, actor_id self,
                    actor_id sender) noexcept
-      : core_{&core}, slot_{std::move(slot)}, self_{std::move(self)}, sender_{std::move(sender)} {}
+      : link_{std::move(link)}, slot_{std::move(slot)}, self_{std::move(self)}, sender_{std::move(sender)} {}
   response_promise(response_promise&&) noexcept = default;
   response_promise& operator=(response_promise&& o) noexcept {
     if (this != &o) {
       abandon();
-      core_ = o.core_;
+      link_ = std::move(o.link_);
       slot_ = std::move(o.slot_);
       self_ = std::move(o.self_);
       sender_ = std::move(o.sender_);
-      o.core_ = nullptr;
     }
     return *this;
   }
@@ -294,12 +332,12 @@ public:
   /// Sends an already wrapped answer.
   void deliver_message(message&& m);
   /// True until delivered.
-  [[nodiscard]] bool pending() const noexcept { return core_ != nullptr; }
+  [[nodiscard]] bool pending() const noexcept { return static_cast<bool>(link_); }
 
 private:
   void abandon() noexcept;
 
-  detail::system_core* core_ = nullptr;
+  intrusive_ptr<detail::core_link> link_;
   intrusive_ptr<detail::reply_slot> slot_;
   actor_id self_;
   actor_id sender_;
