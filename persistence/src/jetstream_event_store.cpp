@@ -665,6 +665,9 @@ struct jetstream_event_store::impl {
       if (failure) *failure = m.error();
       return std::nullopt;
     }
+    // A last write stored outside the rules (a stray) may not end the
+    // history a read returns: then the history is read to find its end.
+    if (!follows_cleanly(actor, by_actor, *m)) return read_end(actor, by_actor, failure);
     std::optional<std::uint64_t> v;
     if (auto h = m->header(last_version_header)) v = to_number(*h);
     if (!v && by_actor) {
@@ -679,6 +682,81 @@ struct jetstream_event_store::impl {
       return std::nullopt;
     }
     return actor_end{*v, m->sequence};
+  }
+
+  /// Whether an actor's last stored write `m` ends the history a read
+  /// returns, as far as one more get can tell: the server checked it against
+  /// the write before it (it carries `Nats-Expected-Last-Subject-Sequence`,
+  /// as every write of Aether's and of a writer following the documented
+  /// rules does), and, per actor, its first version follows the last
+  /// version of the write it expected (0: it is version 1). A write stored
+  /// without the check (a writer with plain NATS), or one that skips ahead
+  /// or repeats a version, does not.
+  bool follows_cleanly(const actor_id& actor, bool by_actor, const nats::message& m) {
+    const auto expected_header = m.header("Nats-Expected-Last-Subject-Sequence");
+    const auto expected = expected_header ? to_number(*expected_header) : std::nullopt;
+    if (!expected) return false;
+    if (!by_actor) return true; // the server found its subject empty: its version was free
+    auto batch = detail::decode_batch_own_versions(actor, m.sequence, m.data);
+    if (!batch) return false;
+    const auto first = batch->front().version;
+    if (*expected == 0) return first == 1;
+    auto before = conn->direct_get(stream_name(actor.ns()), *expected);
+    if (!before || before->subject != m.subject) return false;
+    std::optional<std::uint64_t> last;
+    if (auto h = before->header(last_version_header)) last = to_number(*h);
+    if (!last) {
+      if (auto b = detail::decode_batch_own_versions(actor, before->sequence, before->data)) last = b->back().version;
+    }
+    return last && first == *last + 1;
+  }
+
+  /// The end of the actor's history as a read decides it (the first stored
+  /// write of a version wins; writes that do not decode are taken to follow
+  /// the history, as a reporting read takes them), read write by write on
+  /// the store's thread; with the stream sequence the actor's next write
+  /// expects (per actor: the subject's last write, whatever its version).
+  /// What it leaves out is reported as a read reports it.
+  std::optional<actor_end> read_end(const actor_id& actor, bool by_actor, error* failure) {
+    reading r;
+    r.actor = actor;
+    r.tolerant = true;
+    r.by_actor = by_actor;
+    r.done = [](expected<history_report>) {};
+    const auto stream = stream_name(actor.ns());
+    auto fail_with = [&](const error& e) -> std::optional<actor_end> {
+      if (failure) *failure = e;
+      return std::nullopt;
+    };
+    if (by_actor) {
+      const auto subj = actor_subject(actor);
+      for (std::uint64_t after = 0;;) {
+        auto m = next_on_subject(stream, subj, after);
+        if (!m) return fail_with(m.error());
+        if (!*m) break;
+        const auto& msg = **m;
+        take_actor(
+            r, [&] { return msg.header(last_version_header); }, msg.data, msg.sequence);
+        after = msg.sequence;
+      }
+    } else {
+      // By exact subject, as a read of a short history goes: a write whose
+      // place no write before it ends at is never visited.
+      for (;;) {
+        const auto version = r.next;
+        auto m = write_at(actor, version);
+        if (!m) {
+          if (m.error().code() == errc::not_found) break;
+          return fail_with(m.error());
+        }
+        take(
+            r, m->subject, [&] { return m->header(last_version_header); }, true, m->data, m->sequence);
+        if (r.next == version) break; // a write that does not decode and whose end is unknown
+      }
+    }
+    std::uint64_t sequence = by_actor ? r.subject_sequence : r.end_sequence;
+    report_skipped(r);
+    return actor_end{r.next - 1, sequence};
   }
 
   /// Decides a write's outcome by reading its subject back from the stream
@@ -824,18 +902,25 @@ struct jetstream_event_store::impl {
     for (auto& [first, w] : r.pending) skip(r, first, w.sequence, "it starts after a version no write ends at");
     r.pending.clear();
     const auto p = r.owner.lock();
-    if (!r.skipped.empty()) {
-      if (p) p->skipped_writes.fetch_add(r.skipped.size(), std::memory_order_relaxed);
-      for (const auto& s : r.skipped) {
-        log(log_level::warn, "{}: skipped the write at stream sequence {} claiming version {}: {}", r.actor.to_string(),
-            s.sequence, s.version, s.reason);
-      }
-    }
+    if (p) p->report_skipped(r);
     // The read went to the end: the last write it took ends the history.
     // Per actor, the next write expects the subject's last write, which is
     // the history's end unless a write was left out after it.
     if (p && r.next > 1) p->learn_end(r.actor, actor_end{r.next - 1, r.by_actor ? r.subject_sequence : 0});
     r.done(history_report{std::move(r.events), std::move(r.undecodable), std::move(r.skipped)});
+  }
+
+  /// Counts and logs the writes a read left out of the history (pending
+  /// ones first: they start past a version no write ends at).
+  void report_skipped(reading& r) {
+    for (auto& [first, w] : r.pending) skip(r, first, w.sequence, "it starts after a version no write ends at");
+    r.pending.clear();
+    if (r.skipped.empty()) return;
+    skipped_writes.fetch_add(r.skipped.size(), std::memory_order_relaxed);
+    for (const auto& s : r.skipped) {
+      log(log_level::warn, "{}: skipped the write at stream sequence {} claiming version {}: {}", r.actor.to_string(),
+          s.sequence, s.version, s.reason);
+    }
   }
 
   /// Leaves a stored write out of the history, saying why.

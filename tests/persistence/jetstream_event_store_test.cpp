@@ -379,10 +379,12 @@ TEST_CASE("writes stored beside a history by a writer outside the rules are skip
       }
       const auto end = static_cast<std::uint64_t>(writes);
       const auto before = store->stats().skipped_writes;
-      // Inside the first write, a second write of version 3, and one past a gap.
+      // Inside the first write, a second write of version 3, a second write
+      // of the last version, and, last of all, one past a gap.
       std::vector<std::uint64_t> strays;
       strays.push_back(write_raw(*conn, raw_subject(layout, a, 2), raw_event(a, 2, "-2"), "2"));
       strays.push_back(write_raw(*conn, raw_subject(layout, a, 3), raw_event(a, 3, "-3"), "3"));
+      strays.push_back(write_raw(*conn, raw_subject(layout, a, end), raw_event(a, end, "-8"), fmt::format("{}", end)));
       strays.push_back(
           write_raw(*conn, raw_subject(layout, a, end + 5), raw_event(a, end + 5, "-9"), fmt::format("{}", end + 5)));
       auto check_history = [&](aether::event_store& s, std::uint64_t last) {
@@ -407,17 +409,35 @@ TEST_CASE("writes stored beside a history by a writer outside the rules are skip
         // each stray is reported with where it is, and counted.
         REQUIRE(report->skipped.size() == strays.size());
         for (std::size_t i = 0; i < strays.size(); ++i) CHECK(report->skipped[i].sequence == strays[i]);
-        CHECK(report->skipped[2].version == end + 5);
+        CHECK(report->skipped[3].version == end + 5);
         CHECK(store->stats().skipped_writes == before + strays.size());
       } else {
         CHECK(report->skipped.empty()); // read by subject: the strays' places are never visited
       }
-      // The actor goes on after its history.
-      auto next = store->append_wait(a, end, {make_event("closed")});
+      // The latest version is the one a read ends at, not the last stray's,
+      // in a store that read the history and in one that did not.
+      CHECK(*other->latest_version_wait(a) == end);
+      auto fresh = open_in(test::connect(server.url()), layout);
+      CHECK(*fresh->latest_version_wait(a) == end);
+      // A writer that knows nothing of the actor is refused behind the end
+      // and past it, with the end; after it, it goes on (behind the stray,
+      // whose stream sequence it expects per actor).
+      for (const auto wrong : {end - 1, end + 5}) {
+        auto refused = open_in(test::connect(server.url()), layout)->append_wait(a, wrong, {make_event("x")});
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().code() == errc::version_conflict);
+        CHECK(refused.error().value() == end);
+      }
+      auto next = fresh->append_wait(a, end, {make_event("closed")});
       REQUIRE_MESSAGE(next, (next ? "" : next.error().to_string()));
       CHECK(next->first_version == end + 1);
       CHECK(*other->latest_version_wait(a) == end + 1);
       check_history(*other, end + 1);
+      // And so does the store that read it, after its own version.
+      auto then = store->append_wait(a, end + 1, {make_event("reopened")});
+      REQUIRE_MESSAGE(then, (then ? "" : then.error().to_string()));
+      CHECK(*open_in(test::connect(server.url()), layout)->latest_version_wait(a) == end + 2);
+      check_history(*other, end + 2);
     }
   }
 }
@@ -595,6 +615,51 @@ TEST_CASE("one actor's pipelined appends are stored in order, whichever connecti
   REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
   REQUIRE(events->size() == writes);
   for (std::size_t i = 0; i < events->size(); ++i) CHECK((*events)[i].version == i + 1);
+}
+
+TEST_CASE("a writer pipelining appends to an actor its store has not seen yet gets no false conflict") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  constexpr std::uint64_t writes = 20;
+  auto pipeline = [](aether::event_store& store, const actor_id& a, std::uint64_t after) {
+    std::vector<std::future<aether::expected<aether::append_result>>> answers;
+    for (std::uint64_t v = after; v < after + writes; ++v) {
+      auto p = std::make_shared<std::promise<aether::expected<aether::append_result>>>();
+      answers.push_back(p->get_future());
+      store.append(a, v, {make_event("entry", std::to_string(v + 1))},
+                   [p](aether::expected<aether::append_result> r) { p->set_value(std::move(r)); });
+    }
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+      auto r = answers[i].get();
+      CAPTURE(i);
+      REQUIRE_MESSAGE(r, (r ? "" : r.error().to_string()));
+      CHECK(r->first_version == after + i + 1);
+    }
+  };
+  auto check_history = [&](const actor_id& a, std::uint64_t last) {
+    auto events = test::open_store(test::connect(server.url()))->read_wait(a);
+    REQUIRE_MESSAGE(events, (events ? "" : events.error().to_string()));
+    REQUIRE(events->size() == last);
+    for (std::uint64_t v = 1; v <= last; ++v) CHECK((*events)[v - 1].version == v);
+  };
+  for (const auto layout :
+       {aether::event_layout::automatic, aether::event_layout::per_write, aether::event_layout::per_actor}) {
+    const std::string ns = fmt::format("pipe{}", static_cast<int>(layout));
+    CAPTURE(ns);
+    // A namespace the store has never seen: its stream is set up while the
+    // appends wait.
+    const actor_id fresh{"ledger", "fresh", ns};
+    pipeline(*open_in(test::connect(server.url()), layout), fresh, 0);
+    check_history(fresh, writes);
+    // An actor with a history written elsewhere: the first append checks
+    // its version, the ones pipelined behind it follow it.
+    const actor_id known{"ledger", "known", ns};
+    REQUIRE(open_in(test::connect(server.url()), layout)->append_wait(known, 0, {make_event("opened")}));
+    auto store = open_in(test::connect(server.url()), layout);
+    pipeline(*store, known, 1);
+    CHECK(store->stats().version_checks == 1);
+    check_history(known, writes + 1);
+  }
 }
 
 TEST_CASE("the connection tells the version of the server it is on, as the server's monitoring does") {

@@ -116,6 +116,12 @@ TEST_CASE("on R1 a store writes one subject per actor, and the server refuses a 
     auto last = conn->direct_get_last(stream, aether::jetstream_event_store::actor_subject(a));
     REQUIRE(last);
     CHECK(last->header("Aether-Last-Version") == std::optional<std::string_view>{"10"});
+    // The server keeps the expectation it checked: the latest version is
+    // taken from a write that carries it (and follows the one it expected)
+    // without reading the history.
+    REQUIRE(last->header("Nats-Expected-Last-Subject-Sequence"));
+    CHECK(*last->header("Nats-Expected-Last-Subject-Sequence") != "0");
+    CHECK(*store->latest_version_wait(a) == 10);
     CHECK(conn->direct_get_last(stream, aether::jetstream_event_store::subject(a, 10)).error().code() ==
           errc::not_found);
   }
