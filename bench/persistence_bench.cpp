@@ -14,16 +14,22 @@
 // append_writers  aether.store_writers: N writers calling the store
 //                 directly, each appending one 128-byte event after the
 //                 acknowledgement of its previous one (100,000 in all), the
-//                 next append issued from the store's callback.
+//                 next append issued from the store's callback. An append
+//                 answered `unavailable` (outcome unknown) is resolved by
+//                 reading the actor's version back, stored or appended
+//                 again; the counts are printed with the figure.
 // append_actors   aether.es_actors: the same through the actor system: N
 //                 event-sourced actors, each told commands one after the
 //                 other (the next once the reply to the previous came), each
 //                 command persisting one event.
 // append_raw      nats.c with `--window` publishes in flight: same_bytes
-//                 sends what the store sends (its subjects, one per write,
-//                 its headers and JSON batch, to a stream made by the store,
-//                 with its republish and settings); plain sends 128-byte
-//                 messages on one subject of a plain stream: the ceiling.
+//                 sends what the store sends to a per-actor stream made by
+//                 the store (its republish and settings): `--window` writers,
+//                 each write on its writer's subject with the store's headers
+//                 and JSON batch, sent from the acknowledgement of the
+//                 writer's previous one and expecting its stream sequence;
+//                 plain sends 128-byte messages on one subject of a plain
+//                 stream: the ceiling.
 // replay          one actor's history (`--events`, `--per-message` events
 //                 per stored message) read back: aether through the store;
 //                 same_decoder: a raw ordered consumer decoding every message
@@ -36,12 +42,14 @@
 //                 wrote), beside the winner's plain append of the same actor
 //                 (floor.append), one actor at a time, 2,000 actors.
 // growth          `--writes` events into a fresh server (bench/run.sh reads
-//                 its memory and restarts it): aether: 10,000 store writers,
-//                 each appending one event after the acknowledgement of its
-//                 previous one; nats.c.subjects_10k / nats.c.subject_per_write:
-//                 raw async publishes of 128 bytes, 10,000 in flight, over
-//                 10,000 subjects or on a fresh subject each (the store's old
-//                 layout). Prints the throughput and the layout it found.
+//                 its memory and restarts it): aether: 10,000 store writers
+//                 on a per-actor stream, as append_writers (unknown outcomes
+//                 resolved and counted); nats.c.subjects_10k /
+//                 nats.c.subject_per_write: raw async publishes of 128 bytes,
+//                 10,000 in flight, over 10,000 subjects or on a fresh
+//                 subject each (the per-write layout's shape). Prints the
+//                 throughput and the layout the stream records, checked
+//                 against the last write on one actor's subject.
 // await_stream    after a restart: connects, then asks for the growth
 //                 stream's message count until it answers with every write;
 //                 prints the time since `--since` (Unix ns, taken before the
@@ -355,10 +363,10 @@ std::string append_params(std::int64_t window, std::int64_t total) {
 }
 
 void emit_append(std::string_view impl, std::int64_t window, std::int64_t total, double secs,
-                 std::vector<std::int64_t>& lat) {
+                 std::vector<std::int64_t>& lat, const std::string& throughput_params = {}) {
   const auto key = append_case(window);
   const auto params = append_params(window, total);
-  emit("append", key, impl, "events_per_s", static_cast<double>(total) / secs, "events/s", params);
+  emit("append", key, impl, "events_per_s", static_cast<double>(total) / secs, "events/s", params + throughput_params);
   emit("append", key, impl, "p50_us", percentile_us(lat, 0.50), "us", params);
   emit("append", key, impl, "p99_us", percentile_us(lat, 0.99), "us", params);
 }
@@ -371,8 +379,12 @@ struct store_write {
   std::string payload;
 };
 
-/// The writes the store would send for `actors` writers appending one event
-/// at a time, `total` in all, in the order a round robin issues them.
+/// The writes the store would send to a per-actor stream for `actors`
+/// writers appending one event at a time, `total` in all, in the order a
+/// round robin issues them: write k is writer k % actors's version
+/// k / actors + 1, on the writer's own subject. (Each one expects the stream
+/// sequence of its writer's previous write, known only once that one is
+/// acknowledged: the sender sets it.)
 std::vector<store_write> store_writes(const std::string& ns, std::int64_t actors, std::int64_t total) {
   std::vector<store_write> out;
   out.reserve(static_cast<std::size_t>(total));
@@ -382,7 +394,7 @@ std::vector<store_write> store_writes(const std::string& ns, std::int64_t actors
     std::vector<aether::event> events;
     events.push_back(make_event("bench.appended", event_payload()));
     if (auto r = aether::detail::prepare_append(id, version, events); !r) std::abort();
-    out.push_back(store_write{aether::jetstream_event_store::subject(id, version + 1), events.front().id,
+    out.push_back(store_write{aether::jetstream_event_store::actor_subject(id), events.front().id,
                               std::to_string(version + 1), aether::detail::encode_batch(events)});
   }
   return out;
@@ -400,12 +412,20 @@ bool warm_store(bench_env& env, const std::string& ns) {
 /// Drives `actors` writers through `per_actor` sequential appends each. The
 /// next append of a writer is issued from its previous one's callback (on a
 /// store or nats.c thread): the store's own cost, without an executor hop.
+///
+/// An append that ends `unavailable` has an unknown outcome (its
+/// acknowledgement did not come, and its read-back did not answer): the
+/// writer does what a client of the store must, it reads the actor's last
+/// version back. Stored, it goes on after it; not stored, it appends the
+/// same event again after the same version (the server's per-actor sequence
+/// check stores at most one of the two). Each such write is counted and
+/// reported; any other failure stops the writer and fails the run.
 class append_driver {
 public:
   append_driver(aether::event_store& store, std::string_view ns, std::int64_t actors, std::int64_t per_actor)
       : store_{store}, per_actor_{per_actor}, latencies_{static_cast<std::size_t>(actors * per_actor)} {
     for (std::int64_t i = 0; i < actors; ++i) {
-      actors_.push_back(actor{actor_id{"account", fmt::format("a{}", i), ns}, 0, {}});
+      actors_.push_back(actor{actor_id{"account", fmt::format("a{}", i), ns}, 0, {}, false, 0});
     }
   }
 
@@ -420,17 +440,42 @@ public:
       std::abort();
     }
     std::lock_guard lock{failure_mutex_};
+    if (unknown_ > 0) {
+      note("  append: {} appends ended with an unknown outcome (the first: {}); read back: {} stored, {} not stored "
+           "and appended again",
+           unknown_, first_unknown_ ? first_unknown_->to_string() : std::string{}, found_stored_, appended_again_);
+    }
     if (failure_) note("  append: {} appends failed, the first: {}", failures_, failure_->to_string());
     return finished && !failure_;
   }
 
   std::vector<std::int64_t> latencies() { return latencies_.take(); }
 
+  /// The appends whose outcome was unknown, and what reading back found.
+  struct unknowns {
+    std::int64_t total = 0;
+    std::int64_t found_stored = 0;
+    std::int64_t appended_again = 0;
+  };
+  unknowns unknown_outcomes() {
+    std::lock_guard lock{failure_mutex_};
+    return {unknown_, found_stored_, appended_again_};
+  }
+
+  /// The unknown-outcome figures as result parameters.
+  std::string unknown_params() {
+    const auto u = unknown_outcomes();
+    return param("unknown_outcomes", u.total) + param("unknown_found_stored", u.found_stored) +
+           param("unknown_appended_again", u.appended_again);
+  }
+
 private:
   struct actor {
     actor_id id;
     std::int64_t version = 0;
     bench_clock::time_point sent;
+    bool again = false; // the append in flight repeats one whose outcome was unknown
+    int read_backs = 0; // of the current append's outcome
   };
 
   // Each writer's state is touched by one append chain at a time.
@@ -443,24 +488,92 @@ private:
                   [this, i](expected<aether::append_result> r) { on_stored(i, r); });
   }
 
-  void on_stored(std::size_t i, const expected<aether::append_result>& r) {
-    auto& a = actors_[i];
-    latencies_.record(nanos_since(a.sent));
-    if (!r) {
-      {
-        std::lock_guard lock{failure_mutex_};
-        ++failures_;
-        if (!failure_) failure_ = r.error();
-      }
-      finished_.add(); // this writer stops
-      return;
+  void stop(const aether::error& e) {
+    {
+      std::lock_guard lock{failure_mutex_};
+      ++failures_;
+      if (!failure_) failure_ = e;
     }
+    finished_.add(); // this writer stops
+  }
+
+  void next(std::size_t i) {
+    auto& a = actors_[i];
+    a.again = false;
+    a.read_backs = 0;
     if (++a.version < per_actor_) {
       issue(i);
     } else {
       finished_.add();
     }
   }
+
+  void on_stored(std::size_t i, const expected<aether::append_result>& r) {
+    auto& a = actors_[i];
+    latencies_.record(nanos_since(a.sent));
+    if (r) {
+      next(i);
+      return;
+    }
+    const auto code = r.error().code();
+    // A repeated append refused by the version the unknown one stored: that
+    // one was stored after all (after the read-back said it was not).
+    if (a.again && code == aether::errc::version_conflict &&
+        r.error().value() == static_cast<std::uint64_t>(a.version + 1)) {
+      {
+        std::lock_guard lock{failure_mutex_};
+        ++found_stored_;
+        --appended_again_;
+      }
+      next(i);
+      return;
+    }
+    if (code != aether::errc::unavailable) {
+      stop(r.error());
+      return;
+    }
+    {
+      std::lock_guard lock{failure_mutex_};
+      ++unknown_;
+      if (!first_unknown_) first_unknown_ = r.error();
+    }
+    read_back(i);
+  }
+
+  /// Reads the actor's last version after an append of unknown outcome.
+  void read_back(std::size_t i) {
+    store_.latest_version(actors_[i].id, [this, i](expected<std::uint64_t> v) {
+      auto& a = actors_[i];
+      if (!v) {
+        if (v.error().code() == aether::errc::unavailable && ++a.read_backs < max_read_backs) {
+          read_back(i); // the server is still busy: ask again
+          return;
+        }
+        stop(v.error());
+        return;
+      }
+      if (*v == static_cast<std::uint64_t>(a.version + 1)) {
+        {
+          std::lock_guard lock{failure_mutex_};
+          ++found_stored_;
+        }
+        next(i);
+      } else if (*v == static_cast<std::uint64_t>(a.version)) {
+        {
+          std::lock_guard lock{failure_mutex_};
+          ++appended_again_;
+        }
+        a.again = true;
+        issue(i);
+      } else {
+        stop(
+            aether::error{aether::errc::replay_failed, fmt::format("{}: at version {} after an append after version {}",
+                                                                   a.id.to_string(), *v, a.version)});
+      }
+    });
+  }
+
+  static constexpr int max_read_backs = 10;
 
   aether::event_store& store_;
   std::int64_t per_actor_;
@@ -471,6 +584,10 @@ private:
   std::mutex failure_mutex_;
   std::optional<aether::error> failure_;
   std::int64_t failures_ = 0;
+  std::optional<aether::error> first_unknown_;
+  std::int64_t unknown_ = 0;
+  std::int64_t found_stored_ = 0;
+  std::int64_t appended_again_ = 0;
 };
 
 bool run_append_writers(bench_env& env, std::int64_t actors) {
@@ -491,7 +608,7 @@ bool run_append_writers(bench_env& env, std::int64_t actors) {
     note("append writers: {} messages stored, expected {}", stored, actors * per_actor + append_warmup);
     return false;
   }
-  emit_append("aether.store_writers", actors, actors * per_actor, secs, lat);
+  emit_append("aether.store_writers", actors, actors * per_actor, secs, lat, driver.unknown_params());
   emit("append", append_case(actors), "aether.store_writers", "payload_bytes_on_wire",
        static_cast<double>(store_writes(ns, 1, 1).front().payload.size()), "bytes",
        append_params(actors, actors * per_actor));
@@ -658,36 +775,49 @@ struct async_acks {
   latency_log* latencies = nullptr;
   std::vector<std::int64_t>* sent_at = nullptr; // by write index, for same_bytes
   std::int64_t writers = 1;                     // same_bytes: writes k go to writer k % writers
+  // same_bytes: called with a write's index and its stream sequence (0: not
+  // stored) on nats.c's thread, to send its writer's next write.
+  std::function<void(std::size_t, std::uint64_t)> stored;
   std::atomic<std::int64_t> acked{0};
   std::atomic<std::int64_t> failed{0};
 
   static void on_ack(jsCtx*, natsMsg* m, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto& self = *static_cast<async_acks*>(closure);
     std::int64_t sent = 0;
+    std::optional<std::size_t> index;
     if (self.sent_at != nullptr) {
-      // The subject names the writer and version: ...a{writer}.{version}.
+      // The subject names the writer (...a{writer}), the header the version.
       const std::string_view subject{natsMsg_GetSubject(m)};
-      const auto dot = subject.rfind('.');
-      const auto a = subject.rfind(".a", dot - 1);
-      const auto version = std::atoll(subject.substr(dot + 1).data());
-      const auto writer = std::atoll(std::string{subject.substr(a + 2, dot - a - 2)}.c_str());
-      const auto index = static_cast<std::size_t>((version - 1) * self.writers + writer);
-      if (index < self.sent_at->size()) sent = (*self.sent_at)[index];
+      const auto writer = std::atoll(subject.substr(subject.rfind(".a") + 2).data());
+      const char* last = nullptr;
+      if (natsMsgHeader_Get(m, "Aether-Last-Version", &last) == NATS_OK && last != nullptr) {
+        const auto version = std::atoll(last);
+        index = static_cast<std::size_t>((version - 1) * self.writers + writer);
+        if (*index < self.sent_at->size()) sent = (*self.sent_at)[*index];
+      }
     } else if (natsMsg_GetDataLength(m) >= static_cast<int>(sizeof sent)) {
       // The send time rides in the payload's first bytes.
       std::memcpy(&sent, natsMsg_GetData(m), sizeof sent);
     }
     self.latencies->record(nanos_since(self.epoch) - sent);
-    if (pa != nullptr && pae == nullptr) {
+    const bool ok = pa != nullptr && pae == nullptr;
+    const auto sequence = ok ? pa->Sequence : 0;
+    natsMsg_Destroy(m);
+    if (index && self.stored) self.stored(*index, sequence);
+    // Counted last: the sender waits for the count, then leaves.
+    if (ok) {
       self.acked.fetch_add(1, std::memory_order_relaxed);
     } else {
       self.failed.fetch_add(1, std::memory_order_relaxed);
     }
-    natsMsg_Destroy(m);
   }
 };
 
-/// Raw async publishes with up to `window` in flight.
+/// Raw async publishes with up to `window` in flight. same_bytes: `window`
+/// writers on a per-actor stream made by the store, each write sent once the
+/// writer's previous one is acknowledged (from nats.c's ack handler), with
+/// that write's stream sequence as its expectation, as the store does;
+/// plain: a window of publishes on one subject.
 bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) {
   const bool same_bytes = mode == "same_bytes";
   const auto total = std::max<std::int64_t>(1, scaled(append_total, env.scale) / window) * window;
@@ -704,6 +834,10 @@ bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) 
       note("append raw: {}", r.error().to_string());
       return false;
     }
+    if (auto l = env.store->layout(ns); !l || *l != aether::event_layout::per_actor) {
+      note("append raw: the store's stream is not in the per-actor layout");
+      return false;
+    }
     stream = aether::jetstream_event_store::stream_name(ns);
     writes = store_writes(ns, window, total + append_warmup);
   } else {
@@ -714,30 +848,30 @@ bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) 
   }
   latency_log lat_log{static_cast<std::size_t>(total + append_warmup)};
   std::vector<std::int64_t> sent_at(static_cast<std::size_t>(total + append_warmup));
+  // same_bytes: each writer's last stored write (touched by its one chain at a time).
+  std::vector<std::uint64_t> last_sequence(static_cast<std::size_t>(window), 0);
+  std::atomic<std::int64_t> phase_end{0}; // same_bytes: writes from this index on wait for the next phase
+  countdown chains_ended;
+  std::int64_t chains_started = 0;
   async_acks acks;
   acks.epoch = bench_clock::now();
   acks.latencies = &lat_log;
-  if (same_bytes) {
-    acks.sent_at = &sent_at;
-    acks.writers = window;
-  }
-  auto js = client->jetstream(window, &async_acks::on_ack, &acks);
-  if (!js) return false;
   std::string payload(payload_bytes, 'x');
   std::int64_t wire_bytes = 0;
+  nats_ptr<jsCtx> js;
   auto publish = [&](std::int64_t i) {
     natsStatus s = NATS_OK;
     const auto now = nanos_since(acks.epoch);
     if (same_bytes) {
       const auto& w = writes[static_cast<std::size_t>(i)];
       sent_at[static_cast<std::size_t>(i)] = now;
+      const auto expect = std::to_string(last_sequence[static_cast<std::size_t>(i % window)]);
       natsMsg* m = nullptr;
       s = natsMsg_Create(&m, w.subject.c_str(), nullptr, w.payload.data(), static_cast<int>(w.payload.size()));
       // The store's headers, in its order.
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", "0");
+      if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", expect.c_str());
       if (s == NATS_OK) s = natsMsgHeader_Set(m, "Aether-Write-Id", w.write_id.c_str());
       if (s == NATS_OK) s = natsMsgHeader_Set(m, "Aether-Last-Version", w.last_version.c_str());
-      wire_bytes = static_cast<std::int64_t>(w.payload.size());
       while (s == NATS_OK || s == NATS_TIMEOUT) {
         s = js_PublishMsgAsync(js.get(), &m, nullptr);
         if (s != NATS_TIMEOUT) break; // the window stayed full for the whole stall wait
@@ -745,7 +879,6 @@ bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) 
       natsMsg_Destroy(m); // null once the library took it
     } else {
       std::memcpy(payload.data(), &now, sizeof now);
-      wire_bytes = static_cast<std::int64_t>(payload.size());
       do {
         s = js_PublishAsync(js.get(), plain_subject.c_str(), payload.data(), static_cast<int>(payload.size()), nullptr);
       } while (s == NATS_TIMEOUT);
@@ -753,14 +886,68 @@ bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) 
     if (s != NATS_OK) note("raw {}: {}", mode, nats_failure(s, "publishing"));
     return s == NATS_OK;
   };
+  if (same_bytes) {
+    acks.sent_at = &sent_at;
+    acks.writers = window;
+    wire_bytes = static_cast<std::int64_t>(writes.front().payload.size());
+    // A writer's chain goes on from the acknowledgement of its last write,
+    // and ends at the phase's end or at a write that failed (counted).
+    acks.stored = [&](std::size_t index, std::uint64_t sequence) {
+      if (sequence == 0) { // not stored: counted as failed
+        chains_ended.add();
+        return;
+      }
+      last_sequence[index % static_cast<std::size_t>(window)] = sequence;
+      const auto next = static_cast<std::int64_t>(index) + window;
+      if (next >= phase_end.load()) {
+        chains_ended.add();
+      } else if (!publish(next)) {
+        acks.failed.fetch_add(1);
+        chains_ended.add();
+      }
+    };
+  } else {
+    wire_bytes = static_cast<std::int64_t>(payload.size());
+  }
+  // same_bytes: room for more than the window, so the ack handler that sends
+  // a writer's next write never waits for an acknowledgement it would deliver.
+  js = client->jetstream(same_bytes ? 2 * window : window, &async_acks::on_ack, &acks);
+  if (!js) return false;
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = std::chrono::duration_cast<std::chrono::milliseconds>(run_deadline).count();
+  // Sends writes [from, to) and waits for all of them: same_bytes starts one
+  // chain per writer, plain sends them all into the window.
+  auto phase = [&](std::int64_t from, std::int64_t to) {
+    if (!same_bytes) {
+      for (std::int64_t i = from; i < to; ++i) {
+        if (!publish(i)) return false;
+      }
+      if (auto s = js_PublishAsyncComplete(js.get(), &po); s != NATS_OK) {
+        note("raw {}: {}", mode, nats_failure(s, "waiting for the acknowledgements"));
+        return false;
+      }
+      return true;
+    }
+    phase_end = to;
+    std::int64_t started = 0;
+    bool ok = true;
+    for (std::int64_t i = from; i < std::min(to, from + window); ++i, ++started) {
+      if (!publish(i)) {
+        ok = false;
+        break;
+      }
+    }
+    // Every chain started is waited for: the ack handler uses these locals.
+    chains_started += started;
+    if (!chains_ended.wait_for(chains_started, run_deadline)) {
+      note("raw same_bytes: timed out");
+      std::abort();
+    }
+    return ok;
+  };
   // The same warm-up as the store gets, then the timed publishes.
-  for (std::int64_t i = 0; i < append_warmup; ++i) {
-    if (!publish(i)) return false;
-  }
-  if (js_PublishAsyncComplete(js.get(), &po) != NATS_OK) return false;
+  if (!phase(0, append_warmup)) return false;
   for (auto until = bench_clock::now() + 5s; acks.acked + acks.failed < append_warmup && bench_clock::now() < until;) {
     std::this_thread::sleep_for(1ms);
   }
@@ -769,15 +956,9 @@ bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) 
   acks.latencies = &timed_log;
   acks.acked = 0;
   const auto start = bench_clock::now();
-  for (std::int64_t i = append_warmup; i < append_warmup + total; ++i) {
-    if (!publish(i)) return false;
-  }
-  const auto s = js_PublishAsyncComplete(js.get(), &po);
+  const bool sent = phase(append_warmup, append_warmup + total);
   const double secs = seconds_since(start);
-  if (s != NATS_OK) {
-    note("raw {}: {}", mode, nats_failure(s, "waiting for the acknowledgements"));
-    return false;
-  }
+  if (!sent) return false;
   // The handler of the last ack may still be running.
   for (auto until = bench_clock::now() + 5s; acks.acked + acks.failed < total && bench_clock::now() < until;) {
     std::this_thread::sleep_for(1ms);
@@ -1084,18 +1265,30 @@ bool run_growth(bench_env& env, std::string_view impl, std::int64_t writes) {
       note("growth: {} messages stored, expected {}", stored, actors * per_actor);
       return false;
     }
-    // A write's subject names its first version only in the per-write layout.
-    auto second = env.store->read_wait(actor_id{"account", "a0", ns});
-    std::string layout = "unknown";
-    if (second && second->size() >= 2) {
-      const auto s1 = (*second)[0].sequence;
-      const auto s2 = (*second)[1].sequence;
-      auto m1 = env.conn->direct_get(aether::jetstream_event_store::stream_name(ns), s1);
-      auto m2 = env.conn->direct_get(aether::jetstream_event_store::stream_name(ns), s2);
-      if (m1 && m2) layout = m1->subject == m2->subject ? "subject_per_actor" : "subject_per_write";
+    // The layout the stream records, checked against what it holds: in the
+    // per-actor layout the last message on an actor's own subject ends its
+    // history. One direct get by subject: a read of a whole history would
+    // load the stream's blocks into the server's memory measured next.
+    const auto stream = aether::jetstream_event_store::stream_name(ns);
+    auto recorded = env.store->layout(ns);
+    if (!recorded) {
+      note("growth: {}", recorded.error().to_string());
+      return false;
+    }
+    std::string layout = *recorded == aether::event_layout::per_actor ? "per_actor" : "per_write";
+    if (*recorded == aether::event_layout::per_actor) {
+      const actor_id first{"account", "a0", ns};
+      auto last = env.conn->direct_get_last(stream, aether::jetstream_event_store::actor_subject(first));
+      const auto version = last ? last->header("Aether-Last-Version") : std::nullopt;
+      if (!version || *version != std::to_string(per_actor)) {
+        note("growth: the last write on {}'s subject names version {}, expected {}", first.to_string(),
+             version ? std::string{*version} : std::string{"none"}, per_actor);
+        return false;
+      }
     }
     emit("server_growth", key, "aether", "events_per_s", static_cast<double>(actors * per_actor) / secs, "events/s",
-         param("writes", actors * per_actor) + param("actors", actors) + param("layout", layout));
+         param("writes", actors * per_actor) + param("actors", actors) + param("layout", layout) +
+             driver.unknown_params());
     return true;
   }
   const bool per_write = impl == "nats.c.subject_per_write";
