@@ -620,7 +620,7 @@ growth_job() { # impl writes exe prefix
   rm -rf "$dir"
   local params
   params=$(printf '%s\n' "$out" | grep '^{' | head -n 1 | jq -c '{writes} + (if .layout then {layout} else {} end)
-    + (if .subjects then {subjects} else {} end)')
+    + (if .subjects then {subjects} else {} end) + (if .unknown_outcomes then {unknown_outcomes} else {} end)')
   jq -cn --arg impl "$impl" --arg case "server_growth writes=$writes" --argjson p "$params" \
     --argjson rss0 "$rss0" --argjson rss1 "$rss1" --argjson rss2 "$rss2" --argjson writes "$writes" '
     {bench: "server_growth", case: $case, impl: $impl} + $p as $b
@@ -744,7 +744,11 @@ run_persistence() {
         (["aether", "nats.c.subjects_10k", "nats.c.subject_per_write"][] as $i
          | select(v($i; "bytes_per_write") != null)
          | "  \($i)\(($g | map(select(.impl == $i and .layout != null)) | first | .layout // null) as $l
-                   | if $l then " (\($l))" else "" end): \(v($i; "bytes_per_write") | round) B per write, restart \(v($i; "restart_ms") | round) ms, \(v($i; "events_per_s") | round) writes/s"),
+                   | if $l then " (\($l))" else "" end): \(v($i; "bytes_per_write") | round) B per write (\(v($i; "rss_after_writes_mb") | round) MB), restart \(v($i; "restart_ms") | round) ms (then \(v($i; "rss_after_restart_mb") | round) MB), \(v($i; "events_per_s") | round) writes/s\(($g | map(select(.impl == $i and .unknown_outcomes != null)) | first | .unknown_outcomes // null) as $u
+                   | if $u then ", \($u) appends of unknown outcome read back" else "" end)"),
+        (if v("aether"; "bytes_per_write") != null and v("nats.c.subjects_10k"; "bytes_per_write") != null
+         then "  aether / raw nats.c over 10k subjects: bytes per write \(v("aether"; "bytes_per_write") / v("nats.c.subjects_10k"; "bytes_per_write") * 100 | round / 100)x, restart \(v("aether"; "restart_ms") / v("nats.c.subjects_10k"; "restart_ms") * 100 | round / 100)x"
+         else empty end),
         (if v("aether"; "events_per_s") != null and v("nats.c.subjects_10k"; "events_per_s") != null
          then "  append throughput / raw nats.c async publish (10k subjects): \(v("aether"; "events_per_s") / v("nats.c.subjects_10k"; "events_per_s") * 100 | round / 100)"
          else empty end)' "$build_dir/persistence.jsonl"
