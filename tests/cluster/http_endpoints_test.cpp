@@ -5,18 +5,14 @@
 #include "support/eventually.hpp"
 #include "support/http_client.hpp"
 #include "support/nats_server.hpp"
+#include "support/prometheus_text.hpp"
 #include "support/promtool.hpp"
 #include "test_actors.hpp"
 
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <regex>
-#include <sstream>
 #include <string>
-#include <unistd.h>
 
 using namespace std::chrono_literals;
 using aether::actor_id;
@@ -26,6 +22,7 @@ using aether::testing::raw_http;
 using aether::testing::status_of;
 
 using aether::testing::promtool_check;
+using aether::testing::sample;
 
 namespace {
 
@@ -60,13 +57,6 @@ aether::node_config with_http() {
   c.handle_signals = false;
   c.http_address = "127.0.0.1:0";
   return c;
-}
-
-/// The value of the sample `line` starts with (name and labels), or -1.
-double sample(const std::string& text, const std::string& name_and_labels) {
-  const auto at = text.find("\n" + name_and_labels + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + name_and_labels.size() + 2));
 }
 
 struct env_var {

@@ -4,24 +4,21 @@
 #include "bus_fixtures.hpp"
 
 #include "support/eventually.hpp"
+#include "support/prometheus_text.hpp"
 #include "support/promtool.hpp"
 
 #include <aether/runtime/metrics.hpp>
 
 #include <fmt/format.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
+#include <atomic>
 #include <latch>
-#include <sstream>
 #include <string>
-
-#include <unistd.h>
 
 using namespace std::chrono_literals;
 
 using aether::testing::promtool_check;
+using aether::testing::sample;
 
 namespace {
 
@@ -29,15 +26,6 @@ std::string scrape(const aether::event_bus& bus) {
   aether::metric_sink sink;
   bus.collect(sink);
   return sink.text();
-}
-
-/// The value of the sample `name{labels}` in `text`, or -1 when absent.
-double sample(const std::string& text, const std::string& name_and_labels) {
-  std::istringstream lines{text};
-  for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with(name_and_labels + " ")) return std::atof(line.c_str() + name_and_labels.size() + 1);
-  }
-  return -1;
 }
 
 } // namespace
