@@ -667,21 +667,38 @@ public:
   /// Activates every actor (untimed: the workload is the appends).
   bool activate() {
     countdown woken;
-    std::atomic<bool> ok{true};
+    std::mutex failed_mutex;
+    std::int64_t failed = 0;
+    std::optional<aether::error> first;
+    // A bounded window of activations, as commands arriving at a node
+    // would activate them: the store reads histories one at a time, so ten
+    // thousand at once leave the last ones waiting past the persistence
+    // timeout (10 s) on a loaded machine.
+    constexpr std::int64_t window = 256;
+    std::int64_t asked = 0;
     for (const auto& s : slots_) {
-      // As long as the run may take: thousands of activations queue behind
-      // each other's reads (for minutes under emulation).
+      if (asked >= window && !woken.wait_for(asked - window + 1, run_deadline)) break;
+      ++asked;
+      // As long as the run may take: activations queue behind each other's
+      // reads (for minutes under emulation).
       system_.ask<int>(s.id, wake_up{}, run_deadline).then([&](expected<int> r) {
-        if (!r) ok = false;
+        if (!r) {
+          std::lock_guard lock{failed_mutex};
+          ++failed;
+          if (!first) first = r.error();
+        }
         woken.add();
       });
     }
     // Every ask is waited for: the callbacks use locals.
-    if (!woken.wait_for(static_cast<std::int64_t>(slots_.size()), run_deadline)) {
+    if (asked < static_cast<std::int64_t>(slots_.size()) || !woken.wait_for(asked, run_deadline)) {
       note("append actors: activation timed out");
       std::abort();
     }
-    return ok;
+    std::lock_guard lock{failed_mutex};
+    if (first)
+      note("append actors: {} of {} activations failed, the first: {}", failed, slots_.size(), first->to_string());
+    return !first;
   }
 
   bool run(double& seconds) {
