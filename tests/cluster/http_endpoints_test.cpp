@@ -2,6 +2,7 @@
 #include <aether/runtime/thread_pool_executor.hpp>
 
 #include "node_ops.hpp"
+#include "support/env_var.hpp"
 #include "support/eventually.hpp"
 #include "support/http_client.hpp"
 #include "support/nats_server.hpp"
@@ -11,12 +12,12 @@
 
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <string>
 
 using namespace std::chrono_literals;
 using aether::actor_id;
 using aether::testing::body_of;
+using aether::testing::env_var;
 using aether::testing::http_get;
 using aether::testing::raw_http;
 using aether::testing::status_of;
@@ -58,14 +59,6 @@ aether::node_config with_http() {
   c.http_address = "127.0.0.1:0";
   return c;
 }
-
-struct env_var {
-  env_var(const char* name, const char* value) : name_{name} { ::setenv(name, value, 1); }
-  ~env_var() { ::unsetenv(name_); }
-  env_var(const env_var&) = delete;
-  env_var& operator=(const env_var&) = delete;
-  const char* name_;
-};
 
 /// A cluster view a test sets by hand.
 class manual_cluster final : public aether::cluster {

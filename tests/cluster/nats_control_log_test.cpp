@@ -1,4 +1,5 @@
 // The control log and heartbeats on a real nats-server.
+#include "support/nats_connection.hpp"
 #include "support/nats_server.hpp"
 
 #include <aether/cluster/nats_control_log.hpp>
@@ -11,16 +12,9 @@
 #include <mutex>
 
 using namespace std::chrono_literals;
+using aether::testing::connect;
 
 namespace {
-
-std::shared_ptr<aether::nats::connection> connect(const std::string& url) {
-  aether::nats::connect_options o;
-  o.url = url;
-  auto c = aether::nats::connection::connect(o);
-  REQUIRE(c);
-  return *c;
-}
 
 aether::expected<std::uint64_t> append(aether::control_log& log, std::string subject, std::string data) {
   std::promise<aether::expected<std::uint64_t>> p;

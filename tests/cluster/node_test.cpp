@@ -1,5 +1,6 @@
 #include <aether/aether.hpp>
 
+#include "support/env_var.hpp"
 #include "test_actors.hpp"
 
 #include <doctest/doctest.h>
@@ -15,6 +16,7 @@
 
 using namespace std::chrono_literals;
 using aether::actor_id;
+using aether::testing::env_var;
 
 namespace {
 
@@ -36,14 +38,6 @@ aether::task<aether::errc> ask_nobody(aether::node& n) {
   auto r = co_await n.ask<int>(actor_id{"nobody", "x"}, test::get{}, 5s);
   co_return r ? aether::errc{} : r.error().code();
 }
-
-struct env_var {
-  env_var(const char* name, const char* value) : name_{name} { ::setenv(name, value, 1); }
-  ~env_var() { ::unsetenv(name_); }
-  env_var(const env_var&) = delete;
-  env_var& operator=(const env_var&) = delete;
-  const char* name_;
-};
 
 } // namespace
 

@@ -3,6 +3,7 @@
 #include "state_tally.hpp"
 #include "support/child_process.hpp"
 #include "support/eventually.hpp"
+#include "support/nats_connection.hpp"
 #include "support/nats_server.hpp"
 
 #include <aether/aether.hpp>
@@ -24,6 +25,7 @@ using aether::actor_id;
 using aether::errc;
 using aether::state_failure;
 using aether::state_point;
+using aether::testing::connect;
 using state_test::add;
 
 namespace {
@@ -155,14 +157,6 @@ fold_fn node_fold(aether::node& node) {
 
 fold_fn query_fold(aether::nats::connection& conn) {
   return [&conn](const actor_id& id, state_point p) { return aether::query_state(conn, id, p, 20s); };
-}
-
-std::shared_ptr<aether::nats::connection> connect(const std::string& url) {
-  aether::nats::connect_options o;
-  o.url = url;
-  auto c = aether::nats::connection::connect(o);
-  REQUIRE(c);
-  return *c;
 }
 
 std::uint64_t snapshot_version_of(aether::node& node, const actor_id& id) {

@@ -1,5 +1,7 @@
 #include <aether/runtime/log.hpp>
 
+#include "support/env_var.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -9,6 +11,8 @@
 #include <string>
 #include <unistd.h>
 #include <vector>
+
+using aether::testing::env_var;
 
 namespace {
 
@@ -54,14 +58,6 @@ struct log_defaults {
     aether::set_log_level(aether::log_level::warn);
     aether::set_log_format(aether::log_format::text);
   }
-};
-
-struct env_var {
-  env_var(const char* name, const char* value) : name_{name} { ::setenv(name, value, 1); }
-  ~env_var() { ::unsetenv(name_); }
-  env_var(const env_var&) = delete;
-  env_var& operator=(const env_var&) = delete;
-  const char* name_;
 };
 
 const std::string rfc3339_ms = R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)";

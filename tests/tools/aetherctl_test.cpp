@@ -12,6 +12,7 @@
 
 #include "support/child_process.hpp"
 #include "support/eventually.hpp"
+#include "support/nats_connection.hpp"
 #include "support/nats_server.hpp"
 
 #include <doctest/doctest.h>
@@ -33,6 +34,7 @@
 using namespace std::chrono_literals;
 using aether::actor_id;
 using aether::testing::child_process;
+using aether::testing::connect;
 
 namespace {
 
@@ -86,14 +88,6 @@ void check_bad_input(const std::vector<std::string>& args, std::string_view name
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK(r.err.rfind("aetherctl: ", 0) == 0);
   CHECK(r.err.find(names) != std::string::npos);
-}
-
-std::shared_ptr<aether::nats::connection> connect(const std::string& url) {
-  aether::nats::connect_options o;
-  o.url = url;
-  auto c = aether::nats::connection::connect(o);
-  REQUIRE_MESSAGE(c, (c ? "" : c.error().to_string()));
-  return *c;
 }
 
 aether::event make_event(std::string type, std::string data) {
