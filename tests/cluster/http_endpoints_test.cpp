@@ -129,6 +129,11 @@ TEST_CASE("a node's endpoints: livez, readyz, status and metrics that promtool a
   CHECK(json.find("\"counter\":2") != std::string::npos);
   CHECK(json.find("\"tally\":1") != std::string::npos);
 
+  // A shard counts a batch's messages after the batch, so a reply can come
+  // before its message is counted.
+  AETHER_EVENTUALLY(sample(node.metric_registry().text(), "aether_messages_total") >= 9 &&
+                        sample(node.metric_registry().text(), "aether_message_handling_seconds_count") >= 9,
+                    10s);
   const auto metrics = http_get(port, "/metrics");
   REQUIRE(status_of(metrics) == 200);
   CHECK(metrics.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
