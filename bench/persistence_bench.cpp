@@ -10,6 +10,7 @@
 //          [--prefix P] [--scale F] [--actors N] [--window N]
 //          [--mode same_bytes|plain] [--impl aether|same_decoder|count]
 //          [--events N] [--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS]
+//          [--ack-timeout-ms N]
 //
 // append_writers  aether.store_writers: N writers calling the store
 //                 directly, each appending one 128-byte event after the
@@ -57,6 +58,10 @@
 // activation      the first message to an event-sourced actor with 10,000
 //                 events, without or with a snapshot 10 events before the
 //                 end, in a fresh actor system after one untimed activation.
+//
+// --ack-timeout-ms N sets the store's acknowledgement timeout (default
+// 2,000 ms): a short one makes appends of unknown outcome common, to check
+// how the writers resolve them; not for measuring.
 //
 // Histories for replay and activation live in namespaces named after
 // `--prefix` and are written by the first process that needs them; append
@@ -1491,7 +1496,7 @@ int usage(const char* argv0) {
                "append_writers|append_actors|append_raw|replay|activation|conflict|growth|await_stream "
                "[--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain] "
                "[--impl aether|same_decoder|count|nats.c.subjects_10k|nats.c.subject_per_write] [--events N] "
-               "[--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS]\n",
+               "[--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS] [--ack-timeout-ms N]\n",
                argv0);
   return 2;
 }
@@ -1512,6 +1517,7 @@ int main(int argc, char** argv) {
            "         [--prefix P] [--scale F] [--actors N] [--window N] [--mode same_bytes|plain]\n"
            "         [--impl aether|same_decoder|count|nats.c.subjects_10k|nats.c.subject_per_write]\n"
            "         [--events N] [--per-message N] [--snapshot 0|1] [--writes N] [--since UNIX_NS]\n"
+           "         [--ack-timeout-ms N]\n"
            "One persistence workload, one side (Aether or raw nats.c) per process, against a nats-server with\n"
            "JetStream; results as JSON lines on stdout (bench/run.sh persistence runs them all).",
            "  0  the workload ran\n  1  the workload failed (a line on stderr says why)\n  2  bad arguments\n"})) {
@@ -1528,6 +1534,7 @@ int main(int argc, char** argv) {
   bool snapshot = false;
   std::int64_t writes = 1'000'000;
   std::int64_t since_ns = 0;
+  std::int64_t ack_timeout_ms = 0; // 0: the store's default
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg{argv[i]};
     if (i + 1 >= argc) return usage(argv[0]);
@@ -1558,6 +1565,8 @@ int main(int argc, char** argv) {
       writes = std::max(1LL, std::atoll(value.c_str()));
     } else if (arg == "--since") {
       since_ns = std::atoll(value.c_str());
+    } else if (arg == "--ack-timeout-ms") {
+      ack_timeout_ms = std::max(1LL, std::atoll(value.c_str()));
     } else {
       return usage(argv[0]);
     }
@@ -1592,6 +1601,9 @@ int main(int argc, char** argv) {
   // The per-actor layout (R1), whose server growth and throughput are measured.
   aether::jetstream_store_options so;
   so.layout = aether::event_layout::per_actor;
+  // A short acknowledgement timeout makes appends of unknown outcome common:
+  // it checks how the writers resolve them (not for measuring).
+  if (ack_timeout_ms > 0) so.ack_timeout = std::chrono::milliseconds{ack_timeout_ms};
   auto store = aether::jetstream_event_store::open(env.conn, so, *quick);
   if (!store) {
     note("{}", store.error().to_string());
