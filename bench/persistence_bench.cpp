@@ -1006,6 +1006,7 @@ bool run_append_raw(bench_env& env, std::int64_t window, std::string_view mode) 
 /// the events, as the store's read does.
 struct raw_replay {
   bool decode = false;
+  bool by_actor = false; // per-actor layout: each event carries its own version
   actor_id actor;
   std::atomic<std::int64_t> messages{0};
   std::atomic<std::int64_t> first_message_ns{0};
@@ -1026,11 +1027,14 @@ struct raw_replay {
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
       last = meta->NumPending == 0;
       if (self.decode) {
+        const std::string_view data{natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))};
+        // Per write, the subject's last token is the write's first version.
         const std::string_view subject{natsMsg_GetSubject(m)};
-        const auto first = std::strtoull(subject.substr(subject.rfind('.') + 1).data(), nullptr, 10);
-        auto batch =
-            aether::detail::decode_batch(self.actor, first, meta->Sequence.Stream,
-                                         {natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+        auto batch = self.by_actor
+                         ? aether::detail::decode_batch_own_versions(self.actor, meta->Sequence.Stream, data)
+                         : aether::detail::decode_batch(
+                               self.actor, std::strtoull(subject.substr(subject.rfind('.') + 1).data(), nullptr, 10),
+                               meta->Sequence.Stream, data);
         if (!batch) {
           self.failed = true;
         } else {
@@ -1065,6 +1069,7 @@ std::optional<raw_replay_result> time_raw_replay(bench_env& env, const actor_id&
                           : aether::jetstream_event_store::actor_filter(actor);
   raw_replay r;
   r.decode = decode;
+  r.by_actor = layout && *layout == aether::event_layout::per_actor;
   r.actor = actor;
   auto done = r.done.get_future();
   jsSubOptions so;
