@@ -114,16 +114,23 @@ struct bus_fixture_base {
     const auto key = concrete(key_token) == "sentinel" ? "sentinel" + id : std::string{key_token};
     const std::string event_type = filter.event_types.empty() ? "sentinel" : filter.event_types.front();
     if (raw) {
-      const auto payload = fmt::format(
-          R"([{{"id":"s{}","type":"{}","schema_version":1,"timestamp_ns":1,"data":null,"metadata":{{"sentinel":"{}"}}}}])",
-          id, event_type, id);
-      // The wire subjects, spelled out (docs/ARCHITECTURE.md): a write in
-      // the store's subject of the namespace as one token, a publish on the
-      // bus subject ending in the namespace's tokens.
+      const auto payload =
+          fmt::format(R"([{{"id":"s{}","version":1,"type":"{}","schema_version":1,"timestamp_ns":1,"data":null,)"
+                      R"("metadata":{{"sentinel":"{}"}}}}])",
+                      id, event_type, id);
+      // The wire subjects, spelled out (docs/WIRE_FORMAT.md): a write in
+      // the store's subject of the namespace as one token (the actor's, or
+      // the write's in a per-write stream), a publish on the bus subject
+      // ending in the namespace's tokens.
       std::string token{ns};
       std::replace(token.begin(), token.end(), '.', ':');
-      const auto subject = stored ? fmt::format("aether.{}.ev.{}.{}.1", token, type, key)
-                                  : fmt::format("aether_bus.pub.{}.{}.1.{}", type, key, ns);
+      const auto info =
+          raw->request(fmt::format("$JS.API.STREAM.INFO.{}", aether::jetstream_event_store::stream_name(ns)), "",
+                       std::chrono::seconds{5});
+      const bool per_actor = info && info->data.find("layout per-actor") != std::string::npos;
+      const auto subject = !stored     ? fmt::format("aether_bus.pub.{}.{}.1.{}", type, key, ns)
+                           : per_actor ? fmt::format("aether.{}.ev.{}.{}", token, type, key)
+                                       : fmt::format("aether.{}.ev.{}.{}.1", token, type, key);
       REQUIRE(raw->publish(subject, payload));
     } else {
       aether::event e;
