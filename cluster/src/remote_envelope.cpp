@@ -193,7 +193,22 @@ std::string detail::encode_envelope_reference(const remote_envelope& e) {
   return json::encode(w);
 }
 
-expected<remote_envelope> decode_envelope(std::string_view bytes) {
+namespace {
+
+/// `text` parsed as an actor id, or the one `cached_text` names when it is the same text.
+expected<actor_id> parse_id(std::string& text, std::string* cached_text, actor_id* cached) {
+  if (cached != nullptr && !cached->empty() && text == *cached_text) return *cached;
+  auto id = actor_id::parse(text);
+  if (id && cached != nullptr) {
+    *cached = *id;
+    cached_text->swap(text);
+  }
+  return id;
+}
+
+} // namespace
+
+expected<remote_envelope> decode_envelope(std::string_view bytes, envelope_ids* ids) {
   auto w = json::decode<wire_envelope>(bytes, max_envelope_size);
   if (!w) return w.error();
   remote_envelope e;
@@ -204,11 +219,11 @@ expected<remote_envelope> decode_envelope(std::string_view bytes) {
   e.from = member_id{w->from_node, w->from_incarnation};
   if (e.kind == remote_kind::tell || e.kind == remote_kind::ask) {
     if (!w->target) return malformed("a message without a target");
-    auto target = actor_id::parse(*w->target);
+    auto target = parse_id(*w->target, ids ? &ids->target_text : nullptr, ids ? &ids->target : nullptr);
     if (!target) return malformed(target.error().detail());
     e.target = std::move(*target);
     if (w->sender) {
-      auto sender = actor_id::parse(*w->sender);
+      auto sender = parse_id(*w->sender, ids ? &ids->sender_text : nullptr, ids ? &ids->sender : nullptr);
       if (!sender) return malformed(sender.error().detail());
       e.sender = std::move(*sender);
     }

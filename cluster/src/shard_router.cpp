@@ -379,20 +379,26 @@ member_id shard_router::owner_of(std::uint32_t shard) const {
 
 expected<void> shard_router::send(const member_id& to, const remote_envelope& e) { return outbox_->send(to, e); }
 
+bool shard_router::no_one_to_send_to() const {
+  return stopped_ || (handoff_.leaving() && view_ &&
+                      std::none_of(view_->members.begin(), view_->members.end(), [&](const member& x) {
+                        return x.status == member_status::alive && x.id != view_->self;
+                      }));
+}
+
 expected<void> shard_router::forward(outbound_message&& m) {
-  {
-    // A node that stops, or leaves a cluster with no other live member, has
-    // no one to send to: say so now rather than after a timeout.
-    std::lock_guard lock{mutex_};
-    if (stopped_ || (handoff_.leaving() && view_ &&
-                     std::none_of(view_->members.begin(), view_->members.end(), [&](const member& x) {
-                       return x.status == member_status::alive && x.id != view_->self;
-                     }))) {
-      return error{errc::shutting_down, "this node is stopping and no other node serves " + m.target.to_string()};
-    }
-  }
+  // A node that stops, or leaves a cluster with no other live member, has
+  // no one to send to: it says so now rather than after a timeout (and
+  // before anything else). Checked under the lock the routing takes anyway.
+  const auto stopping = [](const actor_id& target) {
+    return error{errc::shutting_down, "this node is stopping and no other node serves " + target.to_string()};
+  };
   std::string payload;
-  if (auto encoded = encode_wire(m.payload, payload); !encoded) return encoded.error();
+  if (auto encoded = encode_wire(m.payload, payload); !encoded) {
+    std::lock_guard lock{mutex_};
+    if (no_one_to_send_to()) return stopping(m.target);
+    return encoded.error();
+  }
   const auto shard = m.target.shard(shard_count_);
   if (!m.reply) {
     remote_envelope e;
@@ -406,6 +412,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
     actions todo;
     {
       std::lock_guard lock{mutex_};
+      if (no_one_to_send_to()) return stopping(e.target);
       if (view_) {
         e.from = view_->self;
         e.epoch = view_->epoch();
@@ -434,6 +441,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
   const auto correlation = next_correlation_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock{mutex_};
+    if (no_one_to_send_to()) return stopping(m.target);
     pending_.emplace(correlation,
                      pending_ask{std::move(m.reply), std::move(m.target), std::move(m.sender),
                                  std::string{m.payload.type_name()}, std::move(payload), exec_.now() + m.timeout});
@@ -542,38 +550,70 @@ void shard_router::tick() {
 }
 
 void shard_router::on_inbox(std::string_view bytes) {
+  std::vector<remote_envelope> envelopes;
   if (is_batch(bytes)) {
     // Envelopes gathered by the sender: each as if it had come alone, in order.
-    auto envelopes = split_batch(bytes);
-    if (!envelopes) {
+    auto parts = split_batch(bytes);
+    if (!parts) {
       malformed_.fetch_add(1, std::memory_order_relaxed);
-      log(log_level::warn, "dropped a batch from another node: {}", envelopes.error().to_string());
+      log(log_level::warn, "dropped a batch from another node: {}", parts.error().to_string());
       return;
     }
-    for (auto one : *envelopes) on_inbox(one); // each starts with '{': no batch in a batch
-    return;
+    envelopes.reserve(parts->size());
+    envelope_ids ids; // a batch's envelopes mostly name the same actors
+    for (auto one : *parts) {
+      auto e = decode_envelope(one, &ids);
+      if (!e) {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        log(log_level::warn, "dropped a message from another node: {}", e.error().to_string());
+        continue;
+      }
+      envelopes.push_back(std::move(*e));
+    }
+  } else {
+    auto e = decode_envelope(bytes);
+    if (!e) {
+      malformed_.fetch_add(1, std::memory_order_relaxed);
+      log(log_level::warn, "dropped a message from another node: {}", e.error().to_string());
+      return;
+    }
+    envelopes.push_back(std::move(*e));
   }
-  auto e = decode_envelope(bytes);
-  if (!e) {
-    malformed_.fetch_add(1, std::memory_order_relaxed);
-    log(log_level::warn, "dropped a message from another node: {}", e.error().to_string());
-    return;
-  }
-  {
-    std::lock_guard lock{mutex_};
-    if ((!view_ || replaying_) && !stopped_) {
-      // The inbox opened before the node joined: it waits for the first map.
+  take(std::move(envelopes));
+}
+
+void shard_router::take(std::vector<remote_envelope>&& envelopes) {
+  actions todo;
+  std::unique_lock lock{mutex_};
+  if ((!view_ || replaying_) && !stopped_) {
+    // The inbox opened before the node joined: it waits for the first map.
+    for (auto& e : envelopes) {
       if (early_.size() < hold_limit_) {
-        early_.push_back(std::move(*e));
+        early_.push_back(std::move(e));
       } else {
         // No view yet to answer from: a counted dead letter (an asker times out).
         overflowed_.fetch_add(1, std::memory_order_relaxed);
-        system_.report_dead_letter(e->target, e->type, errc::unavailable);
+        system_.report_dead_letter(e.target, e.type, errc::unavailable);
       }
-      return;
     }
+    return;
   }
-  on_envelope(std::move(*e));
+  for (auto& e : envelopes) {
+    if (e.kind == remote_kind::tell || e.kind == remote_kind::ask) {
+      if (stopped_ || !view_) continue;
+      route_message(std::move(e), todo);
+      continue;
+    }
+    // Handoff messages and answers take the lock themselves: what was found
+    // for the messages before them is done first.
+    lock.unlock();
+    run(std::move(todo));
+    todo = actions{};
+    on_envelope(std::move(e));
+    lock.lock();
+  }
+  lock.unlock();
+  run(std::move(todo));
 }
 
 void shard_router::on_envelope(remote_envelope&& envelope) {
@@ -735,42 +775,45 @@ void shard_router::on_message(remote_envelope&& e) {
   {
     std::lock_guard lock{mutex_};
     if (stopped_ || !view_) return;
-    const auto shard = e.target.shard(shard_count_);
-    switch (handoff_.state(shard)) {
-    case shard_state::serving:
-    case shard_state::draining:
-      deliver_here(std::move(e), todo);
-      break;
-    case shard_state::incoming:
-      hold(shard, std::move(e), todo);
-      break;
-    case shard_state::remote: {
-      const auto owner = owner_of(shard);
-      if (e.kind == remote_kind::ask) {
-        // Certainly not delivered: the asker looks for the owner again.
-        remote_envelope no;
-        no.kind = remote_kind::not_owner;
-        no.correlation = e.correlation;
-        no.from = view_->self;
-        todo.sends.emplace_back(e.from, std::move(no));
-      } else if (const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
-                 to.empty()) {
-        hold(shard, std::move(e), todo);
-      } else if (e.hops < max_hops) {
-        // A tell sent by an older map: on to the owner in this node's (or
-        // the one that asked for the shard this node released). It keeps the
-        // epoch it was sent by.
-        e.from = view_->self;
-        ++e.hops;
-        todo.sends.emplace_back(to, std::move(e));
-      } else {
-        system_.report_dead_letter(e.target, e.type, errc::unavailable);
-      }
-      break;
-    }
-    }
+    route_message(std::move(e), todo);
   }
   run(std::move(todo));
+}
+
+void shard_router::route_message(remote_envelope&& e, actions& todo) {
+  const auto shard = e.target.shard(shard_count_);
+  switch (handoff_.state(shard)) {
+  case shard_state::serving:
+  case shard_state::draining:
+    deliver_here(std::move(e), todo);
+    break;
+  case shard_state::incoming:
+    hold(shard, std::move(e), todo);
+    break;
+  case shard_state::remote: {
+    const auto owner = owner_of(shard);
+    if (e.kind == remote_kind::ask) {
+      // Certainly not delivered: the asker looks for the owner again.
+      remote_envelope no;
+      no.kind = remote_kind::not_owner;
+      no.correlation = e.correlation;
+      no.from = view_->self;
+      todo.sends.emplace_back(e.from, std::move(no));
+    } else if (const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner; to.empty()) {
+      hold(shard, std::move(e), todo);
+    } else if (e.hops < max_hops) {
+      // A tell sent by an older map: on to the owner in this node's (or
+      // the one that asked for the shard this node released). It keeps the
+      // epoch it was sent by.
+      e.from = view_->self;
+      ++e.hops;
+      todo.sends.emplace_back(to, std::move(e));
+    } else {
+      system_.report_dead_letter(e.target, e.type, errc::unavailable);
+    }
+    break;
+  }
+  }
 }
 
 void shard_router::on_answer(remote_envelope&& e) {

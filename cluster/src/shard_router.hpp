@@ -110,11 +110,17 @@ private:
     std::vector<std::uint32_t> drop;
   };
 
+  /// A message on the inbox (a nats.c thread): one envelope or a batch,
+  /// decoded and handled in order.
   void on_inbox(std::string_view bytes);
+  /// Handles envelopes in order, tells and asks under one lock.
+  void take(std::vector<remote_envelope>&& envelopes);
   void on_envelope(remote_envelope&& e);
   /// Subscribes to the inbox of `self`. Under the lock.
   void subscribe(const member_id& self);
   void on_message(remote_envelope&& e);
+  /// A tell or ask for `e.target`. Under the lock.
+  void route_message(remote_envelope&& e, actions& todo);
   void on_answer(remote_envelope&& e);
   /// A node waits for a shard (asks whether it was released) or, with
   /// `hops` set, answers that it still serves or drains it.
@@ -127,6 +133,8 @@ private:
   void route_ask(std::uint64_t correlation);
   void retry_later(std::uint64_t correlation);
   void tick();
+  /// A node that stopped, or leaves with no other live member. Under the lock.
+  [[nodiscard]] bool no_one_to_send_to() const;
   /// The live owner of `shard` in the newest map (empty when none). Under the lock.
   [[nodiscard]] member_id owner_of(std::uint32_t shard) const;
   /// Carries out a handoff step. Under the lock.

@@ -251,3 +251,42 @@ TEST_CASE("hostile batches are typed errors: truncated, wrong counts, oversize")
   REQUIRE(bad);
   CHECK(decode_envelope((*bad)[0]).error() == errc::malformed_payload);
 }
+
+TEST_CASE("a batch's ids decode the same when the ids parsed before are remembered") {
+  // As the inbox decodes a batch: a target or sender whose text repeats is
+  // not parsed again, and one that changes (or is bad) is.
+  auto e = an_ask();
+  e.kind = remote_kind::tell;
+  std::vector<std::string> wire;
+  const std::vector<actor_id> targets{actor_id{"account", "alice", "bank"}, actor_id{"account", "alice", "bank"},
+                                      actor_id{"account", "bob", "bank"}, actor_id{"account", "alice", "bank"},
+                                      actor_id{"account", "bob"}};
+  for (const auto& t : targets) {
+    e.target = t;
+    e.sender = t == targets[2] ? actor_id{} : actor_id{"teller", "t1", "bank"};
+    wire.push_back(encode_envelope(e));
+  }
+  aether::envelope_ids ids;
+  for (std::size_t i = 0; i < wire.size(); ++i) {
+    auto remembering = decode_envelope(wire[i], &ids);
+    REQUIRE(remembering);
+    CHECK(remembering->target == targets[i]);
+    CHECK(remembering->target.to_string() == targets[i].to_string());
+    CHECK(remembering->sender == (i == 2 ? actor_id{} : actor_id{"teller", "t1", "bank"}));
+  }
+  // A bad target after a good one is refused as it is without the memory.
+  e.target = targets[0];
+  auto bad = encode_envelope(e);
+  const auto alice = bad.find("bank/account/alice");
+  REQUIRE(alice != std::string::npos);
+  bad.replace(alice, 18, "bank/acc*unt/alice");
+  REQUIRE(decode_envelope(encode_envelope(e), &ids));
+  auto refused = decode_envelope(bad, &ids);
+  REQUIRE(!refused);
+  CHECK(refused.error() == errc::malformed_payload);
+  CHECK(decode_envelope(bad).error() == errc::malformed_payload);
+  // And the remembered id is still the good one.
+  auto again = decode_envelope(encode_envelope(e), &ids);
+  REQUIRE(again);
+  CHECK(again->target == targets[0]);
+}

@@ -1,6 +1,7 @@
 // Decodes arbitrary bytes as a message on a node's inbox: one envelope, or a batch of them. A decode must fail
 // with malformed_payload or payload_too_large, or succeed; what succeeds must encode and decode to the same
-// envelopes again (the direct encoder writing the bytes of the declared wire shape), a batch in the same order.
+// envelopes again (the direct encoder writing the bytes of the declared wire shape), a batch in the same order;
+// a batch's envelopes decode alike whether the ids parsed before are remembered (as the inbox does) or not.
 #include "remote_envelope.hpp"
 
 #include <cstddef>
@@ -56,9 +57,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (parts->empty()) fail(); // a batch announces at least one envelope
   std::vector<aether::remote_envelope> decoded;
+  aether::envelope_ids ids; // as the inbox decodes a batch: ids that repeat are parsed once
   for (auto p : *parts) {
     if (p.empty() || p.front() != '{') fail();
-    if (auto e = one(p)) decoded.push_back(std::move(*e));
+    auto remembering = aether::decode_envelope(p, &ids);
+    auto e = one(p);
+    // The same result, and the same error, with the ids remembered or not.
+    if (e.has_value() != remembering.has_value()) fail();
+    if (!e) continue;
+    if (!same(*e, *remembering)) fail();
+    decoded.push_back(std::move(*e));
   }
   if (decoded.empty()) return 0;
   aether::envelope_batch batch;
