@@ -217,9 +217,10 @@ TEST_CASE("a damaged event fails the folds that need it, with its version and st
   const auto adds = write_history(node, id);
   AETHER_EVENTUALLY(snapshot_version_of(node, id) == 8, 10s);
   auto conn = connect(server.url());
-  // Someone writes garbage where version 11 belongs.
+  // Someone writes garbage where version 11 belongs (on the actor's
+  // subject: the node's R1 stream is per-actor).
   const aether::nats::header last[] = {{"Aether-Last-Version", "11"}};
-  auto ack = conn->request(aether::jetstream_event_store::subject(id, 11), "{not json", 5s, last);
+  auto ack = conn->request(aether::jetstream_event_store::actor_subject(id), "{not json", 5s, last);
   REQUIRE(ack);
   for (const auto& fold : {node_fold(node), query_fold(*conn)}) {
     auto before = fold(id, state_point::at_version(10));
