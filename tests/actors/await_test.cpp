@@ -130,6 +130,7 @@ TEST_CASE("a completion or promise answered after its system is gone touches not
   std::optional<aether::response_promise> promise;
   auto held = std::make_shared<int>(0);
   std::atomic<bool> ran{false};
+  std::atomic<bool> taken{false}; // set after both are stored, so reading them is ordered after
   std::optional<aether::pending<int>> started;
   {
     aether::thread_pool_executor pool{2, 4};
@@ -137,19 +138,20 @@ TEST_CASE("a completion or promise answered after its system is gone touches not
     system.register_actor("starter", [&](const actor_id&) {
       struct starter : aether::actor {
         starter(std::optional<aether::completion<int>>& l, std::optional<aether::response_promise>& p,
-                const std::shared_ptr<int>& h, std::atomic<bool>& r) {
-          on([&l, &p, h, &r](const begin_work&, aether::context& ctx) {
+                const std::shared_ptr<int>& h, std::atomic<bool>& r, std::atomic<bool>& t) {
+          on([&l, &p, h, &r, &t](const begin_work&, aether::context& ctx) {
             auto [done, handle] = ctx.await_completion<int>(60s, true);
             handle.then([h, &r](const int&) { r = true; }, [h, &r](const aether::error&) { r = true; });
             p.emplace(ctx.promise());
             l.emplace(done);
+            t = true;
           });
         }
       };
-      return std::make_unique<starter>(late, promise, held, ran);
+      return std::make_unique<starter>(late, promise, held, ran, taken);
     });
     started.emplace(system.ask<int>(actor_id{"starter", "s"}, begin_work{true}, 60s));
-    AETHER_EVENTUALLY(late.has_value(), 10s);
+    AETHER_EVENTUALLY(taken.load(), 10s);
     aether::close_and_join(system, pool);
   }
   REQUIRE(promise);
