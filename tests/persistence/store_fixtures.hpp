@@ -6,6 +6,7 @@
 #include <aether/persistence/jetstream_event_store.hpp>
 #include <aether/persistence/snapshot_store.hpp>
 
+#include "support/nats_connection.hpp"
 #include "support/nats_server.hpp"
 
 #include <doctest/doctest.h>
@@ -28,13 +29,7 @@ struct memory_stores {
   std::shared_ptr<aether::event_store> other() { return events; }
 };
 
-inline std::shared_ptr<aether::nats::connection> connect(const std::string& url) {
-  aether::nats::connect_options o;
-  o.url = url;
-  auto c = aether::nats::connection::connect(o);
-  REQUIRE_MESSAGE(c, (c ? "" : c.error().to_string()));
-  return *c;
-}
+using aether::testing::connect;
 
 inline std::shared_ptr<aether::jetstream_event_store> open_store(std::shared_ptr<aether::nats::connection> c,
                                                                  aether::jetstream_store_options o = {},
