@@ -93,6 +93,76 @@ void actor_reply_slot::deliver(message&& answer) {
   if (!core->send(std::move(env), false)) core->dead_letter(asker_, "answer", errc::mailbox_full);
 }
 
+bool ask_deadlines::add(const intrusive_ptr<reply_slot>& slot, executor::time_point due) {
+  std::lock_guard lock{mutex_};
+  const key k{due, ++next_seq_};
+  entries_.emplace(k, slot);
+  slot->deadline = k.first;
+  slot->deadline_seq = k.second;
+  if (due >= scheduled_) return false; // the timer is set for this deadline or an earlier one
+  scheduled_ = due;
+  return true;
+}
+
+void ask_deadlines::remove(reply_slot& slot) noexcept {
+  intrusive_ptr<reply_slot> gone; // released after the lock
+  std::lock_guard lock{mutex_};
+  if (slot.deadline_seq == 0) return;
+  if (auto it = entries_.find(key{slot.deadline, slot.deadline_seq}); it != entries_.end()) {
+    gone = std::move(it->second);
+    entries_.erase(it);
+  }
+  slot.deadline_seq = 0;
+}
+
+std::size_t ask_deadlines::size() const {
+  std::lock_guard lock{mutex_};
+  return entries_.size();
+}
+
+void ask_deadlines::rearm(system_core& core) {
+  executor::time_point next = executor::time_point::max();
+  {
+    std::lock_guard lock{mutex_};
+    if (!entries_.empty()) next = entries_.begin()->first.first;
+    scheduled_ = next;
+  }
+  if (next == armed_) return;
+  if (timer_ != 0) core.exec.cancel_timer(lane, std::exchange(timer_, 0));
+  armed_ = next;
+  if (next == executor::time_point::max()) return;
+  const auto delay = std::max(executor::duration::zero(), next - core.exec.now());
+  timer_ = core.exec.start_timer(lane, delay, executor::duration::zero(), [link = core.link] {
+    entered_core c{*link};
+    if (c) c->deadlines.fire(*c);
+  });
+}
+
+void ask_deadlines::fire(system_core& core) {
+  timer_ = 0;
+  armed_ = executor::time_point::max();
+  std::vector<intrusive_ptr<reply_slot>> due;
+  const auto now = core.exec.now();
+  {
+    std::lock_guard lock{mutex_};
+    while (!entries_.empty() && entries_.begin()->first.first <= now) {
+      auto node = entries_.extract(entries_.begin());
+      node.mapped()->deadline_seq = 0;
+      due.push_back(std::move(node.mapped()));
+    }
+  }
+  // Exactly once: an answer racing this loses or wins `complete`.
+  for (auto& s : due) {
+    if (s->complete(message{error{errc::timeout}})) counters::bump(core.stats.ask_timeouts);
+  }
+  rearm(core);
+}
+
+void forget_deadline(core_link& link, reply_slot& slot) noexcept {
+  entered_core core{link};
+  if (core) core->deadlines.remove(slot);
+}
+
 void core_link::close() noexcept {
   open_.store(false);
   while (users_.load() != 0) std::this_thread::yield();
@@ -146,7 +216,7 @@ void actor_system::ask_message(const actor_id& to, message&& m, executor::durati
     slot->complete(message{error{errc::invalid_id, "the target id is empty"}});
     return;
   }
-  start_external_timeout(core_->lane_of(to), timeout, *slot);
+  start_external_timeout(timeout, slot);
   detail::envelope env{to, {}, slot, std::move(m)};
   if (auto sent = core_->send(std::move(env), true, timeout); !sent) slot->complete(message{sent.error()});
 }
@@ -163,14 +233,15 @@ expected<void> actor_system::deliver(const actor_id& to, const actor_id& from, m
   return core_->send_local(detail::envelope{to, from, std::move(reply), std::move(m)}, true);
 }
 
-void actor_system::start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot) {
-  core_->exec.post(lane, [core = core_.get(), lane, timeout, s = intrusive_ptr<detail::reply_slot>{&slot}] {
-    if (s->done()) return;
-    s->timer = core->exec.start_timer(lane, timeout, executor::duration::zero(), [core, s] {
-      s->timer = 0;
-      if (s->complete(message{error{errc::timeout}})) detail::counters::bump(core->stats.ask_timeouts);
+void actor_system::start_external_timeout(executor::duration timeout, const intrusive_ptr<detail::reply_slot>& slot) {
+  const auto now = core_->exec.now();
+  if (timeout > executor::time_point::max() - now) return; // never
+  if (core_->deadlines.add(slot, now + timeout)) {
+    core_->exec.post(detail::ask_deadlines::lane, [link = core_->link] {
+      detail::entered_core c{*link};
+      if (c) c->deadlines.rearm(*c);
     });
-  });
+  }
 }
 
 void actor_system::stop_accepting() noexcept { core_->accepting.store(false, std::memory_order_release); }

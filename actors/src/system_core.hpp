@@ -8,7 +8,9 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -98,6 +100,46 @@ struct counters {
   }
 };
 
+/// The timeouts of asks made from outside any actor: one executor timer, on
+/// lane 0, for the earliest deadline, instead of one timer per ask armed and
+/// cancelled on the target's lane (two hops to a pool thread per ask). An
+/// ask is entered and taken off under a lock from whichever thread asks or
+/// answers; a lane hop is needed only when a deadline comes before the one
+/// the timer is set for (the first ask, or a shorter timeout). A timer that
+/// fires for asks answered meanwhile finds nothing due and is set again for
+/// the earliest left.
+///
+/// Thread-safety: `add` and `remove` from any thread; `rearm` and `fire` on
+/// lane 0 only.
+class ask_deadlines {
+public:
+  /// Enters `slot` to time out at `due`; true when the timer must be set
+  /// again (post `rearm` to lane 0).
+  [[nodiscard]] bool add(const intrusive_ptr<reply_slot>& slot, executor::time_point due);
+  /// Takes `slot` off, if it is there.
+  void remove(reply_slot& slot) noexcept;
+  /// Sets the timer for the earliest deadline.
+  void rearm(system_core& core);
+  /// Times out every ask due by now, then sets the timer again.
+  void fire(system_core& core);
+  /// Asks waiting for their deadline (for tests and metrics).
+  [[nodiscard]] std::size_t size() const;
+
+  static constexpr std::size_t lane = 0;
+
+private:
+  using key = std::pair<executor::time_point, std::uint64_t>;
+  mutable std::mutex mutex_;
+  std::map<key, intrusive_ptr<reply_slot>> entries_;
+  std::uint64_t next_seq_ = 0;
+  // The deadline the timer is set for, or a rearm posted will set it for:
+  // every entry is due then or later (under the lock).
+  executor::time_point scheduled_ = executor::time_point::max();
+  // On lane 0 only.
+  executor::timer_id timer_ = 0;
+  executor::time_point armed_ = executor::time_point::max();
+};
+
 /// The system behind a link for the length of one call; false once closed.
 class entered_core {
 public:
@@ -109,6 +151,7 @@ public:
   }
   explicit operator bool() const noexcept { return core_ != nullptr; }
   system_core* operator->() const noexcept { return core_; }
+  system_core& operator*() const noexcept { return *core_; }
 
 private:
   core_link& link_;
@@ -149,6 +192,7 @@ public:
   // What slots and promises reach the core through; closed by the destructor.
   intrusive_ptr<core_link> link{make_intrusive<core_link>(*this)};
   counters stats;
+  ask_deadlines deadlines;
   // Handling time per shard, when `config.measure_handling` asks for it.
   std::unique_ptr<latency_histogram[]> handling;
   std::atomic<bool> accepting{true};

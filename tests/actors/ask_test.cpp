@@ -225,3 +225,111 @@ TEST_CASE("an external ask is answered when the executor has fewer lanes than th
   }
   aether::close_and_join(system, pool);
 }
+
+TEST_CASE("external asks time out each at its own deadline, a shorter one after a longer one too") {
+  test::manual_fixture f;
+  register_all(f.system);
+  const auto shard_timers = f.exec.active_timers();
+  const actor_id slow{"slow", "s"};
+  test::answer<int> late{f.system.ask<int>(slow, test::get{}, 10s)};
+  test::answer<int> soon{f.system.ask<int>(slow, test::get{}, 1s)};
+  test::answer<int> middle{f.system.ask<int>(slow, test::get{}, 4s)};
+  f.exec.run();
+  f.exec.advance(999ms);
+  CHECK_FALSE(soon.ready());
+  f.exec.advance(1ms);
+  REQUIRE(soon.ready());
+  CHECK(soon.value().error().code() == aether::errc::timeout);
+  CHECK_FALSE(middle.ready());
+  CHECK_FALSE(late.ready());
+  f.exec.advance(3s);
+  REQUIRE(middle.ready());
+  CHECK(middle.value().error().code() == aether::errc::timeout);
+  CHECK_FALSE(late.ready());
+  f.exec.advance(6s);
+  REQUIRE(late.ready());
+  CHECK(late.value().error().code() == aether::errc::timeout);
+  CHECK(f.system.metrics().ask_timeouts == 3);
+  // Nothing is left waiting: no timer of the asks stays behind.
+  CHECK(f.exec.active_timers() == shard_timers);
+}
+
+TEST_CASE("an answered external ask never times out, and its deadline goes with the answer") {
+  test::manual_fixture f;
+  register_all(f.system);
+  const auto shard_timers = f.exec.active_timers();
+  const actor_id slow{"slow", "s"};
+  int calls = 0;
+  std::optional<aether::expected<int>> got;
+  f.system.ask<int>(slow, test::get{}, 1s).then([&](aether::expected<int> r) {
+    ++calls;
+    got.emplace(std::move(r));
+  });
+  test::answer<int> unanswered{f.system.ask<int>(slow, silent{}, 2s)}; // no_reply at once
+  test::answer<int> timed_out{f.system.ask<int>(actor_id{"slow", "t"}, test::get{}, 3s)};
+  f.exec.run();
+  REQUIRE(f.system.tell(slow, answer_now{}));
+  f.exec.run();
+  REQUIRE(got.has_value());
+  CHECK(**got == 42);
+  REQUIRE(unanswered.ready());
+  CHECK(unanswered.value().error().code() == aether::errc::no_reply);
+  f.exec.advance(5s);
+  CHECK(calls == 1); // the deadline passed: no second answer
+  CHECK(**got == 42);
+  REQUIRE(timed_out.ready());
+  CHECK(timed_out.value().error().code() == aether::errc::timeout);
+  CHECK(f.system.metrics().ask_timeouts == 1); // only the one nobody answered
+  CHECK(f.exec.active_timers() == shard_timers);
+  // The one that timed out is answered later: dropped.
+  REQUIRE(f.system.tell(actor_id{"slow", "t"}, answer_now{}));
+  f.exec.run();
+  CHECK(timed_out.value().error().code() == aether::errc::timeout);
+}
+
+TEST_CASE("on the thread pool, external asks racing their deadlines from several threads are each answered once") {
+  aether::thread_pool_executor pool{2, 4};
+  aether::actor_system system{test::manual_fixture::small_config(), pool};
+  register_all(system);
+  constexpr int threads = 4;
+  constexpr int per_thread = 300;
+  std::atomic<int> ok{0};
+  std::atomic<int> timeouts{0};
+  std::atomic<int> other{0};
+  std::atomic<int> off_pool{0};
+  std::atomic<int> calls{0};
+  std::vector<std::thread> askers;
+  for (int t = 0; t < threads; ++t) {
+    askers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        const actor_id target{"slow", "r" + std::to_string((t * per_thread + i) % 8)};
+        // Deadlines of 0 to 2 ms, in no order, against answers that come about as late.
+        const auto timeout = std::chrono::microseconds{(i * 7919 + t * 131) % 2000};
+        system.ask<int>(target, test::get{}, timeout).then([&](aether::expected<int> r) {
+          if (!pool.on_pool_thread()) off_pool.fetch_add(1);
+          if (r) {
+            ok.fetch_add(1);
+          } else if (r.error().code() == aether::errc::timeout) {
+            timeouts.fetch_add(1);
+          } else {
+            other.fetch_add(1);
+          }
+          calls.fetch_add(1);
+        });
+        if (i % 3 == 0) (void)system.tell(target, answer_now{});
+      }
+    });
+  }
+  for (auto& a : askers) a.join();
+  // Whatever is still waiting is answered now or times out within 2 ms.
+  for (int k = 0; k < 8; ++k) REQUIRE(system.tell(actor_id{"slow", "r" + std::to_string(k)}, answer_now{}));
+  AETHER_EVENTUALLY(calls.load() == threads * per_thread, 30s);
+  CHECK(other.load() == 0);
+  CHECK(off_pool.load() == 0);
+  CHECK(ok.load() + timeouts.load() == threads * per_thread);
+  CHECK(system.metrics().ask_timeouts == static_cast<std::uint64_t>(timeouts.load()));
+  MESSAGE("answered " << ok.load() << ", timed out " << timeouts.load());
+  std::this_thread::sleep_for(20ms); // a late timer finds every ask answered
+  CHECK(calls.load() == threads * per_thread);
+  aether::close_and_join(system, pool);
+}

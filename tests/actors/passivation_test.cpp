@@ -94,6 +94,10 @@ TEST_CASE("timers deliver to the actor, do not keep it alive, and die with it") 
   CHECK(*f.ask<int>(a, ticks{}) == 0); // fresh instance, no timer of the old one
   f.exec.advance(100ms);
   CHECK(*f.ask<int>(a, ticks{}) == 0);
+  // Past the asks' own deadlines (their timer waits for the earliest even when answered).
+  f.exec.advance(5s);
+  CHECK(*f.ask<int>(a, ticks{}) == 0);
+  f.exec.advance(5s);
   CHECK(f.exec.active_timers() == timers_after); // the old instance's timer is gone, nothing new runs
 }
 

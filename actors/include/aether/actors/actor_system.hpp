@@ -145,7 +145,7 @@ public:
 private:
   expected<void> tell_message(const actor_id& to, message&& m);
   void ask_message(const actor_id& to, message&& m, executor::duration timeout, intrusive_ptr<detail::reply_slot> slot);
-  void start_external_timeout(std::size_t lane, executor::duration timeout, detail::reply_slot& slot);
+  void start_external_timeout(executor::duration timeout, const intrusive_ptr<detail::reply_slot>& slot);
   /// The executor lane of `to`'s shard (shards outnumber lanes when the
   /// executor has fewer lanes than the system has shards).
   [[nodiscard]] std::size_t lane_of(const actor_id& to) const noexcept;

@@ -22,6 +22,12 @@ class context;
 namespace detail {
 
 class system_core;
+class core_link;
+class reply_slot;
+
+/// Takes a completed external ask off its system's deadlines, if the system
+/// still lives: its timeout will not fire.
+void forget_deadline(core_link& link, reply_slot& slot) noexcept;
 
 /// How slots and promises that may outlive their system reach it: its core
 /// while the system lives, nothing after. An answer that comes late from
@@ -65,8 +71,13 @@ public:
   }
   [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
 
-  /// The timeout, on the lane that runs it; touched on that lane only.
+  /// The timeout of an ask made by an actor, on the lane that runs it;
+  /// touched on that lane only.
   executor::timer_id timer = 0;
+  /// Where an ask made from outside waits among its system's deadlines
+  /// (`ask_deadlines`); touched under their lock only.
+  executor::time_point deadline{};
+  std::uint64_t deadline_seq = 0; // 0: not waiting there
 
 protected:
   virtual void deliver(message&& answer) = 0;
@@ -172,10 +183,8 @@ protected:
     } else {
       ready_.notify_all();
     }
-    // The timeout is no longer needed: cancel it on its lane.
-    on_lane([self = intrusive_ptr<external_reply_slot>{this}] {
-      if (self->timer != 0) self->exec_.cancel_timer(self->lane_, self->timer);
-    });
+    // The timeout is no longer needed (no hop to any lane: it is a lock).
+    forget_deadline(*link_, *this);
   }
 
 private:
