@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <limits>
 
 namespace aether {
 
@@ -195,63 +196,353 @@ std::string detail::encode_envelope_reference(const remote_envelope& e) {
 
 namespace {
 
+/// An envelope's fields as read from the wire, before they are checked:
+/// views into the input (the fast reader) or into the general decoder's
+/// strings. Both readers end in `check`, so they decide alike.
+struct wire_view {
+  std::string_view kind;
+  std::string_view from_node;
+  std::uint64_t from_incarnation = 0;
+  std::optional<std::string_view> target;
+  std::optional<std::string_view> sender;
+  std::optional<std::string_view> type;
+  std::string_view payload;
+  std::uint64_t correlation = 0;
+  std::uint64_t timeout_ms = 0;
+  std::uint64_t epoch = 0;
+  std::uint32_t shard = 0;
+  std::optional<std::uint32_t> hops;
+  bool has_failure = false;
+  std::string_view failure_code;
+  std::string_view failure_detail;
+  std::uint64_t failure_value = 0;
+};
+
 /// `text` parsed as an actor id, or the one `cached_text` names when it is the same text.
-expected<actor_id> parse_id(std::string& text, std::string* cached_text, actor_id* cached) {
+expected<actor_id> parse_id(std::string_view text, std::string* cached_text, actor_id* cached) {
   if (cached != nullptr && !cached->empty() && text == *cached_text) return *cached;
   auto id = actor_id::parse(text);
   if (id && cached != nullptr) {
     *cached = *id;
-    cached_text->swap(text);
+    cached_text->assign(text);
   }
   return id;
 }
 
-} // namespace
-
-expected<remote_envelope> decode_envelope(std::string_view bytes, envelope_ids* ids) {
-  auto w = json::decode<wire_envelope>(bytes, max_envelope_size);
-  if (!w) return w.error();
+/// The envelope `w` describes, or why it is not one.
+expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
   remote_envelope e;
-  const auto kind = kind_of(w->kind);
-  if (!kind) return malformed(fmt::format("unknown kind '{}'", w->kind));
+  const auto kind = kind_of(w.kind);
+  if (!kind) return malformed(fmt::format("unknown kind '{}'", w.kind));
   e.kind = *kind;
-  if (auto ok = actor_id::validate_part(w->from_node, "node id"); !ok) return malformed(ok.error().detail());
-  e.from = member_id{w->from_node, w->from_incarnation};
+  if (auto ok = actor_id::validate_part(w.from_node, "node id"); !ok) return malformed(ok.error().detail());
+  e.from = member_id{std::string{w.from_node}, w.from_incarnation};
   if (e.kind == remote_kind::tell || e.kind == remote_kind::ask) {
-    if (!w->target) return malformed("a message without a target");
-    auto target = parse_id(*w->target, ids ? &ids->target_text : nullptr, ids ? &ids->target : nullptr);
+    if (!w.target) return malformed("a message without a target");
+    auto target = parse_id(*w.target, ids ? &ids->target_text : nullptr, ids ? &ids->target : nullptr);
     if (!target) return malformed(target.error().detail());
     e.target = std::move(*target);
-    if (w->sender) {
-      auto sender = parse_id(*w->sender, ids ? &ids->sender_text : nullptr, ids ? &ids->sender : nullptr);
+    if (w.sender) {
+      auto sender = parse_id(*w.sender, ids ? &ids->sender_text : nullptr, ids ? &ids->sender : nullptr);
       if (!sender) return malformed(sender.error().detail());
       e.sender = std::move(*sender);
     }
   }
   if ((e.kind == remote_kind::ask || e.kind == remote_kind::answer || e.kind == remote_kind::not_owner) &&
-      w->correlation == 0)
+      w.correlation == 0)
     return malformed("an ask or answer without a correlation");
-  e.correlation = w->correlation;
+  e.correlation = w.correlation;
   const bool carries_value =
-      e.kind == remote_kind::tell || e.kind == remote_kind::ask || (e.kind == remote_kind::answer && !w->failure);
+      e.kind == remote_kind::tell || e.kind == remote_kind::ask || (e.kind == remote_kind::answer && !w.has_failure);
   if (carries_value) {
-    if (!w->type || w->type->empty()) return malformed("a value without a type name");
+    if (!w.type || w.type->empty()) return malformed("a value without a type name");
     // Values of declared types are JSON objects.
-    if (w->payload.text.empty() || w->payload.text.front() != '{')
-      return malformed("a value without an object payload");
-    e.type = std::move(*w->type);
-    e.payload = std::move(w->payload.text);
+    if (w.payload.empty() || w.payload.front() != '{') return malformed("a value without an object payload");
+    e.type.assign(*w.type);
+    e.payload.assign(w.payload);
   }
-  if (w->failure) {
-    const auto code = errc_of(w->failure->code);
-    if (!code) return malformed(fmt::format("unknown error code '{}'", w->failure->code));
-    e.failure.emplace(*code, std::move(w->failure->detail), w->failure->value);
+  if (w.has_failure) {
+    const auto code = errc_of(w.failure_code);
+    if (!code) return malformed(fmt::format("unknown error code '{}'", w.failure_code));
+    e.failure.emplace(*code, std::string{w.failure_detail}, w.failure_value);
   }
-  e.timeout_ms = w->timeout_ms;
-  e.epoch = w->epoch;
-  e.shard = w->shard;
-  e.hops = w->hops.value_or(0);
+  e.timeout_ms = w.timeout_ms;
+  e.epoch = w.epoch;
+  e.shard = w.shard;
+  e.hops = w.hops.value_or(0);
   return e;
+}
+
+/// Reads the envelope in exactly the shape `encode_envelope_to` writes:
+/// the fields in their order, no whitespace, strings without escapes,
+/// integers in plain decimal, and a payload of plain JSON (no whitespace,
+/// no \u escapes, no exponents, at most 64 levels deep). Anything else is
+/// declined (not refused) and left to the general decoder, so what this
+/// reader accepts the general decoder accepts with the same fields (the fuzz
+/// target checks it); errors are only ever the general decoder's.
+class fast_reader {
+public:
+  explicit fast_reader(std::string_view bytes) noexcept
+      : at_{bytes.data()}, end_{bytes.data() + bytes.size()}, begin_{bytes.data()} {}
+
+  /// True when the whole input was read into `w`.
+  bool read(wire_view& w) noexcept {
+    if (!(literal(R"({"kind":)") && string(w.kind) && literal(R"(,"from_node":)") && string(w.from_node) &&
+          literal(R"(,"from_incarnation":)") && number(w.from_incarnation) && literal(R"(,"target":)") &&
+          string_or_null(w.target) && literal(R"(,"sender":)") && string_or_null(w.sender) && literal(R"(,"type":)") &&
+          string_or_null(w.type) && literal(R"(,"payload":)")))
+      return false;
+    const char* const payload = at_;
+    if (!value(0)) return false;
+    w.payload = {payload, static_cast<std::size_t>(at_ - payload)};
+    std::uint64_t shard = 0;
+    if (!(literal(R"(,"correlation":)") && number(w.correlation) && literal(R"(,"timeout_ms":)") &&
+          number(w.timeout_ms) && literal(R"(,"epoch":)") && number(w.epoch) && literal(R"(,"shard":)") &&
+          number(shard, std::numeric_limits<std::uint32_t>::max()) && literal(R"(,"hops":)")))
+      return false;
+    w.shard = static_cast<std::uint32_t>(shard);
+    if (!literal("null")) {
+      std::uint64_t hops = 0;
+      if (!number(hops, std::numeric_limits<std::uint32_t>::max())) return false;
+      w.hops = static_cast<std::uint32_t>(hops);
+    }
+    if (!literal(R"(,"failure":)")) return false;
+    if (!literal("null")) {
+      w.has_failure = true;
+      if (!(literal(R"({"code":)") && string(w.failure_code) && literal(R"(,"detail":)") && string(w.failure_detail) &&
+            literal(R"(,"value":)") && number(w.failure_value) && literal("}")))
+        return false;
+    }
+    if (!literal("}") || at_ != end_) return false;
+    // Bytes above 0x7f only occur inside strings here: they must be UTF-8.
+    return (high_ & 0x80) == 0 || valid_utf8();
+  }
+
+private:
+  static constexpr int max_depth = 64;
+  static constexpr std::ptrdiff_t max_number = 40;
+
+  bool literal(std::string_view text) noexcept {
+    if (static_cast<std::size_t>(end_ - at_) < text.size() || std::memcmp(at_, text.data(), text.size()) != 0)
+      return false;
+    at_ += text.size();
+    return true;
+  }
+
+  /// A string without escapes or control characters.
+  bool string(std::string_view& out) noexcept {
+    if (at_ == end_ || *at_ != '"') return false;
+    const char* const first = ++at_;
+    for (; at_ != end_; ++at_) {
+      const auto c = static_cast<unsigned char>(*at_);
+      if (c == '"') {
+        out = {first, static_cast<std::size_t>(at_ - first)};
+        ++at_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20) return false;
+      high_ |= c;
+    }
+    return false;
+  }
+
+  bool string_or_null(std::optional<std::string_view>& out) noexcept {
+    if (literal("null")) return true;
+    std::string_view text;
+    if (!string(text)) return false;
+    out = text;
+    return true;
+  }
+
+  /// Plain decimal digits (no sign, no leading zero) up to `max`.
+  bool number(std::uint64_t& out, std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) noexcept {
+    const char* const first = at_;
+    std::uint64_t n = 0;
+    while (at_ != end_ && *at_ >= '0' && *at_ <= '9') {
+      const auto digit = static_cast<std::uint64_t>(*at_ - '0');
+      if (n > (max - digit) / 10) return false;
+      n = n * 10 + digit;
+      ++at_;
+    }
+    if (at_ == first || (*first == '0' && at_ - first > 1)) return false;
+    out = n;
+    return true;
+  }
+
+  /// A JSON value of the plain kind described above; moves past it.
+  bool value(int depth) noexcept {
+    if (at_ == end_) return false;
+    switch (*at_) {
+    case '{':
+      return object(depth + 1);
+    case '[':
+      return array(depth + 1);
+    case '"':
+      return payload_string();
+    case 't':
+      return literal("true");
+    case 'f':
+      return literal("false");
+    case 'n':
+      return literal("null");
+    default:
+      return payload_number();
+    }
+  }
+
+  bool object(int depth) noexcept {
+    if (depth > max_depth) return false;
+    ++at_;
+    if (literal("}")) return true;
+    for (;;) {
+      if (!payload_string() || !literal(":") || !value(depth)) return false;
+      if (literal("}")) return true;
+      if (!literal(",")) return false;
+    }
+  }
+
+  bool array(int depth) noexcept {
+    if (depth > max_depth) return false;
+    ++at_;
+    if (literal("]")) return true;
+    for (;;) {
+      if (!value(depth)) return false;
+      if (literal("]")) return true;
+      if (!literal(",")) return false;
+    }
+  }
+
+  /// A string whose escapes, if any, are of one character (no \u).
+  bool payload_string() noexcept {
+    if (at_ == end_ || *at_ != '"') return false;
+    for (++at_; at_ != end_; ++at_) {
+      const auto c = static_cast<unsigned char>(*at_);
+      if (c == '"') {
+        ++at_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      high_ |= c;
+      if (c == '\\') {
+        if (++at_ == end_) return false;
+        switch (*at_) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+          break;
+        default:
+          return false;
+        }
+      }
+    }
+    return false;
+  }
+
+  /// -?(0|[1-9][0-9]*)(\.[0-9]+)? of at most `max_number` characters.
+  bool payload_number() noexcept {
+    const char* const first = at_;
+    if (*at_ == '-') ++at_;
+    auto digits = [&] {
+      const char* const from = at_;
+      while (at_ != end_ && *at_ >= '0' && *at_ <= '9') ++at_;
+      return at_ - from;
+    };
+    const char* const integer = at_;
+    const auto n = digits();
+    if (n == 0 || (*integer == '0' && n > 1)) return false;
+    if (at_ != end_ && *at_ == '.') {
+      ++at_;
+      if (digits() == 0) return false;
+    }
+    if (at_ != end_ && (*at_ == 'e' || *at_ == 'E')) return false;
+    return at_ - first <= max_number;
+  }
+
+  /// The whole input is well-formed UTF-8 (Unicode's table 3-7: no overlong
+  /// forms, no surrogates, nothing above U+10FFFF).
+  [[nodiscard]] bool valid_utf8() const noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(begin_);
+    const auto* const end = reinterpret_cast<const unsigned char*>(end_);
+    auto in = [](unsigned char c, unsigned char low, unsigned char high) { return c >= low && c <= high; };
+    while (p != end) {
+      const unsigned char c = *p;
+      if (c < 0x80) {
+        ++p;
+        continue;
+      }
+      std::ptrdiff_t n = 0;
+      unsigned char low = 0x80;
+      unsigned char high = 0xbf;
+      if (in(c, 0xc2, 0xdf)) {
+        n = 1;
+      } else if (in(c, 0xe0, 0xef)) {
+        n = 2;
+        if (c == 0xe0) low = 0xa0;
+        if (c == 0xed) high = 0x9f;
+      } else if (in(c, 0xf0, 0xf4)) {
+        n = 3;
+        if (c == 0xf0) low = 0x90;
+        if (c == 0xf4) high = 0x8f;
+      } else {
+        return false;
+      }
+      if (end - p <= n || !in(p[1], low, high)) return false;
+      for (std::ptrdiff_t i = 2; i <= n; ++i) {
+        if (!in(p[i], 0x80, 0xbf)) return false;
+      }
+      p += n + 1;
+    }
+    return true;
+  }
+
+  const char* at_;
+  const char* end_;
+  const char* begin_;
+  unsigned high_ = 0;
+};
+
+} // namespace
+
+std::optional<expected<remote_envelope>> detail::decode_envelope_fast(std::string_view bytes, envelope_ids* ids) {
+  if (bytes.size() > max_envelope_size) return std::nullopt;
+  wire_view w;
+  if (!fast_reader{bytes}.read(w)) return std::nullopt;
+  return check(w, ids);
+}
+
+expected<remote_envelope> decode_envelope(std::string_view bytes, envelope_ids* ids) {
+  if (auto fast = detail::decode_envelope_fast(bytes, ids)) return std::move(*fast);
+  return detail::decode_envelope_general(bytes, ids);
+}
+
+expected<remote_envelope> detail::decode_envelope_general(std::string_view bytes, envelope_ids* ids) {
+  auto w = json::decode<wire_envelope>(bytes, max_envelope_size);
+  if (!w) return w.error();
+  wire_view v;
+  v.kind = w->kind;
+  v.from_node = w->from_node;
+  v.from_incarnation = w->from_incarnation;
+  v.target = w->target;
+  v.sender = w->sender;
+  v.type = w->type;
+  v.payload = w->payload.text;
+  v.correlation = w->correlation;
+  v.timeout_ms = w->timeout_ms;
+  v.epoch = w->epoch;
+  v.shard = w->shard;
+  v.hops = w->hops;
+  if (w->failure) {
+    v.has_failure = true;
+    v.failure_code = w->failure->code;
+    v.failure_detail = w->failure->detail;
+    v.failure_value = w->failure->value;
+  }
+  return check(v, ids);
 }
 
 envelope_batch::envelope_batch() { buffer_.resize(header_room); }

@@ -138,6 +138,21 @@ struct envelope_ids {
 /// payload where a value travels and a known error code. Never throws for
 /// any input. `ids`, when given, remembers the ids parsed and reuses those
 /// whose text repeats.
+///
+/// Envelopes in exactly the shape `encode_envelope` writes (its field order,
+/// no whitespace, no escapes outside the payload, plain JSON payload) are read
+/// by a single pass over the bytes; anything else goes to the general JSON
+/// decoder (`detail::decode_envelope_general`), whose result is the same.
 [[nodiscard]] expected<remote_envelope> decode_envelope(std::string_view bytes, envelope_ids* ids = nullptr);
+
+namespace detail {
+/// `decode_envelope` through the general JSON decoder alone: what the fast
+/// reader must agree with, for the tests and the fuzz target.
+[[nodiscard]] expected<remote_envelope> decode_envelope_general(std::string_view bytes, envelope_ids* ids = nullptr);
+/// `decode_envelope` through the fast reader alone: empty when the bytes are
+/// not in the encoder's exact shape (the general decoder then decides).
+[[nodiscard]] std::optional<expected<remote_envelope>> decode_envelope_fast(std::string_view bytes,
+                                                                            envelope_ids* ids = nullptr);
+} // namespace detail
 
 } // namespace aether

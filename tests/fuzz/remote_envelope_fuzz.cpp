@@ -1,7 +1,8 @@
 // Decodes arbitrary bytes as a message on a node's inbox: one envelope, or a batch of them. A decode must fail
-// with malformed_payload or payload_too_large, or succeed; what succeeds must encode and decode to the same
-// envelopes again (the direct encoder writing the bytes of the declared wire shape), a batch in the same order;
-// a batch's envelopes decode alike whether the ids parsed before are remembered (as the inbox does) or not.
+// with malformed_payload or payload_too_large, or succeed, exactly as the general JSON decoder alone decides; what
+// succeeds must encode and decode to the same envelopes again (the direct encoder writing the bytes of the declared
+// wire shape), a batch in the same order; a batch's envelopes decode alike whether the ids parsed before are remembered
+// (as the inbox does) or not.
 #include "remote_envelope.hpp"
 
 #include <cstddef>
@@ -28,15 +29,22 @@ void expect_typed(const aether::error& e) {
   if (e.code() != aether::errc::malformed_payload && e.code() != aether::errc::payload_too_large) fail();
 }
 
-/// Decodes one envelope; checks the round trip of what decodes.
+/// Decodes one envelope; checks that it decodes as through the general JSON decoder alone (the fast reader
+/// accepts only what that decoder accepts, with the same fields) and the round trip of what decodes.
 std::optional<aether::remote_envelope> one(std::string_view bytes) {
   auto decoded = aether::decode_envelope(bytes);
+  auto general = aether::detail::decode_envelope_general(bytes);
+  if (decoded.has_value() != general.has_value()) fail();
   if (!decoded) {
     expect_typed(decoded.error());
+    if (decoded.error().code() != general.error().code()) fail();
     return std::nullopt;
   }
+  if (!same(*decoded, *general)) fail();
   const auto encoded = aether::encode_envelope(*decoded);
   if (encoded != aether::detail::encode_envelope_reference(*decoded)) fail();
+  // What the fast reader took, encoded again, it takes again.
+  if (aether::detail::decode_envelope_fast(bytes) && !aether::detail::decode_envelope_fast(encoded)) fail();
   auto again = aether::decode_envelope(encoded);
   if (!again || !same(*decoded, *again)) fail();
   return std::move(*decoded);
