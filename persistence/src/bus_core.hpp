@@ -44,11 +44,23 @@ private:
 };
 
 /// An event for a handler, or for a durable subscription only an
-/// acknowledgement to send.
+/// acknowledgement to send, or the point where its feed must be made anew.
 struct bus_item {
   std::shared_ptr<const event> ev;
   std::string ack;            ///< durable: the reply subject to acknowledge once handled
   std::uint64_t sequence = 0; ///< durable: the stream sequence
+  bool restart = false;       ///< durable: everything before is handled; restart the feed after it
+};
+
+/// What feeds a durable subscription from its stream.
+class durable_source {
+public:
+  virtual ~durable_source() = default;
+  /// Makes the feed anew from the stream sequence after `acknowledged`;
+  /// called on the subscription's strand, must not wait.
+  virtual void restart(std::uint64_t acknowledged) = 0;
+  /// Stops the feed for good; waits for a restart in progress.
+  virtual void stop() noexcept = 0;
 };
 
 /// Thrown by a handler to say its event was refused downstream (an actor's
@@ -100,6 +112,8 @@ struct bus_subscription : std::enable_shared_from_this<bus_subscription> {
   std::string consumer;
   /// NATS subscriptions feeding this one; set up before it is shared.
   std::vector<nats::subscription> feeds;
+  /// Durable: what feeds it; set up before it is shared.
+  std::shared_ptr<durable_source> source;
   /// Detaches it from its bus's registry.
   std::function<void()> detach;
   std::atomic<std::uint64_t> delivered{0};

@@ -135,6 +135,10 @@ void bus_subscription::drain() {
   }
   for (auto& item : batch) {
     if (ended_.load(std::memory_order_relaxed)) break;
+    if (item.restart) {
+      if (source) source->restart(acknowledged_.load(std::memory_order_relaxed));
+      continue;
+    }
     // A durable delivery sent again after its acknowledgement got lost.
     const bool seen = durable && item.sequence <= acknowledged_.load(std::memory_order_relaxed);
     if (item.ev && !seen) {
@@ -172,6 +176,7 @@ void bus_subscription::end() noexcept {
     queue_.clear();
   }
   feeds.clear(); // unsubscribes; their callbacks hold only weak references
+  if (source) source->stop();
   if (detach) detach();
   if (durable && conn) settle_acknowledgements();
 }

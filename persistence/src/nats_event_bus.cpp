@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 namespace aether {
@@ -20,6 +23,9 @@ constexpr std::chrono::milliseconds subscribe_timeout{5'000};
 /// How long a durable subscribe waits for a previous holder of the name to go.
 constexpr std::chrono::milliseconds held_wait{2'000};
 constexpr std::chrono::milliseconds held_poll{50};
+/// How often an idle durable consumer says how far it delivered, so that a
+/// last delivery lost on its way is noticed.
+constexpr std::chrono::milliseconds idle_heartbeat{2'000};
 
 /// The events of a message on a bus subject
 /// (`aether_bus.{pub|stored}.{type}.{key}.{version}.{ns}`), or, read from a
@@ -99,6 +105,158 @@ expected<void> validate_durable(std::string_view name) {
   }
   return {};
 }
+
+/// The feed of a durable subscription: its consumer, made anew when a
+/// delivery got lost on its way. A server or route that dies with messages
+/// in flight loses them while the consumer counts them delivered; the next
+/// delivery then skips past them, and acknowledging it (the consumer takes an
+/// acknowledgement for everything up to a sequence) would lose them for good.
+/// So a delivery that skips delivery and stream sequences, or an idle
+/// heartbeat naming a delivery never received, stops the feed; once the
+/// subscription has handled what came before, the consumer is made again
+/// after what it acknowledged, on a thread of the feed's own (the calls
+/// wait for the server, which may be electing a leader).
+class durable_feed final : public detail::durable_source, public std::enable_shared_from_this<durable_feed> {
+public:
+  durable_feed(std::weak_ptr<detail::bus_subscription> s, std::shared_ptr<nats::connection> c,
+               nats::durable_consumer_config config)
+      : sub_{std::move(s)}, conn_{std::move(c)}, config_{std::move(config)} {}
+  ~durable_feed() override { stop(); }
+
+  /// Makes the consumer from `config.start_sequence` and subscribes.
+  expected<void> start() {
+    std::uint64_t generation = 0;
+    {
+      std::lock_guard lock{mutex_};
+      generation = ++generation_;
+      received_ = config_.start_sequence - 1;
+      delivered_ = 0;
+      stalled_ = false;
+    }
+    auto feed = conn_->consume_durable(config_, [weak = weak_from_this(), generation](const nats::message_view& m) {
+      if (auto self = weak.lock()) self->on_message(generation, m);
+    });
+    if (!feed) return feed.error();
+    std::lock_guard lock{mutex_};
+    if (!stopped_) feed_ = std::move(*feed);
+    return {};
+  }
+
+  void restart(std::uint64_t acknowledged) override {
+    std::lock_guard lock{mutex_};
+    if (stopped_) return;
+    restart_from_ = acknowledged + 1;
+    if (!restarter_.joinable()) restarter_ = std::thread{[this] { restart_loop(); }};
+    wake_.notify_all();
+  }
+
+  void stop() noexcept override {
+    std::optional<nats::subscription> feed;
+    {
+      std::lock_guard lock{mutex_};
+      stopped_ = true;
+      feed = std::move(feed_);
+      feed_.reset();
+    }
+    wake_.notify_all();
+    if (restarter_.joinable() && restarter_.get_id() != std::this_thread::get_id()) restarter_.join();
+  }
+
+private:
+  void on_message(std::uint64_t generation, const nats::message_view& m) {
+    std::shared_ptr<detail::bus_subscription> self; // outlives the lock
+    std::lock_guard lock{mutex_};
+    if (generation != generation_ || stalled_ || stopped_) return;
+    self = sub_.lock();
+    if (!self) return;
+    if (m.reply().empty()) {
+      // A status; an idle heartbeat names the last delivery made.
+      std::uint64_t last = 0;
+      if (const auto h = m.header("Nats-Last-Consumer")) std::from_chars(h->data(), h->data() + h->size(), last);
+      if (last > delivered_) stall(*self, fmt::format("the consumer made {} deliveries, {} arrived", last, delivered_));
+      return;
+    }
+    auto position = m.delivery();
+    const auto sequence = position ? position->stream_sequence : 0;
+    const auto delivery = position ? position->delivery_sequence : 0;
+    // Both skip when deliveries got lost; only the stream sequence skips
+    // over messages deleted from the stream.
+    if (delivery > delivered_ + 1 && sequence > received_ + 1) {
+      stall(*self, fmt::format("delivery {} of stream sequence {} came after {} of {}", delivery, sequence, delivered_,
+                               received_));
+      return;
+    }
+    delivered_ = std::max(delivered_, delivery);
+    received_ = std::max(received_, sequence);
+    std::vector<detail::bus_item> items;
+    if (auto events = decode_message(m, sequence); !events) {
+      self->report(events.error()); // skipped, or it would block the stream
+    } else {
+      for (auto& e : *events) {
+        if (self->selector.matches(e)) items.push_back({std::make_shared<const event>(std::move(e)), {}, sequence});
+      }
+    }
+    if (items.empty()) items.push_back({nullptr, {}, sequence});
+    items.back().ack = m.reply();
+    for (auto& item : items) self->push(std::move(item));
+  }
+
+  /// Takes nothing more from this consumer; the subscription restarts it
+  /// once it handled what is queued.
+  void stall(detail::bus_subscription& s, std::string_view why) {
+    stalled_ = true;
+    log(log_level::warn,
+        "durable subscription {} on {}: deliveries got lost on the way ({}); making its consumer "
+        "again after what it acknowledged",
+        config_.name, config_.stream, why);
+    s.push(detail::bus_item{nullptr, {}, 0, true});
+  }
+
+  void restart_loop() {
+    std::unique_lock lock{mutex_};
+    for (;;) {
+      wake_.wait(lock, [&] { return stopped_ || restart_from_ != 0; });
+      if (stopped_) return;
+      config_.start_sequence = restart_from_;
+      auto old = std::move(feed_);
+      feed_.reset();
+      lock.unlock();
+      old.reset(); // unsubscribes; what it still delivers is of an older generation
+      auto made = remake();
+      if (!made) {
+        if (auto self = sub_.lock()) self->report(made.error());
+      }
+      lock.lock();
+      if (made) {
+        restart_from_ = 0;
+        continue;
+      }
+      // The server may be electing a leader: try again in a while.
+      wake_.wait_for(lock, std::chrono::milliseconds{500}, [&] { return stopped_; });
+    }
+  }
+
+  expected<void> remake() {
+    if (auto r = conn_->delete_consumer(config_.stream, config_.name); !r && r.error().code() != errc::not_found) {
+      return r;
+    }
+    return start();
+  }
+
+  std::weak_ptr<detail::bus_subscription> sub_;
+  std::shared_ptr<nats::connection> conn_;
+  nats::durable_consumer_config config_; // start_sequence: written by the restarter only
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::uint64_t generation_ = 0; // of the consumer messages are taken from
+  std::uint64_t received_ = 0;   // the last stream sequence taken
+  std::uint64_t delivered_ = 0;  // the last delivery sequence taken
+  bool stalled_ = false;         // a delivery got lost: nothing more taken until made anew
+  bool stopped_ = false;
+  std::uint64_t restart_from_ = 0; // a restart asked for, from this stream sequence
+  std::optional<nats::subscription> feed_;
+  std::thread restarter_;
+};
 
 } // namespace
 
@@ -187,32 +345,17 @@ struct nats_event_bus::impl {
     c.name = name;
     c.start_sequence = start;
     c.max_ack_pending = static_cast<int>(std::min<std::size_t>(s->capacity, INT_MAX));
+    c.idle_heartbeat = idle_heartbeat;
     s->conn = conn;
     s->stream = stream;
     s->consumer = name;
-    auto feed = conn->consume_durable(c, [weak = std::weak_ptr{s}](const nats::message_view& m) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto position = m.sequence_and_pending();
-      const auto sequence = position ? position->first : 0;
-      std::vector<detail::bus_item> items;
-      if (auto events = decode_message(m, sequence); !events) {
-        self->report(events.error()); // skipped, or it would block the stream
-      } else {
-        for (auto& e : *events) {
-          if (self->selector.matches(e)) items.push_back({std::make_shared<const event>(std::move(e)), {}, sequence});
-        }
-      }
-      if (items.empty()) items.push_back({nullptr, {}, sequence});
-      items.back().ack = m.reply();
-      for (auto& item : items) self->push(std::move(item));
-    });
-    if (!feed) {
+    auto feed = std::make_shared<durable_feed>(s, conn, c);
+    if (auto r = feed->start(); !r) {
       // Another subscriber made the consumer between the check and here.
       if (conn->consumer(stream, name)) return in_use(name, ns);
-      return feed.error();
+      return r.error();
     }
-    s->feeds.push_back(std::move(*feed));
+    s->source = std::move(feed);
     return {};
   }
 

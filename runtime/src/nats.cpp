@@ -174,14 +174,20 @@ std::optional<std::string_view> message_view::header(std::string_view name) cons
   }
   return std::string_view{value};
 }
-expected<std::pair<std::uint64_t, std::uint64_t>> message_view::sequence_and_pending() const {
+expected<delivery_position> message_view::delivery() const {
   jsMsgMetaData* meta = nullptr;
   if (auto r = check(natsMsg_GetMetaData(&meta, static_cast<natsMsg*>(msg_)), "reading message metadata"); !r) {
     return r.error();
   }
-  std::pair<std::uint64_t, std::uint64_t> out{meta->Sequence.Stream, meta->NumPending};
+  const delivery_position out{meta->Sequence.Stream, meta->Sequence.Consumer, meta->NumPending};
   jsMsgMetaData_Destroy(meta);
   return out;
+}
+
+expected<std::pair<std::uint64_t, std::uint64_t>> message_view::sequence_and_pending() const {
+  auto d = delivery();
+  if (!d) return d.error();
+  return std::pair{d->stream_sequence, d->pending};
 }
 
 std::optional<std::string_view> message::header(std::string_view name) const {
@@ -1075,6 +1081,7 @@ expected<subscription> connection::consume_durable(const durable_consumer_config
   cfg.AckPolicy = js_AckAll;
   cfg.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(c.ack_wait).count();
   cfg.MaxAckPending = c.max_ack_pending;
+  cfg.Heartbeat = std::chrono::duration_cast<std::chrono::nanoseconds>(c.idle_heartbeat).count();
   if (c.start_sequence > 1) {
     cfg.DeliverPolicy = js_DeliverByStartSequence;
     cfg.OptStartSeq = c.start_sequence;

@@ -74,6 +74,16 @@ struct header {
 
 /// A message received from the server, valid only during the callback that
 /// gets it.
+/// Where a message a JetStream consumer delivered stands.
+struct delivery_position {
+  std::uint64_t stream_sequence = 0;
+  /// The consumer's count of deliveries, this one included: a number
+  /// skipped is a delivery that never arrived.
+  std::uint64_t delivery_sequence = 0;
+  /// Messages the consumer still has after this one.
+  std::uint64_t pending = 0;
+};
+
 class message_view {
 public:
   explicit message_view(void* native) noexcept : msg_{native} {}
@@ -85,6 +95,8 @@ public:
   /// For messages delivered by a JetStream consumer: the stream sequence and
   /// how many messages the consumer still has after this one.
   [[nodiscard]] expected<std::pair<std::uint64_t, std::uint64_t>> sequence_and_pending() const;
+  /// For messages delivered by a JetStream consumer: where it stands.
+  [[nodiscard]] expected<delivery_position> delivery() const;
 
 private:
   void* msg_;
@@ -152,6 +164,10 @@ struct durable_consumer_config {
   int max_ack_pending = 1024;
   /// When the server sends an unacknowledged message again.
   std::chrono::milliseconds ack_wait{std::chrono::minutes{5}};
+  /// While it has nothing to deliver, the server sends a status message
+  /// (`Status: 100`, no reply subject) this often, naming in
+  /// `Nats-Last-Stream` the stream sequence it delivered last; 0: none.
+  std::chrono::milliseconds idle_heartbeat{0};
 };
 
 /// What the server knows of a durable consumer.
