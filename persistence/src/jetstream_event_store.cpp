@@ -47,6 +47,8 @@ constexpr std::string_view write_id_header = "Aether-Write-Id";
 constexpr int walk_limit = 16;
 // At most this many writes in flight go out on the send-asap connection.
 constexpr std::size_t quick_limit = 4;
+// Threads that read back writes whose outcome is unknown.
+constexpr int settling_threads = 2;
 // Actors whose last write end the store remembers; past this it forgets
 // them all, and each one's next append checks its version once more.
 constexpr std::size_t known_ends_limit = 65'536;
@@ -112,8 +114,14 @@ struct jetstream_event_store::impl {
     std::string msg_id;
     std::string payload;
     clock::time_point deadline;
-    int attempts = 0;
+    int attempts = 0;   // deadlines it has had (the first send counts one)
+    int sends = 0;      // copies sent
     bool quick = false; // sent on the send-asap connection
+    // Whether its last copy certainly did not reach the stream (the send
+    // failed, or the server answered "no responders"), and the connection's
+    // reconnects when it went out: on R1 only then is it sent again.
+    bool resend = false;
+    std::uint64_t reconnects = 0;
     // Per-actor layout: the stream sequence of the actor's write this one
     // follows (0: none), and whether it waits for that write's acknowledgement.
     std::uint64_t expected_sequence = 0;
@@ -199,10 +207,27 @@ struct jetstream_event_store::impl {
   std::unordered_map<std::string, std::vector<write>> waiting;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
   std::uint64_t next_read = 1;
-  std::deque<unique_function<void()>> work;
+  /// Work for one of the store's threads, and how it answers its caller
+  /// instead when the store closes before it runs.
+  struct job {
+    unique_function<void()> run;
+    unique_function<void()> cancel;
+  };
+  /// A queue of jobs and the threads that take them, in order.
+  struct job_queue {
+    std::deque<job> jobs;
+    std::condition_variable wake;
+    std::vector<std::thread> threads;
+  };
+  // The store's thread: stream set-up, version checks, deadlines (in `run`).
+  job_queue work;
+  // History reads and `latest_version`, `options.readers` at a time, each
+  // waiting on one request: a flood of them never holds the appends.
+  job_queue reading_lane;
+  // Read-backs of writes whose outcome the acknowledgements did not tell.
+  job_queue settling;
   bool stopping = false;
-  std::condition_variable wake;
-  std::thread worker;
+  std::atomic<bool> closing{false}; // `stopping`, read without the lock between requests
 
   ~impl() { stop(); }
 
@@ -211,26 +236,43 @@ struct jetstream_event_store::impl {
       std::lock_guard lock{mutex};
       if (stopping) return;
       stopping = true;
+      closing.store(true);
     }
-    wake.notify_all();
-    // The last reference may be dropped by a callback on the worker itself:
+    for (auto* l : {&work, &reading_lane, &settling}) l->wake.notify_all();
+    // Each thread finishes the request it waits on (reads stop after it) and
+    // leaves. The last reference may be dropped by a callback on one of them:
     // it cannot wait for itself, and it holds the state until it returns.
-    if (worker.get_id() == std::this_thread::get_id()) {
-      worker.detach();
-    } else if (worker.joinable()) {
-      worker.join();
+    for (auto* l : {&work, &reading_lane, &settling}) {
+      for (auto& t : l->threads) {
+        if (t.get_id() == std::this_thread::get_id()) {
+          t.detach();
+        } else if (t.joinable()) {
+          t.join();
+        }
+      }
     }
     acks.unsubscribe();
-    // What was queued for the thread still answers its callers.
+    // What is still queued is answered without running: reads and version
+    // checks `shutting_down` (nothing was sent), read-backs `unavailable`.
     for (;;) {
-      unique_function<void()> task;
+      std::deque<job> left;
       {
         std::lock_guard lock{mutex};
-        if (work.empty()) break;
-        task = std::move(work.front());
-        work.pop_front();
+        for (auto* l : {&work, &reading_lane, &settling}) {
+          for (auto& j : l->jobs) left.push_back(std::move(j));
+          l->jobs.clear();
+        }
       }
-      task();
+      if (left.empty()) break;
+      for (auto& j : left) j.cancel();
+    }
+    std::unordered_map<std::string, std::vector<write>> unsent;
+    {
+      std::lock_guard lock{mutex};
+      unsent.swap(waiting);
+    }
+    for (auto& [ns, list] : unsent) {
+      for (auto& w : list) w.done(error{errc::shutting_down, "the store closed before the write was sent"});
     }
     std::unordered_map<std::uint64_t, write> left;
     std::unordered_map<std::uint64_t, std::shared_ptr<reading>> unread;
@@ -249,37 +291,58 @@ struct jetstream_event_store::impl {
     }
   }
 
-  /// Runs `fn` on the store's thread (stream creation, read-backs), or at
-  /// once on this one when the store is closing.
-  void post(unique_function<void()> fn) {
+  /// Queues `run` for `l`'s threads; once the store is closing, `cancel`
+  /// runs instead (at once, or at close for what is queued by then).
+  void enqueue(job_queue& l, unique_function<void()> run, unique_function<void()> cancel) {
     {
       std::lock_guard lock{mutex};
       if (!stopping) {
-        work.push_back(std::move(fn));
-        fn = nullptr;
+        l.jobs.push_back(job{std::move(run), std::move(cancel)});
+        cancel = nullptr;
       }
     }
-    if (fn) {
-      fn();
+    if (cancel) {
+      cancel();
     } else {
-      wake.notify_one();
+      l.wake.notify_one();
+    }
+  }
+
+  /// Runs `fn` on the store's thread (stream creation, version checks).
+  void post(unique_function<void()> fn, unique_function<void()> cancel) {
+    enqueue(work, std::move(fn), std::move(cancel));
+  }
+
+  /// Takes `l`'s jobs one at a time until the store closes (a reader or
+  /// settling thread).
+  void serve(job_queue& l) {
+    for (;;) {
+      job j;
+      {
+        std::unique_lock lock{mutex};
+        l.wake.wait(lock, [&] { return stopping || !l.jobs.empty(); });
+        if (stopping) return;
+        j = std::move(l.jobs.front());
+        l.jobs.pop_front();
+      }
+      j.run();
     }
   }
 
   void run() {
     auto next_check = clock::now();
     for (;;) {
-      unique_function<void()> task;
+      job task;
       {
         std::unique_lock lock{mutex};
-        wake.wait_until(lock, next_check, [this] { return stopping || !work.empty(); });
+        work.wake.wait_until(lock, next_check, [this] { return stopping || !work.jobs.empty(); });
         if (stopping) return;
-        if (!work.empty()) {
-          task = std::move(work.front());
-          work.pop_front();
+        if (!work.jobs.empty()) {
+          task = std::move(work.jobs.front());
+          work.jobs.pop_front();
         }
       }
-      if (task) task();
+      if (task.run) task.run();
       if (clock::now() >= next_check) {
         check_deadlines();
         next_check = clock::now() + std::chrono::milliseconds{100};
@@ -350,38 +413,54 @@ struct jetstream_event_store::impl {
       return;
     }
     if (!setup) return;
-    post([this, ns] {
-      const auto ready = ensure_stream(ns);
-      for (;;) {
-        std::vector<write> batch;
-        {
-          std::lock_guard lock{mutex};
-          auto it = waiting.find(ns);
-          if (it == waiting.end()) return;
-          if (it->second.empty()) {
-            waiting.erase(it); // from now on appends of `ns` are launched directly
-            return;
+    post(
+        [this, ns] {
+          const auto ready = ensure_stream(ns);
+          for (;;) {
+            std::vector<write> batch;
+            {
+              std::lock_guard lock{mutex};
+              auto it = waiting.find(ns);
+              if (it == waiting.end()) return;
+              if (it->second.empty()) {
+                waiting.erase(it); // from now on appends of `ns` are launched directly
+                return;
+              }
+              batch.swap(it->second);
+            }
+            for (auto& queued_write : batch) {
+              if (!ready) {
+                queued_write.done(ready.error());
+                continue;
+              }
+              const auto expected_version = queued_write.first - 1;
+              if (!launch(queued_write, false)) check_and_launch(std::move(queued_write), expected_version);
+            }
           }
-          batch.swap(it->second);
-        }
-        for (auto& queued_write : batch) {
-          if (!ready) {
-            queued_write.done(ready.error());
-            continue;
+        },
+        [this, ns] {
+          std::vector<write> unsent;
+          {
+            std::lock_guard lock{mutex};
+            if (auto it = waiting.find(ns); it != waiting.end()) {
+              unsent.swap(it->second);
+              waiting.erase(it);
+            }
           }
-          const auto expected_version = queued_write.first - 1;
-          if (!launch(queued_write, false)) check_and_launch(std::move(queued_write), expected_version);
-        }
-      }
-    });
+          for (auto& u : unsent) u.done(error{errc::shutting_down, "the store closed before the write was sent"});
+        });
   }
 
   /// The first message on `subject` after stream sequence `after`, by a
   /// direct get (`next_by_subj`); nullopt when there is none.
   expected<std::optional<nats::message>> next_on_subject(std::string_view stream, std::string_view subject,
                                                          std::uint64_t after) {
+    return next_on_subject(stream, subject, after, options.ack_timeout);
+  }
+  expected<std::optional<nats::message>> next_on_subject(std::string_view stream, std::string_view subject,
+                                                         std::uint64_t after, std::chrono::milliseconds timeout) {
     auto m = conn->request(fmt::format("$JS.API.DIRECT.GET.{}", stream),
-                           fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1, subject), options.ack_timeout);
+                           fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1, subject), timeout);
     if (!m) return m.error();
     if (!m->header("Nats-Sequence")) {
       const auto status = m->header("Status");
@@ -405,6 +484,8 @@ struct jetstream_event_store::impl {
       quick_send = it->second.quick;
       auto& w = it->second;
       ++w.attempts;
+      ++w.sends;
+      w.resend = false;
       w.deadline = clock::now() + options.ack_timeout;
       if (w.subject.empty()) {
         w.subject = per_actor(w.actor.ns()) ? jetstream_event_store::actor_subject(w.actor)
@@ -424,9 +505,35 @@ struct jetstream_event_store::impl {
     // A failed send (disconnected) is retried at the deadline like a lost ack.
     // The acknowledgement comes to `inbox` on `conn` whichever sends it.
     auto& via = quick_send && quick ? *quick : *conn;
-    if (auto r = via.publish(subject, payload, sent, fmt::format("{}.{}", inbox, token)); !r) {
-      log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
+    const auto reconnects = options.replicas > 1 ? 0 : via.counts().reconnects;
+    auto r = via.publish(subject, payload, sent, fmt::format("{}.{}", inbox, token));
+    if (!r) log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
+    std::lock_guard lock{mutex};
+    if (auto it = writes.find(token); it != writes.end()) {
+      it->second.reconnects = reconnects;
+      if (!r) it->second.resend = true;
     }
+  }
+
+  /// Whether a write past its deadline is sent again. On R1 a copy sent on a
+  /// connection that stayed up reaches the stream, however late the server
+  /// answers (a publish is lost only with its TCP connection): another copy
+  /// would only add load to a server that is behind, so it waits on. It is
+  /// sent again when the last copy certainly did not arrive (its send failed,
+  /// or nothing took it: "no responders") or the connection reconnected
+  /// since. Replicated streams are always sent again: a copy forwarded to a
+  /// stream leader can be lost in a leader change.
+  struct link_state {
+    bool connected = false;
+    std::uint64_t reconnects = 0;
+  };
+  static link_state state_of(const nats::connection* c) {
+    return c == nullptr ? link_state{} : link_state{c->connected(), c->counts().reconnects};
+  }
+  bool needs_resend(const write& w, const link_state& main, const link_state& fast) const {
+    if (options.replicas > 1 || w.resend) return true;
+    const auto& via = w.quick && quick ? fast : main;
+    return !via.connected || via.reconnects != w.reconnects;
   }
 
   /// Puts a write in flight and sends it, if `checked` or the store knows
@@ -492,30 +599,39 @@ struct jetstream_event_store::impl {
   /// one that launched the write this one follows (a writer pipelining
   /// appends before the store knew the actor) needs no read: the write is
   /// launched behind that one, as if the store had known it all along.
-  void check_and_launch(write w, std::uint64_t expected_version) {
-    post([this, w = std::move(w), expected_version]() mutable {
-      error failure{errc::unavailable};
-      if (auto ready = ensure_stream(w.actor.ns()); !ready) {
-        w.done(ready.error());
-        return;
-      }
-      if (launch(w, false)) return;
-      version_checks.fetch_add(1, std::memory_order_relaxed);
-      const auto current = latest(w.actor, &failure);
-      if (!current) {
-        w.done(error{failure.code(),
-                     fmt::format("checking the version of {}: {}", w.actor.to_string(), failure.detail())});
-      } else if (current->version != expected_version) {
-        learn_end(w.actor, *current);
-        w.done(
-            error{errc::version_conflict,
-                  fmt::format("{} is at version {}, not {}", w.actor.to_string(), current->version, expected_version),
-                  current->version});
-      } else {
-        w.expected_sequence = current->sequence;
-        launch(w, true);
-      }
-    });
+  void check_and_launch(write queued, std::uint64_t expected_version) {
+    auto held = std::make_shared<write>(std::move(queued));
+    post(
+        [this, held, expected_version] {
+          auto& w = *held;
+          error failure{errc::unavailable};
+          if (auto ready = ensure_stream(w.actor.ns()); !ready) {
+            w.done(ready.error());
+            return;
+          }
+          if (launch(w, false)) return;
+          version_checks.fetch_add(1, std::memory_order_relaxed);
+          const auto current = latest(w.actor, &failure);
+          if (!current) {
+            w.done(error{failure.code(),
+                         fmt::format("checking the version of {}: {}", w.actor.to_string(), failure.detail())});
+          } else if (current->version != expected_version) {
+            learn_end(w.actor, *current);
+            w.done(error{
+                errc::version_conflict,
+                fmt::format("{} is at version {}, not {}", w.actor.to_string(), current->version, expected_version),
+                current->version});
+          } else {
+            w.expected_sequence = current->sequence;
+            launch(w, true);
+          }
+        },
+        [held] {
+          // Not sent: it is not stored.
+          auto& w = *held;
+          w.done(error{errc::shutting_down,
+                       fmt::format("the store closed before {} version {} was sent", w.actor.to_string(), w.first)});
+        });
   }
 
   /// After an actor's write is answered: when stored at `sequence` ending
@@ -592,7 +708,11 @@ struct jetstream_event_store::impl {
   void on_ack(const nats::message_view& m) {
     const auto token = last_number(m.subject());
     if (!token) return;
-    if (m.data().empty()) return; // "no responders": no stream yet or a leader election; the deadline resends
+    if (m.data().empty()) { // "no responders": no stream yet or a leader election; the deadline resends
+      std::lock_guard lock{mutex};
+      if (auto it = writes.find(*token); it != writes.end()) it->second.resend = true;
+      return;
+    }
     write w;
     {
       std::lock_guard lock{mutex};
@@ -606,7 +726,7 @@ struct jetstream_event_store::impl {
     } else if (!ack->error && ack->seq && *ack->seq > 0) {
       succeed(w, *ack->seq);
     } else if (ack->error && ack->error->err_code == wrong_last_sequence) { // an error ack carries "seq":0 too
-      post([this, w = std::move(w)]() mutable { settle(std::move(w), true); });
+      settle_later(std::move(w), true);
     } else {
       const auto what = ack->error ? ack->error->description : std::string{"no sequence"};
       const auto code = what.find("size") != std::string::npos ? errc::payload_too_large : errc::io_error;
@@ -731,6 +851,7 @@ struct jetstream_event_store::impl {
     if (by_actor) {
       const auto subj = actor_subject(actor);
       for (std::uint64_t after = 0;;) {
+        if (closing.load()) return fail_with(closed_error());
         auto m = next_on_subject(stream, subj, after);
         if (!m) return fail_with(m.error());
         if (!*m) break;
@@ -743,6 +864,7 @@ struct jetstream_event_store::impl {
       // By exact subject, as a read of a short history goes: a write whose
       // place no write before it ends at is never visited.
       for (;;) {
+        if (closing.load()) return fail_with(closed_error());
         const auto version = r.next;
         auto m = write_at(actor, version);
         if (!m) {
@@ -759,14 +881,47 @@ struct jetstream_event_store::impl {
     return actor_end{r.next - 1, sequence};
   }
 
+  /// Settles `w` on a settling thread (see `settle`); a store closing
+  /// first answers it `unavailable`, outcome unknown.
+  void settle_later(write queued, bool server_said_taken) {
+    auto held = std::make_shared<write>(std::move(queued));
+    enqueue(
+        settling, [this, held, server_said_taken] { settle(std::move(*held), server_said_taken); },
+        [this, held] {
+          fail(*held, error{errc::unavailable,
+                            fmt::format("{} version {}: the store closed before its outcome was read back; it may "
+                                        "still be stored",
+                                        held->actor.to_string(), held->first)});
+        });
+  }
+
+  /// Runs `attempt` (given a timeout) until it answers anything but a
+  /// timeout or a lost connection, up to `max(3, max_attempts)` tries, each
+  /// waiting twice as long as the one before, from `ack_timeout` (2+4+8 s by
+  /// default): a server too busy to acknowledge a write in time is usually
+  /// too busy to answer one read in that time too, and the outcome is
+  /// worth the wait. A closing store stops after the try in progress.
+  template <class Attempt>
+  auto patiently(Attempt&& attempt) -> decltype(attempt(std::chrono::milliseconds{})) {
+    const int tries = std::max(3, options.max_attempts);
+    auto timeout = options.ack_timeout;
+    for (int i = 1;; ++i, timeout *= 2) {
+      auto r = attempt(timeout);
+      if (r || i >= tries || closing.load()) return r;
+      const auto code = r.error().code();
+      if (code != errc::timeout && code != errc::unavailable) return r;
+    }
+  }
+
   /// Decides a write's outcome by reading its subject back from the stream
-  /// leader: ours (stored), someone else's (conflict), or nothing.
+  /// leader: ours (stored), someone else's (conflict), or nothing; patiently
+  /// (see `patiently`), on a settling thread.
   void settle(write w, bool server_said_taken) {
     // The copies sent on the send-asap connection are processed before a
     // flush of it returns, so none of them is still on its way to the server
     // when the read-back below (on the main connection) finds nothing.
     if (w.quick && quick && !server_said_taken) {
-      if (auto f = quick->flush(options.ack_timeout); !f) {
+      if (auto f = patiently([&](std::chrono::milliseconds t) { return quick->flush(t); }); !f) {
         fail(w,
              error{errc::unavailable, fmt::format("{} version {}: the outcome is unknown ({}); it may still be stored",
                                                   w.actor.to_string(), w.first, f.error().detail())});
@@ -776,13 +931,13 @@ struct jetstream_event_store::impl {
     // Per-write: the subject's one message. Per-actor: the first write
     // stored on the actor's subject after the one this write expected, the
     // only one the server let follow it.
-    auto stored = [&]() -> expected<nats::message> {
+    auto stored = patiently([&](std::chrono::milliseconds timeout) -> expected<nats::message> {
       if (!per_actor(w.actor.ns())) return conn->leader_get_last(w.stream, w.subject);
-      auto next = next_on_subject(w.stream, w.subject, w.expected_sequence);
+      auto next = next_on_subject(w.stream, w.subject, w.expected_sequence, timeout);
       if (!next) return next.error();
       if (!*next) return error{errc::not_found, "nothing stored after the expected write"};
       return std::move(**next);
-    }();
+    });
     if (stored) {
       if (stored->header(write_id_header) == std::optional<std::string_view>{w.msg_id}) {
         succeed(w, stored->sequence);
@@ -840,16 +995,17 @@ struct jetstream_event_store::impl {
       fail(w, error{errc::unavailable,
                     fmt::format("{} version {} was not acknowledged after {} sends and is not stored yet; the outcome "
                                 "is unknown, it may still be stored",
-                                w.actor.to_string(), w.first, w.attempts)});
+                                w.actor.to_string(), w.first, w.sends)});
       return;
     }
     fail(w, error{errc::unavailable, fmt::format("{} version {} was not acknowledged after {} sends and is not stored",
-                                                 w.actor.to_string(), w.first, w.attempts)});
+                                                 w.actor.to_string(), w.first, w.sends)});
   }
 
   void check_deadlines() {
     const auto now = clock::now();
     std::vector<std::uint64_t> resend;
+    std::vector<std::uint64_t> due; // past a deadline: sent again, or waited on (see `needs_resend`)
     std::vector<write> expired;
     std::vector<std::shared_ptr<reading>> stalled;
     std::vector<nats::subscription> ended; // unsubscribed outside the lock
@@ -859,7 +1015,7 @@ struct jetstream_event_store::impl {
         if (it->second.deadline > now) {
           ++it;
         } else if (it->second.attempts < options.max_attempts) {
-          resend.push_back(it->first);
+          due.push_back(it->first);
           ++it;
         } else {
           auto next = std::next(it);
@@ -880,8 +1036,24 @@ struct jetstream_event_store::impl {
         }
       }
     }
+    const auto main_link = due.empty() ? link_state{} : state_of(conn.get());
+    const auto fast_link = due.empty() ? link_state{} : state_of(quick.get());
+    for (auto token : due) {
+      bool again = false;
+      {
+        std::lock_guard lock{mutex};
+        auto it = writes.find(token);
+        if (it == writes.end()) continue;
+        again = needs_resend(it->second, main_link, fast_link);
+        if (!again) {
+          ++it->second.attempts;
+          it->second.deadline = now + options.ack_timeout;
+        }
+      }
+      if (again) resend.push_back(token);
+    }
     for (auto token : resend) send(token);
-    for (auto& w : expired) settle(std::move(w), false);
+    for (auto& w : expired) settle_later(std::move(w), false);
     for (auto& r : stalled) {
       finish(*r, error{errc::unavailable, fmt::format("replaying {} stalled", r->actor.to_string())});
     }
@@ -1074,6 +1246,8 @@ struct jetstream_event_store::impl {
   /// goes on with an ordered consumer. Short histories and snapshot tails
   /// need no consumer, whose creation costs more the more writes the
   /// namespace's stream holds.
+  static error closed_error() { return error{errc::shutting_down, "the store closed during the read"}; }
+
   void walk(const std::shared_ptr<reading>& r, std::uint64_t start) {
     auto layout = lookup_stream(r->actor.ns());
     if (!layout || !*layout) {
@@ -1090,6 +1264,10 @@ struct jetstream_event_store::impl {
     // Replicas that disagree with the leader may serve a consumer: with
     // `leader_reads_only` the whole history is walked through the leader.
     for (int i = 0; leader_reads_only || i < walk_limit; ++i) {
+      if (closing.load()) {
+        finish(*r, closed_error());
+        return;
+      }
       auto m = write_at(r->actor, version);
       if (!m) {
         finish(*r, m.error().code() == errc::not_found ? expected<void>{} : expected<void>{m.error()});
@@ -1122,6 +1300,10 @@ struct jetstream_event_store::impl {
       const auto stream = stream_name(r->actor.ns());
       const auto subj = actor_subject(r->actor);
       for (int i = 0; i < walk_limit; ++i) {
+        if (closing.load()) {
+          finish(*r, closed_error());
+          return;
+        }
         auto m = next_on_subject(stream, subj, after);
         if (!m || !*m) {
           finish(*r, m ? expected<void>{} : expected<void>{m.error()});
@@ -1211,6 +1393,9 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
                                                                              jetstream_store_options options,
                                                                              std::shared_ptr<nats::connection> quick) {
   if (!conn) return error{errc::invalid_argument, "no connection"};
+  if (options.readers < 1 || options.readers > 64) {
+    return error{errc::invalid_argument, fmt::format("readers is {}; it must be from 1 to 64", options.readers)};
+  }
   auto p = std::make_shared<impl>();
   p->conn = std::move(conn);
   p->quick = std::move(quick);
@@ -1223,7 +1408,13 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   if (!acks) return acks.error();
   p->acks = std::move(*acks);
   p->leader_reads_only = options.replicas > 1 && check_replicas(*p->conn, options.replicas);
-  p->worker = std::thread{[self = p] { self->run(); }};
+  p->work.threads.emplace_back([self = p] { self->run(); });
+  for (int i = 0; i < options.readers; ++i) {
+    p->reading_lane.threads.emplace_back([self = p] { self->serve(self->reading_lane); });
+  }
+  for (int i = 0; i < settling_threads; ++i) {
+    p->settling.threads.emplace_back([self = p] { self->serve(self->settling); });
+  }
   return std::shared_ptr<jetstream_event_store>{new jetstream_event_store{std::move(p)}};
 }
 
@@ -1322,18 +1513,28 @@ void jetstream_event_store::start_read(const actor_id& actor, std::uint64_t from
   r->start = r->next = start;
   r->hint = hint;
   r->owner = impl_;
-  impl_->post([p = impl_.get(), r, start] { p->walk(r, start); });
+  impl_->enqueue(
+      impl_->reading_lane, [p = impl_.get(), r, start] { p->walk(r, start); },
+      [r] {
+        impl::finish(*r, error{errc::shutting_down, "the store closed before the read started"});
+      });
 }
 
 void jetstream_event_store::latest_version(const actor_id& actor, version_callback done) {
-  impl_->post([p = impl_.get(), actor, done = std::move(done)]() mutable {
-    error failure{errc::unavailable};
-    if (auto v = p->latest(actor, &failure)) {
-      done(v->version);
-    } else {
-      done(failure);
-    }
-  });
+  auto held = std::make_shared<version_callback>(std::move(done));
+  impl_->enqueue(
+      impl_->reading_lane,
+      [p = impl_.get(), actor, held] {
+        error failure{errc::unavailable};
+        if (auto v = p->latest(actor, &failure)) {
+          (*held)(v->version);
+        } else {
+          (*held)(failure);
+        }
+      },
+      [held] {
+        (*held)(error{errc::shutting_down, "the store closed before the read started"});
+      });
 }
 
 } // namespace aether

@@ -33,6 +33,10 @@ struct jetstream_store_options {
   std::chrono::milliseconds ack_timeout{2'000};
   /// Sends of one write before its outcome is read back from the stream.
   int max_attempts = 3;
+  /// History reads (and `latest_version`s) in progress at once, each on a
+  /// thread of the store waiting on one request at a time (1 to 64); more
+  /// wait in order. Appends never wait for reads.
+  int readers = 4;
   /// How long a replay may wait for the next message.
   std::chrono::milliseconds read_timeout{30'000};
   /// Stamped on every write (`Aether-Origin`): the origin of this process's
@@ -77,7 +81,15 @@ struct jetstream_store_stats {
 /// write won.
 ///
 /// Appends from many actors are pipelined: published asynchronously and
-/// matched to their acknowledgements through one inbox subscription.
+/// matched to their acknowledgements through one inbox subscription. On R1
+/// a write is sent again only when its copy cannot have reached the stream
+/// (a failed send, "no responders", a reconnect since); the read-back of an
+/// unacknowledged write tries several times, each waiting longer.
+///
+/// Reads run `readers` at a time, beside the appends. Closing the store
+/// answers the reads and version checks still queued `shutting_down`
+/// without running them, and stops reads in progress after their current
+/// request.
 ///
 /// Thread-safety: every member from any thread; callbacks run on nats.c or
 /// store threads.

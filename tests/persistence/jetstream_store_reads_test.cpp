@@ -1,0 +1,319 @@
+// The JetStream store under many reads at once and at close, and the
+// read-back of writes whose acknowledgement a paused server held back.
+#include "store_fixtures.hpp"
+#include "support/eventually.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using aether::actor_id;
+using aether::errc;
+using test::make_event;
+
+namespace {
+
+/// Histories of `count` actors `fast/h/{i}`, two writes each (versions 1 and
+/// 2, data `{"n":i}` then `{"n":-i}`), written by a store of their own.
+void write_histories(std::shared_ptr<aether::nats::connection> conn, int count) {
+  auto writer = test::open_store(std::move(conn));
+  for (int round = 0; round < 2; ++round) {
+    std::atomic<int> left{count};
+    std::atomic<int> failed{0};
+    for (int i = 0; i < count; ++i) {
+      writer->append(actor_id{"h", std::to_string(i), "fast"}, static_cast<std::uint64_t>(round),
+                     {make_event("noted", fmt::format(R"({{"n":{}}})", round == 0 ? i : -i))},
+                     [&](aether::expected<aether::append_result> r) {
+                       if (!r) failed.fetch_add(1);
+                       left.fetch_sub(1);
+                     });
+    }
+    AETHER_EVENTUALLY(left.load() == 0, 60s);
+    REQUIRE(failed.load() == 0);
+  }
+}
+
+/// Whether `events` is actor `i`'s history as `write_histories` wrote it.
+bool whole(const std::vector<aether::event>& events, int i) {
+  return events.size() == 2 && events[0].version == 1 && events[1].version == 2 &&
+         events[0].data == fmt::format(R"({{"n":{}}})", i) && events[1].data == fmt::format(R"({{"n":{}}})", -i);
+}
+
+/// A namespace whose stream answers no read: the store knows its stream (it
+/// read from it), then the stream is gone and a silent subscriber takes its
+/// direct gets, as a stream whose server is stuck would. `answer_all`
+/// finally answers them "not found".
+struct stuck_namespace {
+  static constexpr std::string_view ns = "slow";
+  std::shared_ptr<aether::nats::connection> conn;
+  std::mutex mutex;
+  std::vector<std::string> held; // reply subjects of the gets taken
+  aether::nats::subscription sub;
+
+  stuck_namespace(std::shared_ptr<aether::nats::connection> c, aether::jetstream_event_store& store)
+      : conn{std::move(c)} {
+    const actor_id a{"s", "0", std::string{ns}};
+    REQUIRE(store.append_wait(a, 0, {make_event("noted")}));
+    REQUIRE(store.read_wait(a)->size() == 1); // the store knows the stream and its layout
+    const auto stream = aether::jetstream_event_store::stream_name(ns);
+    REQUIRE(conn->delete_stream(stream));
+    auto s = conn->subscribe(fmt::format("$JS.API.DIRECT.GET.{}", stream), [this](const aether::nats::message_view& m) {
+      std::lock_guard lock{mutex};
+      held.emplace_back(m.reply());
+    });
+    REQUIRE(s);
+    sub = std::move(*s);
+    REQUIRE(conn->flush(5s));
+  }
+
+  // Answers what is still held, so that a store closing after a failed
+  // check does not wait for its requests' timeout.
+  ~stuck_namespace() {
+    sub.unsubscribe();
+    release();
+  }
+
+  std::size_t taken() {
+    std::lock_guard lock{mutex};
+    return held.size();
+  }
+
+  void answer_all() { REQUIRE(release()); }
+
+  bool release() {
+    std::vector<std::string> replies;
+    {
+      std::lock_guard lock{mutex};
+      replies.swap(held);
+    }
+    const aether::nats::header not_found[] = {{"Status", "404"}};
+    bool ok = true;
+    for (const auto& r : replies) ok = conn->publish(r, "", not_found).has_value() && ok;
+    return conn->flush(5s).has_value() && ok;
+  }
+};
+
+/// What a read answered.
+struct answer {
+  std::atomic<int> count{0};
+  std::atomic<bool> ok{false};
+  std::atomic<bool> right{false}; // the history as written
+  std::atomic<int> code{0};
+};
+
+} // namespace
+
+TEST_CASE("reads run beside each other: thousands of histories read at once while a stuck read waits") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  constexpr int actors = 2000;
+  write_histories(conn, actors);
+
+  // What the reads answered, declared first: the store closes before they go.
+  std::vector<answer> slow(2);
+  std::vector<answer> fast(actors);
+  aether::jetstream_store_options o;
+  o.ack_timeout = 120s; // a stuck read's request waits this long
+  auto store = test::open_store(conn, o);
+  stuck_namespace stuck{conn, *store};
+
+  // Reads of the stuck namespace are in progress first.
+  for (std::size_t i = 0; i < slow.size(); ++i) {
+    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
+                [&a = slow[i]](aether::expected<std::vector<aether::event>> r) {
+                  a.ok = r.has_value();
+                  a.right = r && r->empty();
+                  a.count.fetch_add(1);
+                });
+  }
+  AETHER_EVENTUALLY(stuck.taken() >= 1, 30s);
+
+  // Then every actor is read at once, as a node activating them all would.
+  for (int i = 0; i < actors; ++i) {
+    store->read(actor_id{"h", std::to_string(i), "fast"}, 1, 0,
+                [&a = fast[static_cast<std::size_t>(i)], i](aether::expected<std::vector<aether::event>> r) {
+                  a.ok = r.has_value();
+                  a.right = r && whole(*r, i);
+                  if (!r) a.code = static_cast<int>(r.error().code());
+                  a.count.fetch_add(1);
+                });
+  }
+  // All of them answer while the stuck reads still wait (a store reading one
+  // history at a time keeps them behind the first stuck read for its 120 s).
+  AETHER_EVENTUALLY(std::all_of(fast.begin(), fast.end(), [](const answer& a) { return a.count.load() > 0; }), 60s);
+  for (int i = 0; i < actors; ++i) {
+    const auto& a = fast[static_cast<std::size_t>(i)];
+    REQUIRE_MESSAGE(a.count.load() == 1, "actor " << i);
+    REQUIRE_MESSAGE(a.right.load(), "actor " << i << " read " << (a.ok ? "a wrong history" : "an error ") << a.code);
+  }
+  CHECK(slow[0].count.load() == 0);
+  CHECK(slow[1].count.load() == 0);
+
+  // Answered at last, the stuck reads finish too (nothing there).
+  stuck.answer_all();
+  AETHER_EVENTUALLY(slow[0].count.load() == 1 && slow[1].count.load() == 1, 30s);
+  CHECK(slow[0].right.load());
+  CHECK(slow[1].right.load());
+}
+
+TEST_CASE("a store closing with thousands of reads queued answers each once, promptly, without running them") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  constexpr int actors = 3000;
+  write_histories(conn, actors);
+
+  constexpr int stuck_reads = 12;
+  // What the reads answered, declared first: the store closes before they go.
+  std::vector<answer> slow(stuck_reads);
+  std::vector<answer> fast(actors);
+  std::vector<answer> versions(actors);
+  aether::jetstream_store_options o;
+  o.ack_timeout = 3s; // a stuck read's request waits this long
+  auto store = test::open_store(conn, o);
+  stuck_namespace stuck{conn, *store};
+
+  // Reads of the stuck namespace take the readers and queue behind them.
+  for (int i = 0; i < stuck_reads; ++i) {
+    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
+                [&a = slow[static_cast<std::size_t>(i)]](aether::expected<std::vector<aether::event>> r) {
+                  a.ok = r.has_value();
+                  if (!r) a.code = static_cast<int>(r.error().code());
+                  a.count.fetch_add(1);
+                });
+  }
+  AETHER_EVENTUALLY(stuck.taken() >= 1, 30s);
+  for (int i = 0; i < actors; ++i) {
+    const actor_id a{"h", std::to_string(i), "fast"};
+    store->read(a, 1, 0, [&r = fast[static_cast<std::size_t>(i)], i](aether::expected<std::vector<aether::event>> got) {
+      r.ok = got.has_value();
+      r.right = got && whole(*got, i);
+      if (!got) r.code = static_cast<int>(got.error().code());
+      r.count.fetch_add(1);
+    });
+    store->latest_version(a, [&r = versions[static_cast<std::size_t>(i)]](aether::expected<std::uint64_t> got) {
+      r.ok = got.has_value();
+      r.right = got && *got == 2;
+      if (!got) r.code = static_cast<int>(got.error().code());
+      r.count.fetch_add(1);
+    });
+  }
+
+  // Closing waits at most for the requests in progress (3 s each, side by
+  // side); a store that ran the queued reads on close would take 3 s for
+  // each stuck one (36 s) and more.
+  const auto started = std::chrono::steady_clock::now();
+  store.reset();
+  const auto took = std::chrono::steady_clock::now() - started;
+  MESSAGE("closing took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 20s);
+
+  // Every read was answered exactly once by the time the store closed: its
+  // result, or `shutting_down`; a stuck one its request's failure.
+  int closed = 0;
+  for (std::size_t i = 0; i < fast.size(); ++i) {
+    for (const auto* a : {&fast[i], &versions[i]}) {
+      REQUIRE_MESSAGE(a->count.load() == 1, "actor " << i);
+      if (a->ok) {
+        REQUIRE_MESSAGE(a->right.load(), "actor " << i << ": a wrong answer");
+      } else {
+        REQUIRE_MESSAGE(a->code.load() == static_cast<int>(errc::shutting_down), "actor " << i << ": " << a->code);
+        ++closed;
+      }
+    }
+  }
+  MESSAGE(closed << " of " << 2 * actors << " queued reads answered shutting_down");
+  CHECK(closed > 0);
+  for (const auto& a : slow) {
+    REQUIRE(a.count.load() == 1);
+    CHECK_FALSE(a.ok.load());
+    CHECK((a.code.load() == static_cast<int>(errc::shutting_down) || a.code.load() == static_cast<int>(errc::timeout)));
+  }
+  stuck.answer_all(); // nothing waits any more; a late answer reaches nobody
+}
+
+TEST_CASE("writes whose acknowledgements a paused server held back are settled, never wrongly") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  aether::jetstream_store_options o;
+  o.ack_timeout = 1s; // the pause outlasts every send's deadline
+  auto store = test::open_store(conn, o);
+
+  struct outcome {
+    std::string id;
+    std::uint64_t version = 0; // the version it was appended at
+    enum { stored, refused, unknown } kind = unknown;
+  };
+  constexpr int writers = 50;
+  std::vector<std::vector<outcome>> history(writers);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      const actor_id a{"acct", fmt::format("p{}", w)};
+      std::uint64_t version = 0;
+      for (int n = 0; !stop.load(); ++n) {
+        auto e = make_event("deposited", fmt::format(R"({{"n":{}}})", n));
+        e.id = fmt::format("p{}-{}", w, n);
+        outcome out{e.id, version + 1};
+        auto r = store->append_wait(a, version, {e});
+        if (r) {
+          out.kind = outcome::stored;
+          version = r->last_version;
+        } else if (r.error().code() == errc::unavailable &&
+                   r.error().detail().find("may still be stored") != std::string::npos) {
+          out.kind = outcome::unknown;
+          auto v = store->latest_version_wait(a);
+          if (v) version = *v;
+        } else {
+          out.kind = outcome::refused;
+          if (r.error().code() == errc::version_conflict) version = r.error().value();
+        }
+        history[static_cast<std::size_t>(w)].push_back(out);
+      }
+    });
+  }
+  std::this_thread::sleep_for(500ms);
+  server.pause(); // every write in flight waits past its deadlines
+  std::this_thread::sleep_for(4s);
+  server.resume();
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  // Checked against what the stream holds.
+  auto reader = test::open_store(test::connect(server.url()));
+  int stored = 0;
+  int unknown = 0;
+  for (int w = 0; w < writers; ++w) {
+    auto events = reader->read_wait(actor_id{"acct", fmt::format("p{}", w)});
+    REQUIRE_MESSAGE(events, events.error().to_string());
+    std::map<std::string, std::uint64_t> at; // id -> version
+    for (const auto& e : *events) REQUIRE_MESSAGE(at.emplace(e.id, e.version).second, "stored twice: " << e.id);
+    for (const auto& out : history[static_cast<std::size_t>(w)]) {
+      const auto it = at.find(out.id);
+      switch (out.kind) {
+      case outcome::stored:
+        ++stored;
+        REQUIRE_MESSAGE(it != at.end(), out.id << " was reported stored and is not");
+        CHECK(it->second == out.version);
+        break;
+      case outcome::refused:
+        REQUIRE_MESSAGE(it == at.end(), out.id << " was reported not stored and is");
+        break;
+      case outcome::unknown:
+        ++unknown;
+        break;
+      }
+    }
+  }
+  MESSAGE(stored << " appends stored, " << unknown << " with an unknown outcome");
+  CHECK(stored > writers);
+  // The read-back waits longer than the pause: every outcome was settled.
+  CHECK(unknown == 0);
+}
