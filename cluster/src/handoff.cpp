@@ -74,16 +74,19 @@ handoff_step handoff::apply(const cluster_snapshot& view, executor::time_point n
       if (!mine[s]) {
         p.state = shard_state::remote;
         p.early_release.reset();
+        p.fenced = false;
+        p.ready = false;
         if (!p.held.empty()) step.rehome.push_back(s);
       } else if (!p.releaser.empty() && !releases(view, p.releaser)) {
         // The old owner died: nothing more will come from it.
-        p.state = shard_state::serving;
-        step.serve.push_back(s);
+        serve(s, step);
       }
       break;
     case shard_state::remote:
       if (mine[s]) {
         const member_id before = previous ? previous->owner(s) : member_id{};
+        p.fenced = false;
+        p.ready = false;
         if (!previous && others_alive(view)) {
           // This node's first map: who served the shard before is not
           // known here; any node's release (or the deadline) lets it serve.
@@ -125,8 +128,7 @@ handoff_step handoff::released(std::uint32_t shard, const member_id& from, std::
   if (shard >= shards_.size()) return step;
   auto& p = shards_[shard];
   if (p.state == shard_state::incoming && (p.releaser == from || p.releaser.empty())) {
-    p.state = shard_state::serving;
-    step.serve.push_back(shard);
+    serve(shard, step);
   } else if (p.state == shard_state::remote) {
     // The old owner applied the moving map first: remember, in case this
     // node is about to win the shard from it.
@@ -166,17 +168,50 @@ handoff_step handoff::expire(executor::time_point now) {
   handoff_step step;
   for (std::uint32_t s = 0; s < shards_.size(); ++s) {
     auto& p = shards_[s];
-    if (p.state != shard_state::incoming || now < p.deadline) continue;
+    if (p.state != shard_state::incoming || p.ready || now < p.deadline) continue;
     if (p.waited) {
       // The old owner still works on it: ask again, wait on.
       p.waited = false;
       p.deadline = now + release_timeout_;
       step.query.emplace_back(s, p.releaser);
     } else {
-      p.state = shard_state::serving;
-      step.serve.push_back(s);
+      serve(s, step);
     }
   }
+  return step;
+}
+
+void handoff::serve(std::uint32_t shard, handoff_step& step) {
+  auto& p = shards_[shard];
+  if (p.fenced) {
+    p.state = shard_state::incoming;
+    p.ready = true;
+    return;
+  }
+  p.state = shard_state::serving;
+  p.ready = false;
+  step.serve.push_back(shard);
+}
+
+void handoff::hold_back(std::uint32_t shard) {
+  if (shard >= shards_.size()) return;
+  auto& p = shards_[shard];
+  if (p.state == shard_state::serving) {
+    p.state = shard_state::incoming;
+    p.ready = true;
+    p.fenced = true;
+  } else if (p.state == shard_state::incoming) {
+    p.fenced = true;
+  }
+}
+
+handoff_step handoff::unfence(std::uint32_t shard) {
+  handoff_step step;
+  if (shard >= shards_.size()) return step;
+  auto& p = shards_[shard];
+  if (!p.fenced) return step;
+  p.fenced = false;
+  if (p.state == shard_state::incoming && p.ready) serve(shard, step);
   return step;
 }
 

@@ -93,6 +93,15 @@ public:
   /// Incoming shards whose old owner did not answer within the release
   /// timeout are served; those it answered "wait" for are asked again.
   handoff_step expire(executor::time_point now);
+  /// `shard`, now served here or waiting to be, is not served before
+  /// `unfence`: tells this node sent elsewhere for it may still be on their
+  /// way here. A shard served already goes back to waiting (released); one
+  /// waiting keeps waiting for its release, then for `unfence`.
+  void hold_back(std::uint32_t shard);
+  /// What `hold_back` kept from being served may be served now (if it was
+  /// released, or its old owner was overtaken, meanwhile).
+  handoff_step unfence(std::uint32_t shard);
+  [[nodiscard]] bool held_back(std::uint32_t shard) const noexcept { return shards_[shard].fenced; }
   /// `from` still serves or drains `shard` (it answered a query): an
   /// incoming shard waiting for it waits on past its next deadline.
   void waiting(std::uint32_t shard, const member_id& from);
@@ -132,7 +141,12 @@ private:
     member_id released_to;                  // to whom (empty: everyone)
     member_id forward_to;                   // the new owner, as far as known here
     bool waited = false;                    // incoming: the old owner said "wait" since the last deadline
+    bool fenced = false;                    // incoming: not served before `unfence`
+    bool ready = false;                     // incoming and fenced: released (or overtaken) already
   };
+
+  /// Serves `shard` now, or once unfenced.
+  void serve(std::uint32_t shard, handoff_step& step);
 
   std::vector<per_shard> shards_;
   executor::duration release_timeout_;

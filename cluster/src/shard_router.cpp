@@ -86,7 +86,9 @@ shard_router::shard_router(actor_system& system, executor& exec, std::size_t lan
       handoff_{shard_count, opts.release_timeout, opts.hold_limit},
       hold_limit_{opts.hold_limit},
       release_timeout_{opts.release_timeout},
-      registration_until_{exec.now() + registration_grace} {
+      registration_until_{exec.now() + registration_grace},
+      outs_(shard_count),
+      fence_timeout_{opts.fence_timeout} {
   for (std::uint32_t s = 0; s < shard_count_; ++s) state_[s].store(static_cast<std::uint8_t>(shard_state::remote));
   outbox_ = std::make_shared<outbox>(exec_, lane_, conn_, [cluster = cluster_](const member_id& m) {
     return cluster_subjects::node_inbox(cluster, m.node, m.incarnation);
@@ -130,6 +132,10 @@ void shard_router::apply(const cluster_snapshot& view) {
     view_ = std::make_shared<const cluster_snapshot>(view);
     const auto step = handoff_.apply(view, exec_.now());
     take_step(step, todo);
+    // A fence to a node that died will not pass: what it fenced goes on.
+    for (std::uint32_t s = 0; s < shard_count_; ++s) {
+      if (outs_[s].fence != 0 && !reachable(outs_[s].fenced)) fence_passed(s, outs_[s].fence, todo);
+    }
     // This incarnation's inbox (a node that rejoined has a new one), unless
     // it was opened before the node joined.
     if (new_self && listening_ != view.self) subscribe(view.self);
@@ -170,7 +176,22 @@ void shard_router::apply(const cluster_snapshot& view) {
   }
 }
 
-void shard_router::take_step(const handoff_step& step, actions& todo) {
+void shard_router::take_step(const handoff_step& given, actions& todo) {
+  // A shard this node is to serve while tells it sent elsewhere for it may
+  // still be on their way (sent on to it later): it waits for them behind a
+  // fence. Its own tells meanwhile wait here with the shard's other messages.
+  handoff_step step = given;
+  std::erase_if(step.serve, [&](std::uint32_t s) {
+    if (!needs_fence(s)) return false;
+    start_fence(s);
+    handoff_.hold_back(s);
+    return true;
+  });
+  for (const auto& q : step.query) {
+    if (!needs_fence(q.first)) continue;
+    start_fence(q.first);
+    handoff_.hold_back(q.first);
+  }
   sync_states();
   for (auto s : step.serve) {
     // Each sender's epochs only grow: ordered by them (stably), what a
@@ -324,6 +345,7 @@ void shard_router::stop() {
         continue;
       }
       for (auto& e : handoff_.take_held(s)) {
+        if (is_fence(e)) continue;
         if (e.kind == remote_kind::ask && view_ && e.from != view_->self) {
           remote_envelope no;
           no.kind = remote_kind::not_owner;
@@ -335,7 +357,25 @@ void shard_router::stop() {
         }
       }
     }
-    for (auto& e : std::exchange(early_, {})) system_.report_dead_letter(e.target, e.type, errc::shutting_down);
+    // Tells behind a fence go on unfenced: this is their last chance.
+    for (std::uint32_t s = 0; s < shard_count_; ++s) {
+      auto& o = outs_[s];
+      o.fence = 0;
+      auto to = owner_of(s);
+      if (to.empty() || (view_ && to == view_->self)) to = handoff_.forward_to(s);
+      for (auto& e : std::exchange(o.waiting, {})) {
+        if (is_fence(e)) continue;
+        if (!to.empty()) {
+          (void)outbox_->send(to, e);
+        } else {
+          system_.report_dead_letter(e.target, e.type, errc::shutting_down);
+        }
+      }
+    }
+    waiting_ = 0;
+    for (auto& e : std::exchange(early_, {})) {
+      if (!is_fence(e)) system_.report_dead_letter(e.target, e.type, errc::shutting_down);
+    }
     // Asks still looking for an owner will find none here any more.
     for (auto& [correlation, ask] : pending_) stranded.push_back(std::move(ask.reply));
     pending_.clear();
@@ -410,6 +450,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
     e.shard = shard;
     member_id owner;
     actions todo;
+    expected<void> sent;
     {
       std::lock_guard lock{mutex_};
       if (no_one_to_send_to()) return stopping(e.target);
@@ -422,7 +463,6 @@ expected<void> shard_router::forward(outbound_message&& m) {
       if (st == shard_state::remote && (owner.empty() || owner == e.from)) owner = handoff_.forward_to(shard);
       if (st == shard_state::serving) {
         deliver_here(std::move(e), todo); // it became local meanwhile
-        owner = {};
       } else if (st == shard_state::incoming || owner.empty() || owner == e.from) {
         const actor_id target = e.target;
         const std::string type = e.type;
@@ -431,12 +471,13 @@ expected<void> shard_router::forward(outbound_message&& m) {
           system_.report_dead_letter(target, type, errc::unavailable);
           return overflow(shard);
         }
-        owner = {};
+      } else {
+        // Sent under the lock: the shard's tells leave in the order routed.
+        sent = send_on(shard, owner, std::move(e));
       }
     }
     run(std::move(todo));
-    if (owner.empty()) return {};
-    return send(owner, e);
+    return sent;
   }
   const auto correlation = next_correlation_.fetch_add(1, std::memory_order_relaxed);
   {
@@ -453,6 +494,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
 void shard_router::route_ask(std::uint64_t correlation) {
   remote_envelope e;
   member_id owner;
+  expected<void> sent;
   {
     std::lock_guard lock{mutex_};
     auto it = pending_.find(correlation);
@@ -498,13 +540,15 @@ void shard_router::route_ask(std::uint64_t correlation) {
       e.timeout_ms = millis(p.deadline - exec_.now());
       e.epoch = view_->epoch();
       e.shard = shard;
+      // In order with the tells for the shard (behind its fence, if any).
+      sent = send_on(shard, owner, std::move(e));
     }
   }
   if (owner.empty()) {
     retry_later(correlation);
     return;
   }
-  if (auto sent = send(owner, e); !sent) {
+  if (!sent) {
     intrusive_ptr<detail::reply_slot> reply;
     {
       std::lock_guard lock{mutex_};
@@ -543,6 +587,14 @@ void shard_router::tick() {
           view_ ? view_->self.to_string() : std::string{}, millis(release_timeout_), which);
     }
     if (!step.empty()) take_step(step, todo);
+    const auto now = exec_.now();
+    for (std::uint32_t s = 0; s < shard_count_; ++s) {
+      auto& o = outs_[s];
+      if (o.fence == 0 || now < o.deadline) continue;
+      log(log_level::warn, "shard {}: no answer from {} to the fence behind its tells within {} ms; {} tells go on", s,
+          o.fenced.to_string(), millis(fence_timeout_), o.waiting.size());
+      fence_passed(s, o.fence, todo);
+    }
     if (!types_settled_) (void)registered({}, todo);
     if (++ticks_ % 10 == 0) std::erase_if(pending_, [](const auto& p) { return p.second.reply->done(); });
   }
@@ -599,7 +651,8 @@ void shard_router::take(std::vector<remote_envelope>&& envelopes) {
     return;
   }
   for (auto& e : envelopes) {
-    if (e.kind == remote_kind::tell || e.kind == remote_kind::ask) {
+    if (e.kind == remote_kind::tell || e.kind == remote_kind::ask || is_fence(e)) {
+      // A fence is routed in order with the tells before and after it.
       if (stopped_ || !view_) continue;
       route_message(std::move(e), todo);
       continue;
@@ -628,13 +681,21 @@ void shard_router::on_envelope(remote_envelope&& envelope) {
     {
       std::lock_guard lock{mutex_};
       if (stopped_) return;
-      take_step(handoff_.released(e->shard, e->from, e->epoch), todo);
+      if (e->correlation != 0) {
+        fence_passed(e->shard, e->correlation, todo); // where a fence of this node arrived
+      } else {
+        take_step(handoff_.released(e->shard, e->from, e->epoch), todo);
+      }
     }
     run(std::move(todo));
     break;
   }
   case remote_kind::query:
-    on_query(std::move(*e));
+    if (is_fence(*e)) {
+      on_message(std::move(*e));
+    } else {
+      on_query(std::move(*e));
+    }
     break;
   case remote_kind::answer:
   case remote_kind::not_owner:
@@ -691,14 +752,19 @@ void shard_router::forward_held(std::uint32_t shard, const member_id& to, action
       no.correlation = e.correlation;
       todo.sends.emplace_back(e.from, std::move(no));
     } else {
-      // Keeps the epoch it was sent by: the new owner orders what it held by it.
-      e.from = view_->self;
-      todo.sends.emplace_back(to, std::move(e));
+      // Keeps the epoch it was sent by: the new owner orders what it held
+      // by it. A fence keeps its sender.
+      if (!is_fence(e)) e.from = view_->self;
+      (void)send_on(shard, to, std::move(e));
     }
   }
 }
 
 void shard_router::deliver_here(remote_envelope&& e, actions& todo) {
+  if (is_fence(e)) {
+    answer_fence(std::move(e), todo);
+    return;
+  }
   if (!types_settled_ && !registered(e.target.type(), todo)) {
     // The node started moments ago and its program has not registered the
     // actor's type yet: the message waits for it (in order) rather than
@@ -758,6 +824,7 @@ void shard_router::hold(std::uint32_t shard, remote_envelope&& e, actions& todo)
 }
 
 void shard_router::fail_held(std::uint32_t shard, remote_envelope&& e, actions& todo) {
+  if (is_fence(e)) return; // its sender gives it up in time
   overflowed_.fetch_add(1, std::memory_order_relaxed);
   system_.report_dead_letter(e.target, e.type, errc::unavailable);
   if (e.kind == remote_kind::ask) {
@@ -781,17 +848,23 @@ void shard_router::on_message(remote_envelope&& e) {
 }
 
 void shard_router::route_message(remote_envelope&& e, actions& todo) {
-  const auto shard = e.target.shard(shard_count_);
+  const auto shard = is_fence(e) ? e.shard : e.target.shard(shard_count_);
+  if (shard >= shard_count_) return; // a fence for no shard
   switch (handoff_.state(shard)) {
   case shard_state::serving:
   case shard_state::draining:
-    deliver_here(std::move(e), todo);
+    deliver_here(std::move(e), todo); // a fence is answered there
     break;
   case shard_state::incoming:
-    hold(shard, std::move(e), todo);
+    if (is_fence(e) && e.from == view_->self) {
+      // This node's own fence came back to it as the shard's new owner:
+      // what it sent before is held here, ahead of what it holds next.
+      fence_passed(shard, e.correlation, todo);
+    } else {
+      hold(shard, std::move(e), todo);
+    }
     break;
-  case shard_state::remote: {
-    const auto owner = owner_of(shard);
+  case shard_state::remote:
     if (e.kind == remote_kind::ask) {
       // Certainly not delivered: the asker looks for the owner again.
       remote_envelope no;
@@ -799,20 +872,131 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
       no.correlation = e.correlation;
       no.from = view_->self;
       todo.sends.emplace_back(e.from, std::move(no));
-    } else if (const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner; to.empty()) {
-      hold(shard, std::move(e), todo);
-    } else if (e.hops < max_hops) {
-      // A tell sent by an older map: on to the owner in this node's (or
-      // the one that asked for the shard this node released). It keeps the
-      // epoch it was sent by.
-      e.from = view_->self;
-      ++e.hops;
-      todo.sends.emplace_back(to, std::move(e));
     } else {
-      system_.report_dead_letter(e.target, e.type, errc::unavailable);
+      route_on(shard, std::move(e), todo);
     }
     break;
   }
+}
+
+void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& todo) {
+  const auto owner = owner_of(shard);
+  const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
+  if (to.empty()) {
+    hold(shard, std::move(e), todo);
+    return;
+  }
+  if (e.hops >= max_hops) {
+    if (!is_fence(e)) system_.report_dead_letter(e.target, e.type, errc::unavailable);
+    return; // a fence that goes round: its sender gives it up in time
+  }
+  // A tell sent by an older map: on to the owner in this node's (or the one
+  // that asked for the shard this node released). It keeps the epoch it was
+  // sent by; a fence keeps its sender, who hears where it arrived.
+  if (!is_fence(e)) e.from = view_->self;
+  ++e.hops;
+  (void)send_on(shard, to, std::move(e));
+}
+
+bool shard_router::reachable(const member_id& m) const {
+  return view_ && std::any_of(view_->members.begin(), view_->members.end(), [&](const member& x) {
+           return x.id == m && (x.status == member_status::alive || x.status == member_status::left);
+         });
+}
+
+bool shard_router::needs_fence(std::uint32_t shard) const {
+  const auto& o = outs_[shard];
+  return o.fence != 0 || (!o.dest.empty() && reachable(o.dest));
+}
+
+expected<void> shard_router::send_on(std::uint32_t shard, const member_id& to, remote_envelope&& e) {
+  auto& o = outs_[shard];
+  // Tells that went elsewhere before may still be on their way to where
+  // they are handed on from: what follows waits until a fence sent behind
+  // them passed.
+  if (o.fence == 0 && !o.dest.empty() && o.dest != to && reachable(o.dest)) start_fence(shard);
+  if (o.fence != 0) {
+    if (waiting_ + handoff_.held() >= hold_limit_) {
+      overflowed_.fetch_add(1, std::memory_order_relaxed);
+      if (is_fence(e)) return {};
+      system_.report_dead_letter(e.target, e.type, errc::unavailable);
+      return overflow(shard);
+    }
+    o.waiting.push_back(std::move(e));
+    ++waiting_;
+    return {};
+  }
+  o.dest = to;
+  return outbox_->send(to, e);
+}
+
+void shard_router::start_fence(std::uint32_t shard) {
+  auto& o = outs_[shard];
+  if (o.fence != 0 || o.dest.empty() || !view_) return;
+  o.fence = next_correlation_.fetch_add(1, std::memory_order_relaxed);
+  o.fenced = o.dest;
+  o.deadline = exec_.now() + fence_timeout_;
+  remote_envelope f;
+  f.kind = remote_kind::query;
+  f.from = view_->self;
+  f.epoch = view_->epoch();
+  f.shard = shard;
+  f.correlation = o.fence;
+  // Behind the shard's tells sent there, on the same connection.
+  if (auto sent = outbox_->send(o.fenced, f); !sent) {
+    log(log_level::warn, "fence for shard {} to {} not sent: {}", shard, o.fenced.to_string(),
+        sent.error().to_string());
+  }
+}
+
+void shard_router::answer_fence(remote_envelope&& e, actions& todo) {
+  if (e.from == view_->self) {
+    fence_passed(e.shard, e.correlation, todo);
+    return;
+  }
+  // What the sender sent before the fence was delivered here (or waits here
+  // to be, ahead of anything it sends next).
+  remote_envelope passed;
+  passed.kind = remote_kind::released;
+  passed.from = view_->self;
+  passed.epoch = view_->epoch();
+  passed.shard = e.shard;
+  passed.correlation = e.correlation;
+  todo.sends.emplace_back(e.from, std::move(passed));
+}
+
+void shard_router::fence_passed(std::uint32_t shard, std::uint64_t correlation, actions& todo) {
+  if (shard >= shard_count_) return;
+  auto& o = outs_[shard];
+  if (o.fence == 0 || o.fence != correlation) return; // given up before
+  o.fence = 0;
+  o.fenced = member_id{};
+  o.dest = member_id{};
+  auto waiting = std::exchange(o.waiting, {});
+  waiting_ -= waiting.size();
+  // A shard held back for the fence is served now (if released): what it
+  // held goes first.
+  if (handoff_.held_back(shard)) take_step(handoff_.unfence(shard), todo);
+  for (auto& e : waiting) {
+    switch (handoff_.state(shard)) {
+    case shard_state::serving:
+    case shard_state::draining:
+      deliver_here(std::move(e), todo);
+      break;
+    case shard_state::incoming:
+      hold(shard, std::move(e), todo);
+      break;
+    case shard_state::remote: {
+      const auto owner = owner_of(shard);
+      const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
+      if (to.empty()) {
+        hold(shard, std::move(e), todo);
+      } else {
+        (void)send_on(shard, to, std::move(e));
+      }
+      break;
+    }
+    }
   }
 }
 

@@ -36,6 +36,15 @@ namespace aether {
 /// A node that stops serving (it fenced itself) passivates its actors and
 /// answers asks for them with `not_owner`.
 ///
+/// Each sender's order per receiver holds across a move: this node sends
+/// the tells for one shard (its own and those it sends on) to one node at a
+/// time. Before it sends them elsewhere, or serves the shard itself, while
+/// tells it sent to a node that still runs may be on their way, it sends
+/// that node a fence (behind those tells) and holds the shard's tells
+/// (bounded) until the fence passed: delivered where the tells before it
+/// were, or come back to this node as their new owner. A fence that does not
+/// pass within `fence_timeout` is given up (logged); the tells then go on.
+///
 /// Asks are retried only where they were certainly not delivered: while no
 /// live node serves the shard (nothing was sent), and after the receiver
 /// answered `not_owner`; every retry uses the newest map, until the ask's
@@ -53,6 +62,9 @@ public:
     executor::duration release_timeout = std::chrono::seconds{3};
     /// Messages held for shards on their way here or without an owner, in all.
     std::size_t hold_limit = 100000;
+    /// How long tells for a shard wait behind a fence on the node they went
+    /// to before (then they go on, in order as far as this node knows).
+    executor::duration fence_timeout = std::chrono::seconds{3};
   };
 
   shard_router(actor_system& system, executor& exec, std::size_t lane, std::shared_ptr<nats::connection> conn,
@@ -151,6 +163,43 @@ private:
   /// A message that cannot wait: `unavailable` to an asker, a counted dead letter. Under the lock.
   void fail_held(std::uint32_t shard, remote_envelope&& e, actions& todo);
   void run(actions&& todo);
+
+  /// What this node sends for one shard: where its tells went last, and the
+  /// fence they wait behind while it moves them elsewhere.
+  struct out_lane {
+    member_id dest;                      // where tells for the shard went last (empty: none since it served it)
+    std::uint64_t fence = 0;             // the fence its tells wait behind (0: none)
+    member_id fenced;                    // the node the fence went to
+    executor::time_point deadline{};     // when the fence is given up
+    std::deque<remote_envelope> waiting; // tells behind the fence, in order
+  };
+  /// Whether `e` is a fence (a query with a correlation).
+  [[nodiscard]] static bool is_fence(const remote_envelope& e) noexcept {
+    return e.kind == remote_kind::query && e.correlation != 0;
+  }
+  /// Whether `m` runs and may still hand on what it was sent. Under the lock.
+  [[nodiscard]] bool reachable(const member_id& m) const;
+  /// Sends tell or fence `e` for `shard` to `to` (now, under the lock, so
+  /// the shard's tells leave in the order routed), or keeps it behind the
+  /// shard's fence, fencing the node its tells went to before if that is
+  /// not `to`. `unavailable` when it could not wait (the buffer is full;
+  /// a dead letter is counted), or the publish's error.
+  expected<void> send_on(std::uint32_t shard, const member_id& to, remote_envelope&& e);
+  /// Sends a fence for `shard` to where its tells went last, unless one is
+  /// on its way. Under the lock.
+  void start_fence(std::uint32_t shard);
+  /// Whether `shard` must not be served here before a fence passed (tells
+  /// sent for it may still be on their way). Under the lock.
+  [[nodiscard]] bool needs_fence(std::uint32_t shard) const;
+  /// A fence reached the node that serves (or waits for) its shard: what
+  /// was sent before it is there. Under the lock.
+  void answer_fence(remote_envelope&& e, actions& todo);
+  /// Fence `correlation` of `shard` passed (or was given up): what waited
+  /// behind it goes on. Under the lock.
+  void fence_passed(std::uint32_t shard, std::uint64_t correlation, actions& todo);
+  /// Routes a tell or fence this node sends on (a shard not served here). Under the lock.
+  void route_on(std::uint32_t shard, remote_envelope&& e, actions& todo);
+
   struct release_task {
     std::vector<std::uint32_t> shards;
     std::function<bool(const actor_id&)> moved;
@@ -192,6 +241,9 @@ private:
   std::deque<remote_envelope> unregistered_;
   executor::time_point registration_until_;
   bool types_settled_ = false;
+  std::vector<out_lane> outs_; // per shard
+  std::size_t waiting_ = 0;    // tells behind fences, in all
+  executor::duration fence_timeout_;
   executor::timer_id sweep_timer_ = 0;
   std::uint64_t ticks_ = 0;
   bool stopped_ = false;

@@ -276,3 +276,60 @@ TEST_CASE("a shard released early by a node that left is still asked for; the le
   m.apply(view(a, 3, {a}, alive({a, b})), t0);
   CHECK(m.forward_to(0).empty());
 }
+
+TEST_CASE("a shard held back for a fence is served only once released and unfenced, in either order") {
+  handoff h{2, 3s, 100};
+  first(h, view(b, 1, {a, b}, alive({a, b})));
+  handoff_step step;
+
+  // Released first, then unfenced.
+  step = h.apply(view(b, 2, {b, b}, alive({a, b})), t0 + 10ms);
+  CHECK(h.state(0) == shard_state::incoming);
+  h.hold_back(0);
+  CHECK(h.held_back(0));
+  REQUIRE(h.hold(0, tell(1)));
+  CHECK(h.released(0, a, 2).serve.empty());
+  CHECK(h.state(0) == shard_state::incoming);
+  // The release deadline does not serve it either: the fence decides now.
+  CHECK(h.expire(t0 + 1h).serve.empty());
+  CHECK(h.state(0) == shard_state::incoming);
+  step = h.unfence(0);
+  CHECK(step.serve == std::vector<std::uint32_t>{0});
+  CHECK(h.state(0) == shard_state::serving);
+  CHECK(h.take_held(0).size() == 1);
+  CHECK(h.unfence(0).empty());
+
+  // Unfenced first, then released.
+  step = h.apply(view(b, 3, {a, a}, alive({a, b})), t0 + 2h);
+  CHECK(h.state(0) == shard_state::draining);
+  CHECK(h.state(1) == shard_state::draining);
+  (void)h.drained(0);
+  (void)h.drained(1);
+  step = h.apply(view(b, 4, {a, b}, alive({a, b})), t0 + 3h);
+  CHECK(h.state(1) == shard_state::incoming);
+  h.hold_back(1);
+  CHECK(h.unfence(1).serve.empty());
+  CHECK(h.state(1) == shard_state::incoming);
+  CHECK(h.released(1, a, 4).serve == std::vector<std::uint32_t>{1});
+  CHECK(h.state(1) == shard_state::serving);
+}
+
+TEST_CASE("a shard served at once goes back to waiting when held back; one lost meanwhile forgets the fence") {
+  handoff h{1, 3s, 100};
+  // Alone: served at once.
+  CHECK(h.apply(view(b, 1, {b}, alive({b})), t0).serve == std::vector<std::uint32_t>{0});
+  h.hold_back(0);
+  CHECK(h.state(0) == shard_state::incoming);
+  CHECK(h.unfence(0).serve == std::vector<std::uint32_t>{0});
+  CHECK(h.state(0) == shard_state::serving);
+
+  // Held back again, then lost to a before the fence passed.
+  h.hold_back(0);
+  REQUIRE(h.hold(0, tell(1)));
+  auto step = h.apply(view(b, 2, {a}, alive({a, b})), t0 + 1s);
+  CHECK(h.state(0) == shard_state::remote);
+  CHECK(step.rehome == std::vector<std::uint32_t>{0});
+  CHECK_FALSE(h.held_back(0));
+  CHECK(h.unfence(0).empty());
+  CHECK(h.state(0) == shard_state::remote);
+}

@@ -16,8 +16,19 @@
 //   notes_of <key> <from>              -> ok <node> <seqs> (the ledger's notes from <from>, in order)
 //   load <keys> <ms> / load_stop       -> started / ok <n> failed <n> [<first error>]: a thread asks
 //                                         ledger deposits of 1 round-robin over <keys> keys (timeout 5 s)
+//   spray <prefix> <keys> <from> <count> <ms> [<type>]
+//                                      -> started: a thread tells note 1..count from <from> to each of
+//                                         the actors <prefix>0..<prefix><keys-1> of <type> (ledger, or
+//                                         tally) (round i tells note i to every one of them), pausing
+//                                         <ms> ms after each round
+//   leads                              -> yes | no: whether this node leads the cluster now
+//   spray_wait                         -> ok <sent> failed <n> [<first error>], once every spray ended
 //
 // `what` names a message of the account actor below; keys are account keys.
+//
+// A `tally` actor keeps nothing: it appends each note it handles to the file
+// $AETHER_TALLY_FILE as "<steady clock ns> <key> <from> <seq>" (closed when
+// the process ends), so that what every node handled can be merged in order.
 #include "wire_messages.hpp"
 
 #include <aether/aether.hpp>
@@ -28,6 +39,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -99,6 +111,32 @@ public:
   }
 };
 
+/// Where tally actors record the notes they handle, one line each.
+struct tally_file {
+  std::mutex mutex;
+  std::FILE* file = nullptr;
+  ~tally_file() {
+    if (file != nullptr) std::fclose(file);
+  }
+};
+tally_file tallies;
+
+class tally : public aether::actor {
+public:
+  tally() {
+    on([](const note& n, aether::context& ctx) {
+      const auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+              .count();
+      const auto key = ctx.self().key();
+      std::lock_guard lock{tallies.mutex};
+      if (tallies.file == nullptr) return;
+      std::fprintf(tallies.file, "%lld %.*s %s %lld\n", static_cast<long long>(ns), static_cast<int>(key.size()),
+                   key.data(), n.from.c_str(), static_cast<long long>(n.seq));
+    });
+  }
+};
+
 class account : public aether::actor {
 public:
   account() {
@@ -166,12 +204,22 @@ struct background {
   std::mutex mutex;
   std::string first_error;
   std::thread load;
+  std::vector<std::thread> sprays;
+  std::atomic<std::int64_t> spray_sent{0};
+  std::atomic<std::int64_t> spray_failed{0};
+  std::string spray_error;
+
+  void join_sprays() {
+    for (auto& t : sprays) t.join();
+    sprays.clear();
+  }
 
   void join() {
     stop_load = true;
     if (load.joinable()) load.join();
     for (auto& t : threads) t.join();
     threads.clear();
+    join_sprays();
   }
 };
 
@@ -192,7 +240,43 @@ std::string run(aether::node& node, background& bg, const std::string& command) 
     std::lock_guard lock{bg.mutex};
     return fmt::format("ok {} failed {} {}", bg.load_ok.load(), bg.load_failed.load(), bg.first_error);
   }
+  if (verb == "leads") {
+    const auto view = node.cluster().snapshot();
+    return view->leader == view->self ? "yes" : "no";
+  }
+  if (verb == "spray_wait") {
+    bg.join_sprays();
+    std::lock_guard lock{bg.mutex};
+    return fmt::format("ok {} failed {} {}", bg.spray_sent.load(), bg.spray_failed.load(), bg.spray_error);
+  }
   if (key.empty()) return "err unknown_command 0";
+  if (verb == "spray") {
+    // prefix keys from count ms
+    const auto prefix = key;
+    const auto keys = std::stoi(what);
+    const auto from = arg;
+    std::int64_t count = 0;
+    std::int64_t ms = 0;
+    std::string type = "ledger";
+    in >> count >> ms >> type;
+    bg.sprays.emplace_back([&node, &bg, prefix, keys, from, count, ms, type] {
+      std::vector<aether::actor_id> to;
+      for (int k = 0; k < keys; ++k) to.emplace_back(type, prefix + std::to_string(k));
+      for (std::int64_t i = 1; i <= count; ++i) {
+        for (const auto& id : to) {
+          if (auto sent = node.tell(id, note{i, from}); sent) {
+            ++bg.spray_sent;
+          } else {
+            ++bg.spray_failed;
+            std::lock_guard lock{bg.mutex};
+            if (bg.spray_error.empty()) bg.spray_error = id.to_string() + ":" + sent.error().to_string();
+          }
+        }
+        if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+      }
+    });
+    return "started";
+  }
   const aether::actor_id id{"account", key};
   const aether::actor_id lid{"ledger", key};
   auto show_balance = [](const balance& b) { return fmt::format("{} {}", b.cents, b.node); };
@@ -316,6 +400,10 @@ int main() {
     aether::node node{*cfg};
     node.register_actor<rt::account>("account");
     node.register_event_sourced<rt::ledger>("ledger");
+    node.register_actor<rt::tally>("tally");
+    if (const char* path = std::getenv("AETHER_TALLY_FILE"); path != nullptr) {
+      rt::tallies.file = std::fopen(path, "w");
+    }
     // Ready once serving, with a map that gives every expected node shards.
     {
       // Shared with the watch, whose last callback may still run as it ends.
