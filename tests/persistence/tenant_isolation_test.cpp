@@ -31,25 +31,28 @@ struct permissions {
   std::vector<std::string> subscribe;
 };
 
+/// The JetStream API a client of stream `stream` uses: its information,
+/// creation and reads, its consumers, their acknowledgements and flow control.
+void grant_stream(permissions& p, std::string_view stream) {
+  for (const auto* api :
+       {"STREAM.INFO", "STREAM.CREATE", "STREAM.UPDATE", "STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE"}) {
+    p.publish.push_back(fmt::format("$JS.API.{}.{}", api, stream));
+  }
+  for (const auto* api :
+       {"DIRECT.GET", "CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"}) {
+    p.publish.push_back(fmt::format("$JS.API.{}.{}.>", api, stream));
+  }
+  p.publish.push_back(fmt::format("$JS.ACK.{}.>", stream));
+  p.publish.push_back(fmt::format("$JS.FC.{}.>", stream));
+}
+
 permissions confine(std::string_view root, const std::vector<std::string>& namespaces) {
   permissions p;
-  const auto stream_grants = [&](const std::string& s) {
-    for (const auto* api :
-         {"STREAM.INFO", "STREAM.CREATE", "STREAM.UPDATE", "STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE"}) {
-      p.publish.push_back(fmt::format("$JS.API.{}.{}", api, s));
-    }
-    for (const auto* api :
-         {"DIRECT.GET", "CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"}) {
-      p.publish.push_back(fmt::format("$JS.API.{}.{}.>", api, s));
-    }
-    p.publish.push_back(fmt::format("$JS.ACK.{}.>", s));
-    p.publish.push_back(fmt::format("$JS.FC.{}.>", s));
-  };
   for (const auto& ns : namespaces) {
     p.publish.push_back(aether::detail::store_subjects(ns));
-    stream_grants(aether::detail::namespace_stream_name(ns));
+    grant_stream(p, aether::detail::namespace_stream_name(ns));
     const auto bucket = aether::detail::namespace_resource_name(ns, "snapshots");
-    stream_grants("KV_" + bucket);
+    grant_stream(p, "KV_" + bucket);
     p.publish.push_back(fmt::format("$KV.{}.>", bucket));
   }
   for (const auto& tail : {std::string{root}, fmt::format("{}.>", root)}) {
@@ -68,17 +71,7 @@ void add_cluster(permissions& p, std::string_view cluster) {
     list->push_back(fmt::format("aether_cluster.{}.>", cluster));
     list->emplace_back("aether_ctl.>");
   }
-  const auto stream = fmt::format("aether_cluster_{}", cluster);
-  for (const auto* api :
-       {"STREAM.INFO", "STREAM.CREATE", "STREAM.UPDATE", "STREAM.MSG.GET", "DIRECT.GET", "CONSUMER.CREATE"}) {
-    p.publish.push_back(fmt::format("$JS.API.{}.{}", api, stream));
-  }
-  for (const auto* api :
-       {"DIRECT.GET", "CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE", "CONSUMER.INFO", "CONSUMER.DELETE"}) {
-    p.publish.push_back(fmt::format("$JS.API.{}.{}.>", api, stream));
-  }
-  p.publish.push_back(fmt::format("$JS.ACK.{}.>", stream));
-  p.publish.push_back(fmt::format("$JS.FC.{}.>", stream));
+  grant_stream(p, fmt::format("aether_cluster_{}", cluster));
 }
 
 std::string quoted_list(const std::vector<std::string>& subjects) {
