@@ -33,44 +33,44 @@ constexpr std::chrono::milliseconds idle_heartbeat{2'000};
 /// (`aether.{token}.ev.{type}.{key}.{version}`) or a bus subject of a stream
 /// written before namespaces had several tokens (`aether.{ns}.pub.{type}.{key}.{version}`).
 expected<std::vector<event>> decode_message(const nats::message_view& m, std::uint64_t sequence) {
-  auto subject = m.subject();
-  // A store subject of the per-actor layout (`aether.{token}.ev.{type}.{key}`)
-  // names no version: read as version 0, its events' own versions count.
-  std::string padded;
-  if (subject.starts_with("aether.") && std::count(subject.begin(), subject.end(), '.') == 4) {
-    padded = fmt::format("{}.0", subject);
-    subject = padded;
-  }
+  const auto subject = m.subject();
   const auto malformed = [&](std::string_view why) {
     return error{errc::malformed_payload, fmt::format("a message on {}: {}", subject, why)};
   };
-  // The first five tokens, then the rest.
+  // The first five tokens, then the rest (none on a store subject of the
+  // per-actor layout, `aether.{token}.ev.{type}.{key}`).
   std::string_view tokens[5];
+  std::optional<std::string_view> rest;
   std::size_t start = 0;
-  for (auto& token : tokens) {
+  for (std::size_t i = 0; i < 5; ++i) {
     const auto dot = subject.find('.', start);
-    if (dot == std::string_view::npos) return malformed("not an event subject");
-    token = subject.substr(start, dot - start);
+    if (dot == std::string_view::npos) {
+      if (i < 4) return malformed("not an event subject");
+      tokens[i] = subject.substr(start);
+      break;
+    }
+    tokens[i] = subject.substr(start, dot - start);
     start = dot + 1;
+    if (i == 4) rest = subject.substr(start);
   }
-  const auto rest = subject.substr(start);
   std::string ns;
   std::string_view type;
   std::string_view key;
   std::string_view version_text;
-  if (tokens[0] == detail::bus_root && (tokens[1] == "pub" || tokens[1] == "stored")) {
+  if (tokens[0] == detail::bus_root && (tokens[1] == "pub" || tokens[1] == "stored") && rest) {
     type = tokens[2];
     key = tokens[3];
     version_text = tokens[4];
-    ns = rest;
-  } else if (tokens[0] == "aether" && (tokens[2] == "ev" || tokens[2] == "pub") &&
-             rest.find('.') == std::string_view::npos) {
+    ns = *rest;
+  } else if (tokens[0] == "aether" && (tokens[2] == "ev" || (tokens[2] == "pub" && rest)) &&
+             (!rest || rest->find('.') == std::string_view::npos)) {
     auto decoded = detail::namespace_from_token(tokens[1]);
     if (!decoded) return malformed(decoded.error().detail());
     ns = std::move(*decoded);
     type = tokens[3];
     key = tokens[4];
-    version_text = rest;
+    // No version: a per-actor write, whose events' own versions count.
+    version_text = rest.value_or("0");
   } else {
     return malformed("not an event subject");
   }
