@@ -322,10 +322,12 @@ private:
   static constexpr int max_depth = 64;
   static constexpr std::ptrdiff_t max_number = 40;
 
-  bool literal(std::string_view text) noexcept {
-    if (static_cast<std::size_t>(end_ - at_) < text.size() || std::memcmp(at_, text.data(), text.size()) != 0)
-      return false;
-    at_ += text.size();
+  /// The bytes of `text` (a string literal: its length is known here, so the comparison is inlined).
+  template <std::size_t N>
+  bool literal(const char (&text)[N]) noexcept {
+    constexpr std::size_t size = N - 1;
+    if (static_cast<std::size_t>(end_ - at_) < size || std::memcmp(at_, text, size) != 0) return false;
+    at_ += size;
     return true;
   }
 
