@@ -181,16 +181,22 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
   // still be on their way (sent on to it later): it waits for them behind a
   // fence. Its own tells meanwhile wait here with the shard's other messages.
   handoff_step step = given;
-  std::erase_if(step.serve, [&](std::uint32_t s) {
-    if (!needs_fence(s)) return false;
+  const auto hold_back = [&](std::uint32_t s) {
     start_fence(s);
     handoff_.hold_back(s);
+    // What waited behind the fence to go elsewhere is older than anything
+    // held from now on: it waits here, first.
+    auto& o = outs_[s];
+    waiting_ -= o.waiting.size();
+    for (auto& e : std::exchange(o.waiting, {})) hold(s, std::move(e), todo);
+  };
+  std::erase_if(step.serve, [&](std::uint32_t s) {
+    if (!needs_fence(s)) return false;
+    hold_back(s);
     return true;
   });
   for (const auto& q : step.query) {
-    if (!needs_fence(q.first)) continue;
-    start_fence(q.first);
-    handoff_.hold_back(q.first);
+    if (needs_fence(q.first)) hold_back(q.first);
   }
   sync_states();
   for (auto s : step.serve) {
