@@ -228,6 +228,9 @@ struct jetstream_event_store::impl {
   job_queue settling;
   bool stopping = false;
   std::atomic<bool> closing{false}; // `stopping`, read without the lock between requests
+  // The connections' reconnects as the last deadline sweep saw them.
+  std::atomic<std::uint64_t> main_reconnects{0};
+  std::atomic<std::uint64_t> quick_reconnects{0};
 
   ~impl() { stop(); }
 
@@ -486,6 +489,9 @@ struct jetstream_event_store::impl {
       ++w.attempts;
       ++w.sends;
       w.resend = false;
+      // The reconnects seen by the last sweep: one since then makes the
+      // count differ at the deadline, and the write is sent again.
+      w.reconnects = (w.quick && quick ? quick_reconnects : main_reconnects).load(std::memory_order_relaxed);
       w.deadline = clock::now() + options.ack_timeout;
       if (w.subject.empty()) {
         w.subject = per_actor(w.actor.ns()) ? jetstream_event_store::actor_subject(w.actor)
@@ -505,14 +511,11 @@ struct jetstream_event_store::impl {
     // A failed send (disconnected) is retried at the deadline like a lost ack.
     // The acknowledgement comes to `inbox` on `conn` whichever sends it.
     auto& via = quick_send && quick ? *quick : *conn;
-    const auto reconnects = options.replicas > 1 ? 0 : via.counts().reconnects;
     auto r = via.publish(subject, payload, sent, fmt::format("{}.{}", inbox, token));
-    if (!r) log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
+    if (r) return;
+    log(log_level::debug, "sending {}: {}", subject, r.error().to_string());
     std::lock_guard lock{mutex};
-    if (auto it = writes.find(token); it != writes.end()) {
-      it->second.reconnects = reconnects;
-      if (!r) it->second.resend = true;
-    }
+    if (auto it = writes.find(token); it != writes.end()) it->second.resend = true;
   }
 
   /// Whether a write past its deadline is sent again. On R1 a copy sent on a
@@ -1036,8 +1039,10 @@ struct jetstream_event_store::impl {
         }
       }
     }
-    const auto main_link = due.empty() ? link_state{} : state_of(conn.get());
-    const auto fast_link = due.empty() ? link_state{} : state_of(quick.get());
+    const auto main_link = state_of(conn.get());
+    const auto fast_link = state_of(quick.get());
+    main_reconnects.store(main_link.reconnects, std::memory_order_relaxed);
+    quick_reconnects.store(fast_link.reconnects, std::memory_order_relaxed);
     for (auto token : due) {
       bool again = false;
       {
@@ -1407,6 +1412,8 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   });
   if (!acks) return acks.error();
   p->acks = std::move(*acks);
+  p->main_reconnects = impl::state_of(p->conn.get()).reconnects;
+  p->quick_reconnects = impl::state_of(p->quick.get()).reconnects;
   p->leader_reads_only = options.replicas > 1 && check_replicas(*p->conn, options.replicas);
   p->work.threads.emplace_back([self = p] { self->run(); });
   for (int i = 0; i < options.readers; ++i) {
