@@ -396,14 +396,15 @@ int main() {
   // those threads start.
   if (cfg->cluster.node_id.empty()) cfg->cluster.node_id = aether::default_node_id();
   rt::this_node = cfg->cluster.node_id;
+  // Opened before the node starts the threads its tally actors run on.
+  if (const char* path = std::getenv("AETHER_TALLY_FILE"); path != nullptr) {
+    rt::tallies.file = std::fopen(path, "w");
+  }
   try {
     aether::node node{*cfg};
     node.register_actor<rt::account>("account");
     node.register_event_sourced<rt::ledger>("ledger");
     node.register_actor<rt::tally>("tally");
-    if (const char* path = std::getenv("AETHER_TALLY_FILE"); path != nullptr) {
-      rt::tallies.file = std::fopen(path, "w");
-    }
     // Ready once serving, with a map that gives every expected node shards.
     {
       // Shared with the watch, whose last callback may still run as it ends.
