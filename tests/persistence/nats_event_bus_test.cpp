@@ -55,6 +55,73 @@ std::string first_difference(const std::vector<std::string>& got, const std::vec
                      at(got, i), at(got, i + 1), at(want, i));
 }
 
+/// Writes to one actor on a three-server cluster while servers die: a
+/// store and bus on R3 over a connection to every server, and a thread
+/// appending up to `total` versions, settling unknown outcomes by reading.
+struct r3_writes {
+  r3_writes(aether::testing::nats_cluster& cluster, aether::executor& pool, aether::actor_id a, std::uint64_t n)
+      : actor{std::move(a)}, total{n} {
+    conn = test::connect(cluster.urls());
+    bus = test::open_bus(pool, conn, 3);
+    aether::jetstream_store_options o;
+    o.origin = bus->origin();
+    o.replicas = 3;
+    o.ack_timeout = 250ms;
+    o.max_attempts = 8;
+    store = test::open_store(conn, o);
+    test::watch(*store, bus);
+    REQUIRE(store->append_wait(actor, 0, {test::make_event("opened")})); // creates the R3 stream
+  }
+  ~r3_writes() {
+    stop = true;
+    if (load.joinable()) load.join();
+    bus->close();
+  }
+
+  void start() {
+    load = std::thread{[this] {
+      std::uint64_t version = 1;
+      while (version < total && !stop.load()) {
+        auto r = store->append_wait(actor, version, {test::make_event("deposited")});
+        if (r) {
+          version = r->last_version;
+        } else if (auto latest = store->latest_version_wait(actor)) {
+          version = *latest; // an unknown outcome, settled by reading
+        } else {
+          std::this_thread::sleep_for(50ms); // a back-off while the cluster elects a leader
+        }
+        written = version;
+      }
+    }};
+  }
+
+  /// Waits until every version is written, then writes a marked event:
+  /// once `kept` got it, nothing else is on its way. `kept` then holds
+  /// every version, once each and in order.
+  void check_delivered(collector& kept) {
+    AETHER_EVENTUALLY(written.load() == total, 90s);
+    auto last = test::make_event("sentinel");
+    last.metadata["sentinel"] = "end";
+    aether::expected<aether::append_result> marked = aether::error{errc::unavailable};
+    AETHER_EVENTUALLY((marked = store->append_wait(aether::actor_id{"account", "end", "bank"}, 0, {last})) ||
+                          marked.error().code() == errc::version_conflict,
+                      60s);
+    REQUIRE(kept.wait_sentinel("end", 90s));
+    const auto got = history(kept);
+    const auto want = range(fmt::format("{}/{}", actor.type(), actor.key()), 1, static_cast<int>(total));
+    CHECK_MESSAGE(got == want, first_difference(got, want));
+  }
+
+  const aether::actor_id actor;
+  const std::uint64_t total;
+  std::shared_ptr<aether::nats::connection> conn;
+  std::shared_ptr<aether::nats_event_bus> bus;
+  std::shared_ptr<aether::event_store> store;
+  std::atomic<std::uint64_t> written{1};
+  std::atomic<bool> stop{false};
+  std::thread load;
+};
+
 } // namespace
 
 TEST_CASE("a durable subscriber gets what it missed while away, in order, and nothing it acknowledged again") {
@@ -339,69 +406,26 @@ TEST_CASE("on a three-server cluster, a durable subscriber on R3 goes on in orde
           "server it is connected to is killed under write load") {
   aether::testing::nats_cluster cluster{3};
   aether::thread_pool_executor pool{2, 8};
-  auto writer_conn = test::connect(cluster.urls());
-  auto writer = test::open_bus(pool, writer_conn, 3);
-  aether::jetstream_store_options o;
-  o.origin = writer->origin();
-  o.replicas = 3;
-  o.ack_timeout = 250ms;
-  o.max_attempts = 8;
-  std::shared_ptr<aether::event_store> store = test::open_store(writer_conn, o);
-  test::watch(*store, writer);
-  const aether::actor_id a{"account", "own", "bank"};
-  REQUIRE(store->append_wait(a, 0, {test::make_event("opened")}));
-  // The subscriber knows one server only (it learns the others from it)
-  // and the writer keeps writing while that server dies: what was on its
-  // way to the subscriber when it died must still come, in order (the
-  // consumer counts it delivered, and an acknowledgement of anything after
-  // it would cover it too).
-  const std::size_t victim = 1;
-  auto reader_conn = test::connect(cluster.server(victim).url());
-  auto reader = test::open_bus(pool, reader_conn, 3);
-  collector kept;
-  auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger", 64));
-  REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
-  constexpr std::uint64_t total = 400;
-  std::atomic<std::uint64_t> written{1};
-  std::atomic<bool> stop{false};
-  std::thread load{[&] {
-    std::uint64_t version = 1;
-    while (version < total && !stop.load()) {
-      auto r = store->append_wait(a, version, {test::make_event("deposited")});
-      if (r) {
-        version = r->last_version;
-      } else if (auto latest = store->latest_version_wait(a)) {
-        version = *latest;
-      } else {
-        std::this_thread::sleep_for(50ms);
-      }
-      written = version;
-    }
-  }};
-  struct joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join_load{load, stop};
-  REQUIRE(kept.wait_for(100, 60s));
-  cluster.server(victim).kill();
-  AETHER_EVENTUALLY(written.load() == total, 90s);
-  auto last = test::make_event("sentinel");
-  last.metadata["sentinel"] = "end";
-  aether::expected<aether::append_result> marked = aether::error{errc::unavailable};
-  AETHER_EVENTUALLY((marked = store->append_wait(aether::actor_id{"account", "end", "bank"}, 0, {last})) ||
-                        marked.error().code() == errc::version_conflict,
-                    60s);
-  REQUIRE(kept.wait_sentinel("end", 90s));
-  const auto got = history(kept);
-  const auto want = range("account/own", 1, static_cast<int>(total));
-  CHECK_MESSAGE(got == want, first_difference(got, want));
-  sub->unsubscribe();
-  reader->close();
-  writer->close();
+  {
+    r3_writes writes{cluster, pool, aether::actor_id{"account", "own", "bank"}, 400};
+    // The subscriber knows one server only (it learns the others from it)
+    // and the writer keeps writing while that server dies: what was on its
+    // way to the subscriber when it died must still come, in order (the
+    // consumer counts it delivered, and an acknowledgement of anything after
+    // it would cover it too).
+    const std::size_t victim = 1;
+    auto reader_conn = test::connect(cluster.server(victim).url());
+    auto reader = test::open_bus(pool, reader_conn, 3);
+    collector kept;
+    auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger", 64));
+    REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
+    writes.start();
+    REQUIRE(kept.wait_for(100, 60s));
+    cluster.server(victim).kill();
+    writes.check_delivered(kept);
+    sub->unsubscribe();
+    reader->close();
+  }
   pool.stop();
   pool.join();
 }
@@ -410,68 +434,23 @@ TEST_CASE("on a three-server cluster, a durable subscriber on R3 goes on in orde
           "stream's leader is killed") {
   aether::testing::nats_cluster cluster{3};
   aether::thread_pool_executor pool{2, 8};
-  // Both clients know every server and fail over.
-  auto writer_conn = test::connect(cluster.urls());
-  auto reader_conn = test::connect(cluster.urls());
-  auto writer = test::open_bus(pool, writer_conn, 3);
-  auto reader = test::open_bus(pool, reader_conn, 3);
-  aether::jetstream_store_options o;
-  o.origin = writer->origin();
-  o.replicas = 3;
-  o.ack_timeout = 250ms;
-  o.max_attempts = 8;
-  std::shared_ptr<aether::event_store> store = test::open_store(writer_conn, o);
-  test::watch(*store, writer);
-  const aether::actor_id a{"account", "r3", "bank"};
-  REQUIRE(store->append_wait(a, 0, {test::make_event("opened")})); // creates the R3 stream
-
-  collector kept;
-  auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger", 64));
-  REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
-  constexpr std::uint64_t total = 300;
-  std::atomic<std::uint64_t> written{1};
-  std::atomic<bool> stop{false};
-  std::thread load{[&] {
-    std::uint64_t version = 1;
-    while (version < total && !stop.load()) {
-      auto r = store->append_wait(a, version, {test::make_event("deposited")});
-      if (r) {
-        version = r->last_version;
-      } else if (auto latest = store->latest_version_wait(a)) {
-        version = *latest; // an unknown outcome, settled by reading
-      } else {
-        std::this_thread::sleep_for(50ms); // a back-off while the cluster elects a leader
-      }
-      written = version;
-    }
-  }};
-  struct joiner {
-    std::thread& t;
-    std::atomic<bool>& stop;
-    ~joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join_load{load, stop};
-  REQUIRE(kept.wait_for(50, 60s));
-  std::optional<std::size_t> leader;
-  AETHER_EVENTUALLY((leader = cluster.stream_leader("bank_events")).has_value(), 30s);
-  cluster.server(*leader).kill();
-  AETHER_EVENTUALLY(written.load() == total, 90s);
-  // A last write, marked: once it is in, nothing else is on its way.
-  auto last = test::make_event("sentinel");
-  last.metadata["sentinel"] = "end";
-  aether::expected<aether::append_result> marked = aether::error{errc::unavailable};
-  AETHER_EVENTUALLY((marked = store->append_wait(aether::actor_id{"account", "end", "bank"}, 0, {last})) ||
-                        marked.error().code() == errc::version_conflict,
-                    60s);
-  REQUIRE(kept.wait_sentinel("end", 90s));
-  const auto got = history(kept);
-  const auto want = range("account/r3", 1, static_cast<int>(total));
-  CHECK_MESSAGE(got == want, first_difference(got, want));
-  sub->unsubscribe();
-  reader->close();
-  writer->close();
+  {
+    r3_writes writes{cluster, pool, aether::actor_id{"account", "r3", "bank"}, 300};
+    // The reader knows every server and fails over.
+    auto reader_conn = test::connect(cluster.urls());
+    auto reader = test::open_bus(pool, reader_conn, 3);
+    collector kept;
+    auto sub = reader->subscribe("bank", {}, kept.handler(), durable("ledger", 64));
+    REQUIRE_MESSAGE(sub, (sub ? "" : sub.error().to_string()));
+    writes.start();
+    REQUIRE(kept.wait_for(50, 60s));
+    std::optional<std::size_t> leader;
+    AETHER_EVENTUALLY((leader = cluster.stream_leader("bank_events")).has_value(), 30s);
+    cluster.server(*leader).kill();
+    writes.check_delivered(kept);
+    sub->unsubscribe();
+    reader->close();
+  }
   pool.stop();
   pool.join();
 }
