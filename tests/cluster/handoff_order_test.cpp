@@ -143,6 +143,20 @@ struct summary {
   }
 };
 
+/// Waits until every sender is done; b stops gracefully once its own is:
+/// its shards move to a and c while their senders go on. Every tell was
+/// taken (a planned move refuses none with this load).
+void await_senders(order_node& a, order_node& b, order_node& c) {
+  const auto from_b = b("spray_wait", 60s);
+  REQUIRE(b.quit());
+  const auto from_a = a("spray_wait", 60s);
+  const auto from_c = c("spray_wait", 60s);
+  MESSAGE("tells from a: " << from_a << "; from b: " << from_b << "; from c: " << from_c);
+  CHECK(from_a.find(" failed 0") != std::string::npos);
+  CHECK(from_b.find(" failed 0") != std::string::npos);
+  CHECK(from_c.find(" failed 0") != std::string::npos);
+}
+
 } // namespace
 
 // Known gap: on a loaded machine (and in every sanitizer run so far) a few
@@ -181,17 +195,7 @@ TEST_CASE("handoff under load keeps each sender's order: senders on three nodes,
   order_node c{server.url(), "c", 3};
   c.wait_serving();
   spray(c, "c1", short_rounds);
-  // b stops gracefully once its sender is done: its shards move to a and c
-  // while a's and c's senders go on.
-  const auto from_b = b("spray_wait", 60s);
-  REQUIRE(b.quit());
-  const auto from_a = a("spray_wait", 60s);
-  const auto from_c = c("spray_wait", 60s);
-  MESSAGE("tells from a: " << from_a << "; from b: " << from_b << "; from c: " << from_c);
-  // Every tell was taken (a planned move refuses none with this load).
-  CHECK(from_a.find(" failed 0") != std::string::npos);
-  CHECK(from_b.find(" failed 0") != std::string::npos);
-  CHECK(from_c.find(" failed 0") != std::string::npos);
+  await_senders(a, b, c);
 
   // Each note is a write: the owners may still work through what they got.
   // Read every (sender, ledger) back until all are complete, or a bound.
@@ -270,14 +274,7 @@ TEST_CASE("handoff under a fast stream keeps each sender's order: in-memory acto
                     << std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - paused).count()
                     << " ms");
     spray(c, "c1", short_rounds);
-    const auto from_b = b("spray_wait", 60s);
-    REQUIRE(b.quit());
-    const auto from_a = a("spray_wait", 60s);
-    const auto from_c = c("spray_wait", 60s);
-    MESSAGE("tells from a: " << from_a << "; from b: " << from_b << "; from c: " << from_c);
-    CHECK(from_a.find(" failed 0") != std::string::npos);
-    CHECK(from_b.find(" failed 0") != std::string::npos);
-    CHECK(from_c.find(" failed 0") != std::string::npos);
+    await_senders(a, b, c);
     // Tells still on their way are handled before the nodes stop.
     std::this_thread::sleep_for(2s);
     REQUIRE(c.quit());
