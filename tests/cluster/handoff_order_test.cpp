@@ -4,6 +4,7 @@
 // ledger's stored notes are read back and checked per (sender, ledger):
 // nothing lost, nothing twice, nothing out of order.
 #include "support/child_process.hpp"
+#include "support/eventually.hpp"
 #include "support/nats_server.hpp"
 #include "support/scale.hpp"
 
@@ -16,6 +17,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -275,8 +277,15 @@ TEST_CASE("handoff under a fast stream keeps each sender's order: in-memory acto
                     << " ms");
     spray(c, "c1", short_rounds);
     await_senders(a, b, c);
-    // Tells still on their way are handled before the nodes stop.
-    std::this_thread::sleep_for(2s);
+    // Tells still on their way are handled before the nodes stop: b's record
+    // is complete, a and c count what their tally actors handled. A note
+    // missing for good is the check's to report, after the wait.
+    std::int64_t expected = 0;
+    for (const auto& [from, rounds] : senders) expected += rounds * keys;
+    std::ifstream b_record{file("b")};
+    const auto from_b = std::count(std::istreambuf_iterator<char>{b_record}, std::istreambuf_iterator<char>{}, '\n');
+    (void)aether::testing::poll_until(
+        [&] { return from_b + std::stoll(a("tallied")) + std::stoll(c("tallied")) >= expected; }, 30s, 50ms);
     REQUIRE(c.quit());
     REQUIRE(a.quit());
   }

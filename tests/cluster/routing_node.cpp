@@ -23,6 +23,7 @@
 //                                         <ms> ms after each round
 //   leads                              -> yes | no: whether this node leads the cluster now
 //   spray_wait                         -> ok <sent> failed <n> [<first error>], once every spray ended
+//   tallied                            -> how many notes this node's tally actors handled
 //
 // `what` names a message of the account actor below; keys are account keys.
 //
@@ -115,6 +116,7 @@ public:
 struct tally_file {
   std::mutex mutex;
   std::FILE* file = nullptr;
+  std::int64_t handled = 0;
   ~tally_file() {
     if (file != nullptr) std::fclose(file);
   }
@@ -131,6 +133,7 @@ public:
       const auto key = ctx.self().key();
       std::lock_guard lock{tallies.mutex};
       if (tallies.file == nullptr) return;
+      ++tallies.handled;
       std::fprintf(tallies.file, "%lld %.*s %s %lld\n", static_cast<long long>(ns), static_cast<int>(key.size()),
                    key.data(), n.from.c_str(), static_cast<long long>(n.seq));
     });
@@ -243,6 +246,10 @@ std::string run(aether::node& node, background& bg, const std::string& command) 
   if (verb == "leads") {
     const auto view = node.cluster().snapshot();
     return view->leader == view->self ? "yes" : "no";
+  }
+  if (verb == "tallied") {
+    std::lock_guard lock{tallies.mutex};
+    return std::to_string(tallies.handled);
   }
   if (verb == "spray_wait") {
     bg.join_sprays();
