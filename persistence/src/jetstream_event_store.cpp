@@ -49,6 +49,9 @@ constexpr int walk_limit = 16;
 constexpr std::size_t quick_limit = 4;
 // Threads that read back writes whose outcome is unknown.
 constexpr int settling_threads = 2;
+// How long a read's get waits for its answer (at most `read_timeout`): as
+// long as nats.c's JetStream requests wait.
+constexpr std::chrono::milliseconds direct_get_timeout{5'000};
 // Actors whose last write end the store remembers; past this it forgets
 // them all, and each one's next append checks its version once more.
 constexpr std::size_t known_ends_limit = 65'536;
@@ -176,6 +179,7 @@ struct jetstream_event_store::impl {
     std::atomic<clock::rep> deadline{0};
     std::atomic<bool> finished{false};
     std::weak_ptr<impl> owner; // learns where the history ends, counts what it skipped
+    std::uint64_t id = 0;      // among the reads in flight
     unique_function<void(expected<history_report>)> done;
 
     void extend(std::chrono::milliseconds timeout) noexcept {
@@ -207,6 +211,10 @@ struct jetstream_event_store::impl {
   std::unordered_map<std::string, std::vector<write>> waiting;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
   std::uint64_t next_read = 1;
+  // History reads started and not answered (at most `reads_in_flight`),
+  // each waiting on a request without a thread, and those waiting their turn.
+  std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads_started;
+  std::deque<std::shared_ptr<reading>> reads_waiting;
   /// Work for one of the store's threads, and how it answers its caller
   /// instead when the store closes before it runs.
   struct job {
@@ -221,8 +229,10 @@ struct jetstream_event_store::impl {
   };
   // The store's thread: stream set-up, version checks, deadlines (in `run`).
   job_queue work;
-  // History reads and `latest_version`, `options.readers` at a time, each
-  // waiting on one request: a flood of them never holds the appends.
+  // The steps of reads that wait on a request holding a thread (looking up
+  // a namespace's stream, creating an ordered consumer) and
+  // `latest_version`, `options.readers` at a time: a flood of them never
+  // holds the appends.
   job_queue reading_lane;
   // Read-backs of writes whose outcome the acknowledgements did not tell.
   job_queue settling;
@@ -292,6 +302,81 @@ struct jetstream_event_store::impl {
       r->sub.unsubscribe();
       finish(*r, error{errc::shutting_down, "the store closed during a replay"});
     }
+    // Reads waiting on a direct get: their answer, when it comes, finds them
+    // finished and is dropped.
+    std::unordered_map<std::uint64_t, std::shared_ptr<reading>> started;
+    std::deque<std::shared_ptr<reading>> not_started;
+    {
+      std::lock_guard lock{mutex};
+      started.swap(reads_started);
+      not_started.swap(reads_waiting);
+    }
+    for (auto& [id, r] : started) finish(*r, closed_error());
+    for (auto& r : not_started) finish(*r, error{errc::shutting_down, "the store closed before the read started"});
+  }
+
+  /// Starts `r` once fewer than `reads_in_flight` reads are in flight; until
+  /// then it waits behind those queued before it.
+  void admit(std::shared_ptr<reading> r) {
+    {
+      std::lock_guard lock{mutex};
+      if (!stopping) {
+        reads_waiting.push_back(std::move(r));
+      }
+    }
+    if (r) {
+      finish(*r, error{errc::shutting_down, "the store is closed"});
+      return;
+    }
+    pump();
+  }
+
+  /// A read answered: its place goes to the next one waiting.
+  void read_ended(std::uint64_t id) {
+    {
+      std::lock_guard lock{mutex};
+      reads_started.erase(id);
+    }
+    pump();
+  }
+
+  /// Starts waiting reads while there is room. A read that ends at once
+  /// (no stream) starts the next one from this loop, not from a deeper call.
+  void pump() {
+    static thread_local const impl* pumping = nullptr;
+    if (pumping == this) return;
+    const auto* outer = pumping;
+    pumping = this;
+    for (;;) {
+      std::shared_ptr<reading> r;
+      {
+        std::lock_guard lock{mutex};
+        if (stopping || reads_waiting.empty() ||
+            reads_started.size() >= static_cast<std::size_t>(options.reads_in_flight)) {
+          break;
+        }
+        r = std::move(reads_waiting.front());
+        reads_waiting.pop_front();
+        r->id = next_read++;
+        reads_started.emplace(r->id, r);
+      }
+      begin(r);
+    }
+    pumping = outer;
+  }
+
+  /// A read's first step: the namespace's stream, known already or looked
+  /// up on a reader thread, then the walk.
+  void begin(const std::shared_ptr<reading>& r) {
+    if (streams.known(r->actor.ns())) {
+      walk(r, r->start);
+      return;
+    }
+    enqueue(
+        reading_lane, [this, r] { walk(r, r->start); },
+        [r] {
+          finish(*r, error{errc::shutting_down, "the store closed before the read started"});
+        });
   }
 
   /// Queues `run` for `l`'s threads; once the store is closing, `cancel`
@@ -1262,18 +1347,58 @@ struct jetstream_event_store::impl {
     }
     if (**layout == detail::stream_layout::per_actor) {
       r->by_actor = true;
-      walk_actor(r);
+      // Replicated streams are read by the consumer only (a direct get may
+      // be served by a lagging replica).
+      if (options.replicas > 1) {
+        consume_later(r, r->hint > 0 ? r->hint : 1);
+      } else {
+        walk_actor(r, r->hint > 0 ? r->hint - 1 : 0, 0);
+      }
       return;
     }
-    auto version = start;
-    // Replicas that disagree with the leader may serve a consumer: with
-    // `leader_reads_only` the whole history is walked through the leader.
-    for (int i = 0; leader_reads_only || i < walk_limit; ++i) {
-      if (closing.load()) {
+    walk_write(r, start, 0);
+  }
+
+  /// The time a get of a read waits for its answer.
+  std::chrono::milliseconds get_timeout() const { return std::min(options.read_timeout, direct_get_timeout); }
+
+  /// The answer to a direct get as the synchronous gets give it: the
+  /// message, `not_found` when there is none, or the error.
+  static expected<nats::message> direct_answer(expected<nats::message> m, std::string_view what) {
+    if (!m) return m.error();
+    if (!m->header("Nats-Sequence")) {
+      const auto status = m->header("Status");
+      if (!status || *status == "404") return error{errc::not_found, fmt::format("{}: no message", what)};
+      return error{errc::unavailable, fmt::format("{}: status {}", what, *status)};
+    }
+    return m;
+  }
+
+  /// Per-write layout, the `i`th write of the walk: the one that starts at
+  /// `version`, by exact subject (through the stream leader when
+  /// replicated). Each get waits without a thread; its answer takes the
+  /// next step. Past `walk_limit` writes the rest is read by an ordered
+  /// consumer, except when every read goes through the leader.
+  void walk_write(const std::shared_ptr<reading>& r, std::uint64_t version, int i) {
+    if (closing.load()) {
+      finish(*r, closed_error());
+      return;
+    }
+    if (!leader_reads_only && i >= walk_limit) {
+      // The rest through a consumer. It starts where the read was told to
+      // (not after the last walked write: a pipelining writer's writes may
+      // sit in the stream out of version order) and skips what the walk read.
+      r->walked_next = r->next;
+      consume_later(r, r->hint);
+      return;
+    }
+    std::weak_ptr<impl> weak = r->owner;
+    auto next = [weak, r, version, i](expected<nats::message> m) {
+      auto self = weak.lock();
+      if (!self || r->finished.load()) {
         finish(*r, closed_error());
         return;
       }
-      auto m = write_at(r->actor, version);
       if (!m) {
         finish(*r, m.error().code() == errc::not_found ? expected<void>{} : expected<void>{m.error()});
         return;
@@ -1285,45 +1410,71 @@ struct jetstream_event_store::impl {
         finish(*r, {}); // failed, or a write that does not decode and whose end is unknown
         return;
       }
-      version = r->next;
+      self->walk_write(r, r->next, i + 1);
+    };
+    const auto stream = stream_name(r->actor.ns());
+    const auto subj = subject(r->actor, version);
+    if (options.replicas > 1) {
+      conn->leader_get_last_async(stream, subj, get_timeout(), std::move(next));
+    } else {
+      conn->request_async(fmt::format("$JS.API.DIRECT.GET.{}", stream),
+                          fmt::format(R"({{"seq":1,"next_by_subj":"{}"}})", subj), get_timeout(),
+                          [next = std::move(next), subj](expected<nats::message> m) mutable {
+                            next(direct_answer(std::move(m), subj));
+                          });
     }
-    // The rest through a consumer. It starts where the read was told to (not
-    // after the last walked write: a pipelining writer's writes may sit in
-    // the stream out of version order) and skips what the walk read.
-    r->walked_next = r->next;
-    consume(r, r->hint);
   }
 
-  /// Per-actor layout: walks the actor's subject write by write from the
-  /// hint's stream sequence (or the start) by direct gets, and past
-  /// `walk_limit` of them goes on with an ordered consumer. Replicated
-  /// streams are read by the consumer only (a direct get may be served by a
-  /// lagging replica).
-  void walk_actor(const std::shared_ptr<reading>& r) {
-    std::uint64_t after = r->hint > 0 ? r->hint - 1 : 0;
-    if (options.replicas <= 1) {
-      const auto stream = stream_name(r->actor.ns());
-      const auto subj = actor_subject(r->actor);
-      for (int i = 0; i < walk_limit; ++i) {
-        if (closing.load()) {
-          finish(*r, closed_error());
-          return;
-        }
-        auto m = next_on_subject(stream, subj, after);
-        if (!m || !*m) {
-          finish(*r, m ? expected<void>{} : expected<void>{m.error()});
-          return;
-        }
-        const auto& msg = **m;
-        if (!take_actor(
-                *r, [&] { return msg.header(last_version_header); }, msg.data, msg.sequence)) {
-          finish(*r, {});
-          return;
-        }
-        after = msg.sequence;
-      }
+  /// Per-actor layout (R1): the `i`th write of the walk, the actor's first
+  /// after stream sequence `after`, by a direct get that waits without a
+  /// thread; past `walk_limit` of them the rest through an ordered consumer.
+  void walk_actor(const std::shared_ptr<reading>& r, std::uint64_t after, int i) {
+    if (closing.load()) {
+      finish(*r, closed_error());
+      return;
     }
-    consume(r, after + 1);
+    if (i >= walk_limit) {
+      consume_later(r, after + 1);
+      return;
+    }
+    const auto subj = actor_subject(r->actor);
+    std::weak_ptr<impl> weak = r->owner;
+    conn->request_async(fmt::format("$JS.API.DIRECT.GET.{}", stream_name(r->actor.ns())),
+                        fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1, subj), get_timeout(),
+                        [weak, r, i, subj](expected<nats::message> answer) {
+                          auto self = weak.lock();
+                          if (!self || r->finished.load()) {
+                            finish(*r, closed_error());
+                            return;
+                          }
+                          auto m = direct_answer(std::move(answer), subj);
+                          if (!m) {
+                            finish(*r,
+                                   m.error().code() == errc::not_found ? expected<void>{} : expected<void>{m.error()});
+                            return;
+                          }
+                          if (!take_actor(
+                                  *r, [&] { return m->header(last_version_header); }, m->data, m->sequence)) {
+                            finish(*r, {});
+                            return;
+                          }
+                          self->walk_actor(r, m->sequence, i + 1);
+                        });
+  }
+
+  /// Goes on with an ordered consumer, created on a reader thread (nats.c
+  /// waits for the server's answer).
+  void consume_later(const std::shared_ptr<reading>& r, std::uint64_t start) {
+    enqueue(
+        reading_lane,
+        [this, r, start] {
+          if (closing.load()) {
+            finish(*r, closed_error());
+            return;
+          }
+          consume(r, start);
+        },
+        [r] { finish(*r, closed_error()); });
   }
 
   /// Takes one stored write of the per-actor layout during a read (false to
@@ -1400,6 +1551,10 @@ expected<std::shared_ptr<jetstream_event_store>> jetstream_event_store::open(std
   if (!conn) return error{errc::invalid_argument, "no connection"};
   if (options.readers < 1 || options.readers > 64) {
     return error{errc::invalid_argument, fmt::format("readers is {}; it must be from 1 to 64", options.readers)};
+  }
+  if (options.reads_in_flight < 1) {
+    return error{errc::invalid_argument,
+                 fmt::format("reads_in_flight is {}; it must be 1 or more", options.reads_in_flight)};
   }
   auto p = std::make_shared<impl>();
   p->conn = std::move(conn);
@@ -1520,11 +1675,12 @@ void jetstream_event_store::start_read(const actor_id& actor, std::uint64_t from
   r->start = r->next = start;
   r->hint = hint;
   r->owner = impl_;
-  impl_->enqueue(
-      impl_->reading_lane, [p = impl_.get(), r, start] { p->walk(r, start); },
-      [r] {
-        impl::finish(*r, error{errc::shutting_down, "the store closed before the read started"});
-      });
+  // Its place among the reads in flight goes to the next one when it ends.
+  r->done = [done = std::move(r->done), raw = r.get()](expected<history_report> outcome) mutable {
+    done(std::move(outcome));
+    if (auto p = raw->owner.lock()) p->read_ended(raw->id);
+  };
+  impl_->admit(std::move(r));
 }
 
 void jetstream_event_store::latest_version(const actor_id& actor, version_callback done) {

@@ -5,6 +5,7 @@
 #include "nkey.hpp"
 
 #include <nats/nats.h>
+#include <simdjson.h>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,8 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <unordered_map>
 
 #include <netdb.h>
@@ -261,6 +264,265 @@ void subscription::unsubscribe() noexcept {
 
 // connection
 
+namespace {
+
+/// Asynchronous requests waiting for their reply, by the number that ends
+/// their reply subject, and the thread that answers those whose deadline
+/// passes. That thread holds the table too: a callback it runs may drop the
+/// connection's last reference, and the table outlives the connection then.
+struct async_table : std::enable_shared_from_this<async_table> {
+  using clock = std::chrono::steady_clock;
+  struct entry {
+    std::string subject;
+    clock::time_point deadline;
+    connection::reply_callback done;
+  };
+  natsConnection* nc = nullptr; // read under `mutex` while `stopping` is false
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::unordered_map<std::uint64_t, entry> entries;
+  std::set<std::pair<clock::time_point, std::uint64_t>> deadlines;
+  bool closed = false;   // new requests are answered at once
+  bool stopping = false; // the timer leaves
+  std::thread timer;
+
+  /// Adds a request; false (and `done` left as it was) once closed.
+  bool add(std::uint64_t token, std::string_view subject, std::chrono::milliseconds timeout,
+           connection::reply_callback& done) {
+    std::lock_guard lock{mutex};
+    if (closed) return false;
+    const auto deadline = clock::now() + timeout;
+    const bool earliest = deadlines.empty() || deadline < deadlines.begin()->first;
+    entries.emplace(token, entry{std::string{subject}, deadline, std::move(done)});
+    deadlines.emplace(deadline, token);
+    if (!timer.joinable()) {
+      timer = std::thread{[self = shared_from_this()] { self->run(); }};
+    } else if (earliest) {
+      wake.notify_all();
+    }
+    return true;
+  }
+
+  /// Takes the request out: only the one who takes it answers it.
+  std::optional<entry> take(std::uint64_t token) {
+    std::lock_guard lock{mutex};
+    return take_locked(token);
+  }
+
+  std::optional<entry> take_locked(std::uint64_t token) {
+    auto it = entries.find(token);
+    if (it == entries.end()) return std::nullopt;
+    std::optional<entry> out{std::move(it->second)};
+    entries.erase(it);
+    deadlines.erase({out->deadline, token});
+    return out;
+  }
+
+  std::vector<entry> take_subject(std::string_view subject) {
+    std::vector<entry> out;
+    std::lock_guard lock{mutex};
+    std::vector<std::uint64_t> tokens;
+    for (const auto& [token, e] : entries) {
+      if (e.subject == subject) tokens.push_back(token);
+    }
+    for (auto token : tokens) out.push_back(std::move(*take_locked(token)));
+    return out;
+  }
+
+  /// Refuses new requests and takes every waiting one out.
+  std::vector<entry> close(bool stop) {
+    std::vector<entry> out;
+    {
+      std::lock_guard lock{mutex};
+      closed = true;
+      if (stop) stopping = true;
+      for (auto& [token, e] : entries) out.push_back(std::move(e));
+      entries.clear();
+      deadlines.clear();
+    }
+    wake.notify_all();
+    return out;
+  }
+
+  void run() {
+    std::unique_lock lock{mutex};
+    while (!stopping) {
+      if (deadlines.empty()) {
+        wake.wait(lock);
+        continue;
+      }
+      const auto first = deadlines.begin()->first;
+      if (clock::now() < first) {
+        wake.wait_until(lock, first);
+        continue;
+      }
+      std::vector<entry> expired;
+      const auto now = clock::now();
+      while (!deadlines.empty() && deadlines.begin()->first <= now) {
+        expired.push_back(std::move(*take_locked(deadlines.begin()->second)));
+      }
+      const bool up = natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED;
+      lock.unlock();
+      for (auto& e : expired) {
+        // With no server to ask the request never left: unavailable, not slow.
+        e.done(up ? error{errc::timeout, fmt::format("requesting {}: no answer in time", e.subject)}
+                  : error{errc::unavailable, fmt::format("requesting {}: not connected to a server", e.subject)});
+      }
+      expired.clear(); // the callbacks go before the lock is taken again
+      lock.lock();
+    }
+  }
+};
+
+/// Answers each with `unavailable`: the connection closed.
+void answer_closed(std::vector<async_table::entry>& list) {
+  for (auto& e : list) {
+    e.done(error{errc::unavailable, fmt::format("requesting {}: the connection closed", e.subject)});
+  }
+}
+
+/// A base64 text (RFC 4648, padded or not) decoded; nullopt if it is not one.
+std::optional<std::string> decode_base64(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  std::uint32_t bits = 0;
+  int count = 0;
+  for (const char c : text) {
+    int v = 0;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '+') {
+      v = 62;
+    } else if (c == '/') {
+      v = 63;
+    } else if (c == '=') {
+      break;
+    } else {
+      return std::nullopt;
+    }
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    if (++count == 4) {
+      out.push_back(static_cast<char>((bits >> 16) & 0xff));
+      out.push_back(static_cast<char>((bits >> 8) & 0xff));
+      out.push_back(static_cast<char>(bits & 0xff));
+      bits = 0;
+      count = 0;
+    }
+  }
+  if (count == 1) return std::nullopt;
+  if (count == 2) out.push_back(static_cast<char>((bits >> 4) & 0xff));
+  if (count == 3) {
+    out.push_back(static_cast<char>((bits >> 10) & 0xff));
+    out.push_back(static_cast<char>((bits >> 2) & 0xff));
+  }
+  return out;
+}
+
+/// The headers of a `NATS/1.0` header block, added to `out`.
+void parse_header_block(std::string_view block, message& out) {
+  bool first = true;
+  while (!block.empty()) {
+    const auto end = block.find("\r\n");
+    const auto line = block.substr(0, end);
+    block = end == std::string_view::npos ? std::string_view{} : block.substr(end + 2);
+    if (first) { // the status line
+      first = false;
+      continue;
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    out.headers.emplace_back(std::string{line.substr(0, colon)}, std::string{value});
+  }
+}
+
+/// The message in a `$JS.API.STREAM.MSG.GET` answer: `not_found` when the
+/// stream or the message is not there, other API errors as `to_error` maps
+/// them.
+expected<message> stream_msg_get_answer(std::string_view json, std::string_view what) {
+  namespace od = simdjson::ondemand;
+  const auto bad = [&](std::string_view why) {
+    return error{errc::io_error, fmt::format("{}: the server's answer {}", what, why)};
+  };
+  thread_local od::parser parser;
+  const simdjson::padded_string padded{json};
+  od::document doc;
+  if (parser.iterate(padded).get(doc)) return bad("is not JSON");
+  od::object root;
+  if (doc.get_object().get(root)) return bad("is not an object");
+  message out;
+  bool found = false;
+  for (auto member : root) {
+    od::field field;
+    std::string_view key;
+    if (std::move(member).get(field) || field.unescaped_key().get(key)) return bad("is not JSON");
+    if (key == "error") {
+      od::object e;
+      if (field.value().get_object().get(e)) return bad("has an error that is not an object");
+      std::uint64_t code = 0;
+      std::uint64_t err_code = 0;
+      std::string description;
+      for (auto em : e) {
+        od::field ef;
+        std::string_view ek;
+        if (std::move(em).get(ef) || ef.unescaped_key().get(ek)) return bad("is not JSON");
+        if (ek == "code") {
+          if (ef.value().get_uint64().get(code)) return bad("has a code that is not a number");
+        } else if (ek == "err_code") {
+          if (ef.value().get_uint64().get(err_code)) return bad("has an err_code that is not a number");
+        } else if (ek == "description") {
+          std::string_view d;
+          if (ef.value().get_string().get(d)) return bad("has a description that is not text");
+          description = std::string{d};
+        }
+      }
+      const auto detail = fmt::format("{}: {} (code {}, error {})", what, description, code, err_code);
+      const auto js = static_cast<jsErrCode>(err_code);
+      if (js == no_message_found || js == stream_not_found || (err_code == 0 && code == 404)) {
+        return error{errc::not_found, detail};
+      }
+      if (js == temporarily_unavailable || code == 503) return error{errc::unavailable, detail};
+      return error{errc::io_error, detail};
+    }
+    if (key == "message") {
+      od::object m;
+      if (field.value().get_object().get(m)) return bad("has a message that is not an object");
+      for (auto mm : m) {
+        od::field mf;
+        std::string_view mk;
+        if (std::move(mm).get(mf) || mf.unescaped_key().get(mk)) return bad("is not JSON");
+        if (mk == "subject") {
+          std::string_view v;
+          if (mf.value().get_string().get(v)) return bad("has a subject that is not text");
+          out.subject = std::string{v};
+        } else if (mk == "seq") {
+          if (mf.value().get_uint64().get(out.sequence)) return bad("has a sequence that is not a number");
+        } else if (mk == "hdrs" || mk == "data") {
+          std::string_view v;
+          if (mf.value().get_string().get(v)) return bad("has a field that is not text");
+          auto decoded = decode_base64(v);
+          if (!decoded) return bad("has a field that is not base64");
+          if (mk == "data") {
+            out.data = std::move(*decoded);
+          } else {
+            parse_header_block(*decoded, out);
+          }
+        }
+      }
+      found = true;
+    }
+  }
+  if (!found) return bad("holds no message");
+  return out;
+}
+
+} // namespace
+
 struct connection::impl {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
@@ -287,19 +549,29 @@ struct connection::impl {
   std::string reply_prefix;
   natsSubscription* reply_sub = nullptr;
   std::deque<std::string> violations; // the last refusals, in the server's words
+  std::shared_ptr<async_table> async = std::make_shared<async_table>();
 
   static void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
     auto* self = static_cast<impl*>(closure);
     const std::string_view subject{natsMsg_GetSubject(m)};
-    std::lock_guard lock{self->requests_mutex};
+    std::unique_lock lock{self->requests_mutex};
     std::uint64_t token = 0;
     const auto prefix = self->reply_prefix.size();
-    const auto it =
+    const bool parsed =
         subject.size() > prefix &&
-                std::from_chars(subject.data() + prefix, subject.data() + subject.size(), token).ec == std::errc{}
-            ? self->requests.find(token)
-            : self->requests.end();
-    if (it == self->requests.end() || it->second->answer != nullptr || it->second->no_responders) {
+        std::from_chars(subject.data() + prefix, subject.data() + subject.size(), token).ec == std::errc{};
+    const auto it = parsed ? self->requests.find(token) : self->requests.end();
+    if (it == self->requests.end()) {
+      lock.unlock();
+      // An asynchronous request's reply, unless its deadline came first.
+      if (auto e = parsed ? self->async->take(token) : std::nullopt) {
+        answer_async(*e, m);
+      } else {
+        natsMsg_Destroy(m);
+      }
+      return;
+    }
+    if (it->second->answer != nullptr || it->second->no_responders) {
       natsMsg_Destroy(m);
       return;
     }
@@ -312,6 +584,64 @@ struct connection::impl {
       it->second->answer = m;
     }
     self->requests_cv.notify_all();
+  }
+
+  /// Answers an asynchronous request with its reply `m` (and frees it).
+  static void answer_async(async_table::entry& e, natsMsg* m) {
+    msg_ptr owned{m};
+    const char* status = nullptr;
+    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status != nullptr &&
+        std::string_view{status} == "503") {
+      e.done(error{errc::not_found, fmt::format("requesting {}: no responders", e.subject)});
+      return;
+    }
+    auto copy = copy_message(m);
+    owned.reset();
+    e.done(std::move(copy));
+  }
+
+  /// A token and reply subject for a request; `requests_mutex` held.
+  natsStatus new_reply_locked(std::uint64_t& token, std::string& reply_to) {
+    if (reply_sub == nullptr) {
+      natsInbox* inbox = nullptr;
+      if (const auto s = natsInbox_Create(&inbox); s != NATS_OK) return s;
+      reply_prefix = fmt::format("{}.", inbox);
+      natsInbox_Destroy(inbox);
+      if (const auto s = natsConnection_Subscribe(&reply_sub, nc, (reply_prefix + "*").c_str(), &impl::on_reply, this);
+          s != NATS_OK) {
+        reply_sub = nullptr;
+        return s;
+      }
+      natsSubscription_SetPendingLimits(reply_sub, -1, -1);
+    }
+    token = ++next_request;
+    reply_to = fmt::format("{}{}", reply_prefix, token);
+    return NATS_OK;
+  }
+
+  void request_async(std::string_view subject, std::string_view data, std::span<const header> headers,
+                     std::chrono::milliseconds timeout, connection::reply_callback done) {
+    std::uint64_t token = 0;
+    std::string reply_to;
+    natsStatus s = NATS_OK;
+    {
+      std::lock_guard lock{requests_mutex};
+      s = new_reply_locked(token, reply_to);
+    }
+    if (s != NATS_OK) {
+      done(to_error(s, fmt::format("requesting {}", subject)));
+      return;
+    }
+    if (!async->add(token, subject, timeout, done)) {
+      done(error{errc::unavailable, fmt::format("requesting {}: the connection closed", subject)});
+      return;
+    }
+    auto m = build(subject, reply_to, data, headers);
+    auto sent = m ? check(natsConnection_PublishMsg(nc, m->get()), fmt::format("requesting {}", subject))
+                  : expected<void>{m.error()};
+    if (!sent) {
+      if (auto e = async->take(token)) e->done(sent.error());
+    }
   }
 
   /// The subject in a permission violation (`Permissions Violation for
@@ -327,14 +657,19 @@ struct connection::impl {
 
   void permission_violation(std::string_view text) {
     const auto subject = violated_subject(text, "Publish");
-    std::lock_guard lock{requests_mutex};
-    violations.emplace_back(text);
-    if (violations.size() > 64) violations.pop_front();
-    if (subject.empty()) return;
-    for (auto& [token, r] : requests) {
-      if (r->subject == subject && r->denied.empty()) r->denied = std::string{text};
+    {
+      std::lock_guard lock{requests_mutex};
+      violations.emplace_back(text);
+      if (violations.size() > 64) violations.pop_front();
+      if (subject.empty()) return;
+      for (auto& [token, r] : requests) {
+        if (r->subject == subject && r->denied.empty()) r->denied = std::string{text};
+      }
+      requests_cv.notify_all();
     }
-    requests_cv.notify_all();
+    for (auto& e : async->take_subject(subject)) {
+      e.done(error{errc::permission_denied, fmt::format("requesting {}: {}", subject, text)});
+    }
   }
 
   /// Sends a request and waits for its answer: NATS_OK with `*reply` set,
@@ -348,21 +683,7 @@ struct connection::impl {
     std::string reply_to;
     {
       std::lock_guard lock{requests_mutex};
-      if (reply_sub == nullptr) {
-        natsInbox* inbox = nullptr;
-        if (const auto s = natsInbox_Create(&inbox); s != NATS_OK) return s;
-        reply_prefix = fmt::format("{}.", inbox);
-        natsInbox_Destroy(inbox);
-        if (const auto s =
-                natsConnection_Subscribe(&reply_sub, nc, (reply_prefix + "*").c_str(), &impl::on_reply, this);
-            s != NATS_OK) {
-          reply_sub = nullptr;
-          return s;
-        }
-        natsSubscription_SetPendingLimits(reply_sub, -1, -1);
-      }
-      token = ++next_request;
-      reply_to = fmt::format("{}{}", reply_prefix, token);
+      if (const auto s = new_reply_locked(token, reply_to); s != NATS_OK) return s;
       requests.emplace(token, &pending);
     }
     natsStatus s = NATS_OK;
@@ -390,6 +711,17 @@ struct connection::impl {
 
   ~impl() {
     if (js) jsCtx_Destroy(js);
+    // The timer stops before the connection goes; it cannot wait for itself
+    // (a callback it ran dropped the last reference), and keeps the table.
+    auto unanswered = async->close(true);
+    if (async->timer.joinable()) {
+      if (async->timer.get_id() == std::this_thread::get_id()) {
+        async->timer.detach();
+      } else {
+        async->timer.join();
+      }
+    }
+    answer_closed(unanswered);
     if (nc) {
       natsConnection_Close(nc);
       // nats.c calls back on its own thread, after Close returns; the closed
@@ -397,6 +729,9 @@ struct connection::impl {
       std::unique_lock lock{closed_mutex};
       closed_cv.wait_for(lock, std::chrono::seconds{10}, [this] { return closed; });
       lock.unlock();
+      // Requests sent while it closed.
+      auto late = async->close(true);
+      answer_closed(late);
       if (reply_sub) natsSubscription_Destroy(reply_sub);
       natsConnection_Destroy(nc);
     }
@@ -423,6 +758,8 @@ struct connection::impl {
   static void on_reconnected(natsConnection*, void*) { log(log_level::info, "NATS: reconnected"); }
   static void on_closed(natsConnection*, void* closure) {
     auto* self = static_cast<impl*>(closure);
+    auto unanswered = self->async->close(false);
+    answer_closed(unanswered);
     std::lock_guard lock{self->closed_mutex};
     self->closed = true;
     self->closed_cv.notify_all();
@@ -627,6 +964,10 @@ expected<std::shared_ptr<connection>> connection::connect(const connect_options&
     }
     return e;
   }
+  {
+    std::lock_guard lock{p->async->mutex};
+    p->async->nc = p->nc;
+  }
   jsOptions js_opts;
   jsOptions_Init(&js_opts);
   js_opts.Wait = 5'000;
@@ -744,6 +1085,30 @@ expected<message> connection::request(std::string_view subject, std::string_view
   if (auto r = check(s, "requesting"); !r) return r.error();
   msg_ptr owned{reply};
   return copy_message(reply);
+}
+
+void connection::request_async(std::string_view subject, std::string_view data, std::chrono::milliseconds timeout,
+                               reply_callback done, std::span<const header> headers) {
+  impl_->request_async(subject, data, headers, timeout, std::move(done));
+}
+
+std::size_t connection::async_requests_pending() const {
+  std::lock_guard lock{impl_->async->mutex};
+  return impl_->async->entries.size();
+}
+
+void connection::leader_get_last_async(std::string_view stream, std::string_view subject,
+                                       std::chrono::milliseconds timeout, reply_callback done) {
+  request_async(fmt::format("$JS.API.STREAM.MSG.GET.{}", stream), fmt::format(R"({{"last_by_subj":"{}"}})", subject),
+                timeout,
+                [done = std::move(done),
+                 what = fmt::format("reading the last message on {}", subject)](expected<message> answer) {
+                  if (!answer) {
+                    done(answer.error());
+                    return;
+                  }
+                  done(stream_msg_get_answer(answer->data, what));
+                });
 }
 
 expected<void> connection::check_permitted(std::string_view subject) const {

@@ -33,10 +33,13 @@ struct jetstream_store_options {
   std::chrono::milliseconds ack_timeout{2'000};
   /// Sends of one write before its outcome is read back from the stream.
   int max_attempts = 3;
-  /// History reads (and `latest_version`s) in progress at once, each on a
-  /// thread of the store waiting on one request at a time (1 to 64); more
-  /// wait in order. Appends never wait for reads.
+  /// Threads of the store for the steps of a read that wait holding one
+  /// (1 to 64): looking up a namespace's stream not seen yet, creating the
+  /// ordered consumer of a long history, and `latest_version`. A read's
+  /// gets of single writes wait on no thread. Appends never wait for reads.
   int readers = 4;
+  /// History reads in progress at once; more wait in order.
+  int reads_in_flight = 1024;
   /// How long a replay may wait for the next message.
   std::chrono::milliseconds read_timeout{30'000};
   /// Stamped on every write (`Aether-Origin`): the origin of this process's
@@ -86,10 +89,10 @@ struct jetstream_store_stats {
 /// (a failed send, "no responders", a reconnect since); the read-back of an
 /// unacknowledged write tries several times, each waiting longer.
 ///
-/// Reads run `readers` at a time, beside the appends. Closing the store
-/// answers the reads and version checks still queued `shutting_down`
-/// without running them, and stops reads in progress after their current
-/// request.
+/// Reads run beside the appends, `reads_in_flight` at a time; a read
+/// waiting on a slow or stopped server holds no thread, so it does not hold
+/// up reads of other streams. Closing the store answers the reads and
+/// version checks still queued, and the reads in progress, `shutting_down`.
 ///
 /// Thread-safety: every member from any thread; callbacks run on nats.c or
 /// store threads.

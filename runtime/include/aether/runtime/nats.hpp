@@ -233,6 +233,19 @@ public:
   /// `not_found` at once when nobody subscribes to `subject`.
   [[nodiscard]] expected<message> request(std::string_view subject, std::string_view data,
                                           std::chrono::milliseconds timeout, std::span<const header> headers = {});
+  /// What an asynchronous request answers: the reply, or the error.
+  using reply_callback = std::function<void(expected<message>)>;
+  /// Sends a request without waiting: `done` runs exactly once, on a nats.c
+  /// or the connection's timer thread, with the first reply, `timeout` when
+  /// none came by `timeout` (`unavailable` when the connection was lost by
+  /// then), `not_found` when nobody subscribes to `subject`,
+  /// `permission_denied`, or `unavailable` when the connection closes first.
+  /// A reply after that is dropped. Every request shares one wildcard reply
+  /// subscription; `done` must not wait for another request's reply.
+  void request_async(std::string_view subject, std::string_view data, std::chrono::milliseconds timeout,
+                     reply_callback done, std::span<const header> headers = {});
+  /// Requests waiting for their reply or deadline (for tests and metrics).
+  [[nodiscard]] std::size_t async_requests_pending() const;
   /// Subscribes; at most `pending_messages` may wait for the handler before
   /// the client drops (and counts) what comes next.
   [[nodiscard]] expected<subscription> subscribe(std::string_view subject, handler h, int pending_messages = 65536);
@@ -262,6 +275,10 @@ public:
   /// The last message on `subject`, read through the stream leader (never
   /// stale, slower than a direct get); `not_found` if none.
   [[nodiscard]] expected<message> leader_get_last(std::string_view stream, std::string_view subject);
+  /// `leader_get_last` without waiting, as `request_async` answers: the
+  /// message, `not_found` if none, or the error.
+  void leader_get_last_async(std::string_view stream, std::string_view subject, std::chrono::milliseconds timeout,
+                             reply_callback done);
   /// The message at `sequence`; `not_found` if none.
   [[nodiscard]] expected<message> direct_get(std::string_view stream, std::uint64_t sequence);
   /// The first message on `subject` (by stream sequence); `not_found` if none.
