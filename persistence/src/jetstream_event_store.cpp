@@ -49,8 +49,9 @@ constexpr int walk_limit = 16;
 constexpr std::size_t quick_limit = 4;
 // Threads that read back writes whose outcome is unknown.
 constexpr int settling_threads = 2;
-// How long a read's get waits for its answer (at most `read_timeout`): as
-// long as nats.c's JetStream requests wait.
+// How long a read's get of a write by its exact subject waits for its
+// answer: as long as the connection's JetStream requests wait. (A get of an
+// actor's next write in the per-actor layout waits `ack_timeout`.)
 constexpr std::chrono::milliseconds direct_get_timeout{5'000};
 // Actors whose last write end the store remembers; past this it forgets
 // them all, and each one's next append checks its version once more.
@@ -1359,9 +1360,6 @@ struct jetstream_event_store::impl {
     walk_write(r, start, 0);
   }
 
-  /// The time a get of a read waits for its answer.
-  std::chrono::milliseconds get_timeout() const { return std::min(options.read_timeout, direct_get_timeout); }
-
   /// The answer to a direct get as the synchronous gets give it: the
   /// message, `not_found` when there is none, or the error.
   static expected<nats::message> direct_answer(expected<nats::message> m, std::string_view what) {
@@ -1415,10 +1413,10 @@ struct jetstream_event_store::impl {
     const auto stream = stream_name(r->actor.ns());
     const auto subj = subject(r->actor, version);
     if (options.replicas > 1) {
-      conn->leader_get_last_async(stream, subj, get_timeout(), std::move(next));
+      conn->leader_get_last_async(stream, subj, direct_get_timeout, std::move(next));
     } else {
       conn->request_async(fmt::format("$JS.API.DIRECT.GET.{}", stream),
-                          fmt::format(R"({{"seq":1,"next_by_subj":"{}"}})", subj), get_timeout(),
+                          fmt::format(R"({{"seq":1,"next_by_subj":"{}"}})", subj), direct_get_timeout,
                           [next = std::move(next), subj](expected<nats::message> m) mutable {
                             next(direct_answer(std::move(m), subj));
                           });
@@ -1440,7 +1438,7 @@ struct jetstream_event_store::impl {
     const auto subj = actor_subject(r->actor);
     std::weak_ptr<impl> weak = r->owner;
     conn->request_async(fmt::format("$JS.API.DIRECT.GET.{}", stream_name(r->actor.ns())),
-                        fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1, subj), get_timeout(),
+                        fmt::format(R"({{"seq":{},"next_by_subj":"{}"}})", after + 1, subj), options.ack_timeout,
                         [weak, r, i, subj](expected<nats::message> answer) {
                           auto self = weak.lock();
                           if (!self || r->finished.load()) {

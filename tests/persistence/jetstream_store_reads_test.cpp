@@ -317,3 +317,202 @@ TEST_CASE("writes whose acknowledgements a paused server held back are settled, 
   // The read-back waits longer than the pause: every outcome was settled.
   CHECK(unknown == 0);
 }
+
+namespace {
+
+/// Whether `events` is the history `write_pair` wrote for key `i`.
+bool pair_of(const std::vector<aether::event>& events, int i) { return whole(events, i); }
+
+/// Versions 1 and 2 of actor `h/{i}` in `ns`, as `write_histories` writes them.
+void write_pair(aether::jetstream_event_store& store, std::string_view ns, int i) {
+  const actor_id a{"h", std::to_string(i), std::string{ns}};
+  REQUIRE(store.append_wait(a, 0, {make_event("noted", fmt::format(R"({{"n":{}}})", i))}));
+  REQUIRE(store.append_wait(a, 1, {make_event("noted", fmt::format(R"({{"n":{}}})", -i))}));
+}
+
+/// Starts a read of actor `h/{i}` in `ns` that records its answer in `a`.
+void read_into(aether::jetstream_event_store& store, std::string_view ns, int i, answer& a) {
+  store.read(actor_id{"h", std::to_string(i), std::string{ns}}, 1, 0,
+             [&a, i](aether::expected<std::vector<aether::event>> r) {
+               a.ok = r.has_value();
+               a.right = r && pair_of(*r, i);
+               if (!r) a.code = static_cast<int>(r.error().code());
+               a.count.fetch_add(1);
+             });
+}
+
+} // namespace
+
+TEST_CASE("R3: reads of a stream whose leader is paused hold up no read of a stream led elsewhere") {
+  aether::testing::nats_cluster cluster;
+  const std::string ns_stuck = "paused";
+  const std::string ns_fine = "fine";
+  const auto stream_stuck = aether::jetstream_event_store::stream_name(ns_stuck);
+  const auto stream_fine = aether::jetstream_event_store::stream_name(ns_fine);
+  aether::jetstream_store_options o;
+  o.replicas = 3;
+  auto admin = test::connect(cluster.urls());
+  auto writer = test::open_store(admin, o);
+  REQUIRE(writer->prepare(ns_stuck));
+  REQUIRE(writer->prepare(ns_fine));
+
+  // The two streams get different leaders: the fine one steps down until so.
+  std::optional<std::size_t> leader_stuck;
+  std::optional<std::size_t> leader_fine;
+  AETHER_EVENTUALLY((leader_stuck = cluster.stream_leader(stream_stuck)).has_value(), 30s);
+  AETHER_EVENTUALLY((leader_fine = cluster.stream_leader(stream_fine)).has_value(), 30s);
+  for (int tries = 0; *leader_fine == *leader_stuck; ++tries) {
+    REQUIRE(tries < 20);
+    const auto before = *leader_fine;
+    auto r = admin->request(fmt::format("$JS.API.STREAM.LEADER.STEPDOWN.{}", stream_fine), "", 10s);
+    REQUIRE_MESSAGE(r, r.error().to_string());
+    AETHER_EVENTUALLY((leader_fine = cluster.stream_leader(stream_fine)).has_value() && *leader_fine != before, 30s);
+    AETHER_EVENTUALLY((leader_stuck = cluster.stream_leader(stream_stuck)).has_value(), 30s);
+  }
+  MESSAGE("stream leaders: " << *leader_stuck << " (to be paused) and " << *leader_fine);
+
+  constexpr int stuck_reads = 12; // three times the store's readers
+  for (int i = 0; i < stuck_reads; ++i) write_pair(*writer, ns_stuck, i);
+  write_pair(*writer, ns_fine, 0);
+
+  // What the reads answered, declared first: the store closes before they go.
+  std::vector<answer> stuck(stuck_reads);
+  answer fine;
+  std::atomic<int> stuck_answered_before_fine{-1};
+  // The reading store is connected to the fine stream's leader, which stays up.
+  aether::jetstream_store_options ro = o;
+  ro.readers = 4;
+  auto store = test::open_store(test::connect(cluster.server(*leader_fine).url()), ro);
+  // It knows both streams and reads both.
+  REQUIRE(store->read_wait(actor_id{"h", "0", ns_stuck})->size() == 2);
+  REQUIRE(store->read_wait(actor_id{"h", "0", ns_fine})->size() == 2);
+
+  cluster.server(*leader_stuck).pause();
+  for (int i = 0; i < stuck_reads; ++i) read_into(*store, ns_stuck, i, stuck[static_cast<std::size_t>(i)]);
+  const auto started = std::chrono::steady_clock::now();
+  store->read(actor_id{"h", "0", ns_fine}, 1, 0, [&](aether::expected<std::vector<aether::event>> r) {
+    int answered = 0;
+    for (const auto& a : stuck) answered += a.count.load();
+    stuck_answered_before_fine = answered;
+    fine.ok = r.has_value();
+    fine.right = r && pair_of(*r, 0);
+    if (!r) fine.code = static_cast<int>(r.error().code());
+    fine.count.fetch_add(1);
+  });
+  AETHER_EVENTUALLY(fine.count.load() == 1, 60s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  MESSAGE("the read of the fine stream took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                              << " ms with " << stuck_reads << " reads of the paused one waiting");
+  CHECK(fine.right.load());
+  // A store whose readers wait on the paused leader answers it only after
+  // some of those time out (5 s each); here none has yet.
+  CHECK(stuck_answered_before_fine.load() == 0);
+  CHECK(took < 2500ms); // half a get's timeout
+
+  // Past their gets' timeout (5 s) the paused reads fail; a new leader may
+  // be elected meanwhile. Then the old one resumes. Each read answered the
+  // history, or a typed error, never a wrong history.
+  std::this_thread::sleep_for(6s);
+  cluster.server(*leader_stuck).resume();
+  AETHER_EVENTUALLY(std::all_of(stuck.begin(), stuck.end(), [](const answer& a) { return a.count.load() > 0; }), 60s);
+  int failed = 0;
+  for (int i = 0; i < stuck_reads; ++i) {
+    const auto& a = stuck[static_cast<std::size_t>(i)];
+    REQUIRE(a.count.load() == 1);
+    if (a.ok.load()) {
+      REQUIRE_MESSAGE(a.right.load(), "actor " << i << " read a wrong history");
+    } else {
+      ++failed;
+      const auto code = a.code.load();
+      REQUIRE_MESSAGE((code == static_cast<int>(errc::timeout) || code == static_cast<int>(errc::unavailable)),
+                      "actor " << i << ": " << code);
+    }
+  }
+  MESSAGE(failed << " of " << stuck_reads << " reads of the paused stream failed with timeout or unavailable");
+  // After the pause every history reads whole again.
+  AETHER_EVENTUALLY(store->read_wait(actor_id{"h", "3", ns_stuck}).has_value(), 60s);
+  CHECK(pair_of(*store->read_wait(actor_id{"h", "3", ns_stuck}), 3));
+}
+
+TEST_CASE("a store closing with reads in flight answers each once, shutting_down, without waiting for them") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  constexpr int reads = 20; // more than the store's readers, all in flight at once
+  std::vector<answer> slow(reads);
+  aether::jetstream_store_options o;
+  o.ack_timeout = 120s; // a stuck read's request waits this long
+  o.readers = 2;
+  auto store = test::open_store(conn, o);
+  stuck_namespace stuck{conn, *store};
+  for (int i = 0; i < reads; ++i) {
+    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
+                [&a = slow[static_cast<std::size_t>(i)]](aether::expected<std::vector<aether::event>> r) {
+                  a.ok = r.has_value();
+                  if (!r) a.code = static_cast<int>(r.error().code());
+                  a.count.fetch_add(1);
+                });
+  }
+  // Each read's get waits at the server at the same time.
+  AETHER_EVENTUALLY(stuck.taken() == reads, 30s);
+  for (const auto& a : slow) CHECK(a.count.load() == 0);
+  const auto started = std::chrono::steady_clock::now();
+  store.reset();
+  CHECK(std::chrono::steady_clock::now() - started < 60s); // not the requests' 120 s
+  for (const auto& a : slow) {
+    REQUIRE(a.count.load() == 1);
+    CHECK_FALSE(a.ok.load());
+    CHECK(a.code.load() == static_cast<int>(errc::shutting_down));
+  }
+  // The answers that come now reach nobody.
+  stuck.answer_all();
+  std::this_thread::sleep_for(200ms);
+  for (const auto& a : slow) CHECK(a.count.load() == 1);
+}
+
+TEST_CASE("a read whose get is answered after its deadline fails timeout once, and the late answer is dropped") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  constexpr int reads = 8;
+  std::vector<answer> slow(reads);
+  aether::jetstream_store_options o;
+  o.ack_timeout = 500ms; // a per-actor get waits this long
+  auto store = test::open_store(conn, o);
+  stuck_namespace stuck{conn, *store};
+  for (int i = 0; i < reads; ++i) {
+    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
+                [&a = slow[static_cast<std::size_t>(i)]](aether::expected<std::vector<aether::event>> r) {
+                  a.ok = r.has_value();
+                  if (!r) a.code = static_cast<int>(r.error().code());
+                  a.count.fetch_add(1);
+                });
+  }
+  AETHER_EVENTUALLY(std::all_of(slow.begin(), slow.end(), [](const answer& a) { return a.count.load() > 0; }), 30s);
+  CHECK(stuck.taken() == reads);
+  stuck.answer_all(); // "not found": a read would take it for the end of a history
+  std::this_thread::sleep_for(300ms);
+  for (const auto& a : slow) {
+    CHECK(a.count.load() == 1);
+    CHECK_FALSE(a.ok.load());
+    CHECK(a.code.load() == static_cast<int>(errc::timeout));
+  }
+}
+
+TEST_CASE("reads from a store whose server died answer each once with a typed error") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  auto store = test::open_store(conn);
+  write_pair(*store, "fast", 0);
+  REQUIRE(pair_of(*store->read_wait(actor_id{"h", "0", "fast"}), 0));
+  server.kill();
+  constexpr int reads = 10;
+  std::vector<answer> answers(reads);
+  for (auto& a : answers) read_into(*store, "fast", 0, a);
+  AETHER_EVENTUALLY(std::all_of(answers.begin(), answers.end(), [](const answer& a) { return a.count.load() > 0; }),
+                    60s);
+  for (const auto& a : answers) {
+    REQUIRE(a.count.load() == 1);
+    REQUIRE_FALSE(a.ok.load());
+    const auto code = a.code.load();
+    CHECK((code == static_cast<int>(errc::unavailable) || code == static_cast<int>(errc::timeout)));
+  }
+}
