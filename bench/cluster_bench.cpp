@@ -22,7 +22,9 @@
 // - remote_tell: tells from n0 to one actor on n1 until it counted them all,
 //   beside nats.c publishes of the same payload to a subscriber on n1; both
 //   are at most once, so each stops counting once none more arrived for 3 s
-//   and reports how many were lost (a slow consumer's drops). Goal: >= 0.5x raw.
+//   and reports how many were lost (a slow consumer's drops), and the CPU time
+//   both node processes used per message (cpu_ns_per_msg: hardly moved by
+//   other load, unlike the rate). Goal: >= 0.5x raw.
 // - cluster_failover: three nodes; kill -9 of n2, then asks through n0 (200 ms
 //   timeout each) to an actor of one of n2's shards until one answers; p50
 //   and max over --trials (20), a fresh cluster each. Goal: p50 <= 3,000 ms.
@@ -452,19 +454,38 @@ void remote_tell(const std::string& url, double scale) {
   const auto keys = split_words(nodes[0]->command("keys n1 1"));
   if (keys.size() != 2) return bench::note("remote_tell: no key on n1");
   const auto params = bench::param("tells", count) + bench::param("payload", "seq");
+  // CPU time of both node processes per message sent: unlike the rate, it
+  // hardly moves with what else the machine runs.
+  const auto cpu_us = [&] {
+    double sum = 0;
+    for (auto& n : nodes) {
+      const auto w = split_words(n->command("cpu"));
+      if (w.size() != 2 || w[0] != "cpu") return -1.0;
+      sum += std::stod(w[1]);
+    }
+    return sum;
+  };
+  const auto emit_cpu = [&](const char* impl, double before, double after) {
+    if (before >= 0 && after >= 0)
+      bench::emit("remote_tell", "two_nodes", impl, "cpu_ns_per_msg", (after - before) * 1000 / count, "ns", params);
+  };
   (void)nodes[0]->command(fmt::format("ask {} 10", keys[1])); // activates it
+  auto before = cpu_us();
   const auto a = split_words(nodes[0]->command(fmt::format("tell {} {}", keys[1], count)));
   if (a.size() == 3 && a[0] == "rate") {
     bench::emit("remote_tell", "two_nodes", "aether", "msgs_per_s", std::stod(a[1]), "msgs/s", params);
     bench::emit("remote_tell", "two_nodes", "aether", "lost", std::stod(a[2]), "count", params);
+    emit_cpu("aether", before, cpu_us());
   } else {
     bench::note("remote_tell aether: {}", fmt::join(a, " "));
   }
   (void)nodes[1]->command("raw_serve");
+  before = cpu_us();
   const auto r = split_words(nodes[0]->command(fmt::format("raw_tell n1 {}", count)));
   if (r.size() == 3 && r[0] == "rate") {
     bench::emit("remote_tell", "two_nodes", "nats.c", "msgs_per_s", std::stod(r[1]), "msgs/s", params);
     bench::emit("remote_tell", "two_nodes", "nats.c", "lost", std::stod(r[2]), "count", params);
+    emit_cpu("nats.c", before, cpu_us());
   } else {
     bench::note("remote_tell nats.c: {}", fmt::join(r, " "));
   }

@@ -16,6 +16,7 @@
 //                                                           payload and counts `bench.raw.<node>.tell` messages
 //   raw_ask <node> <count>      -> lat <p50_us> <p99_us>   nats.c request-reply to <node>'s raw server
 //   raw_tell <node> <count>     -> rate <msgs_per_s> <lost>  nats.c publishes, then requests until all were counted
+//   cpu                         -> cpu <us>               CPU time (user and system) this process used so far
 //   quit
 #include "bench_report.hpp"
 
@@ -23,6 +24,8 @@
 #include <aether/runtime/command_line.hpp>
 
 #include <nats/nats.h>
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -285,13 +288,22 @@ std::string ask_latency(aether::node& node, const std::string& key, int count) {
 
 /// Tells are at most once: the rate counts those handled, until all were or
 /// none more came for 3 s; the answer also says how many were lost.
+/// CPU time (user and system) of this process so far, in microseconds.
+long long cpu_used_us() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto us = [](const timeval& t) { return static_cast<long long>(t.tv_sec) * 1000000 + t.tv_usec; };
+  return us(usage.ru_utime) + us(usage.ru_stime);
+}
+
 std::string tell_rate(aether::node& node, const std::string& key, int count) {
   auto before = node.ask<counted>(echo_id(key), count_query{}, ask_timeout).get();
   if (!before) return "error " + before.error().to_string();
+  const auto target = echo_id(key); // made once, as the raw side makes its subject once
   const auto start = bench::bench_clock::now();
   for (int i = 0; i < count; ++i) {
     for (;;) {
-      auto sent = node.tell(echo_id(key), echo{i});
+      auto sent = node.tell(target, echo{i});
       if (sent) break;
       if (sent.error().code() != aether::errc::mailbox_full) return "error " + sent.error().to_string();
       std::this_thread::yield();
@@ -393,6 +405,8 @@ int main(int argc, char** argv) {
         out = cb::ask_latency(node, a, std::stoi(b));
       } else if (verb == "tell") {
         out = cb::tell_rate(node, a, std::stoi(b));
+      } else if (verb == "cpu") {
+        out = fmt::format("cpu {}", cb::cpu_used_us());
       } else if (verb == "probe") {
         out = cb::probe(node, a, std::stoi(b));
       } else if (verb == "steady_start") {

@@ -23,9 +23,14 @@ outbox::outbox(executor& exec, std::size_t lane, std::shared_ptr<nats::connectio
 outbox::destination& outbox::at(const member_id& to) {
   auto it = destinations_.find(to);
   if (it == destinations_.end()) {
-    // Incarnations come and go: forget the idle ones now and then.
-    if (destinations_.size() >= 64) std::erase_if(destinations_, [](const auto& d) { return d.second.batch.empty(); });
-    it = destinations_.emplace(to, destination{subject_of_(to), {}}).first;
+    // Incarnations come and go: forget the idle ones now and then (never
+    // one whose batch is being published).
+    if (destinations_.size() >= 64) {
+      if (std::unique_lock publishing{publish_mutex_, std::try_to_lock}; publishing) {
+        std::erase_if(destinations_, [](const auto& d) { return d.second.batch.empty(); });
+      }
+    }
+    it = destinations_.emplace(to, destination{subject_of_(to), {}, {}}).first;
   }
   return it->second;
 }
@@ -39,11 +44,14 @@ expected<void> outbox::publish(const std::string& subject, std::string_view byte
   return sent;
 }
 
-expected<void> outbox::publish_batch(destination& d) {
-  if (d.batch.empty()) return {};
-  const auto count = d.batch.count();
-  auto sent = publish(d.subject, count == 1 ? d.batch.only() : d.batch.finish(), count);
-  d.batch.clear();
+void outbox::hand_over(destination& d) noexcept { std::swap(d.batch, d.leaving); }
+
+expected<void> outbox::publish_leaving(destination& d) {
+  auto& batch = d.leaving;
+  if (batch.empty()) return {};
+  const auto count = batch.count();
+  auto sent = publish(d.subject, count == 1 ? batch.only() : batch.finish(), count);
+  batch.clear();
   if (!sent) {
     lost_.fetch_add(count, std::memory_order_relaxed);
     log(log_level::warn, "{} tells to {} not sent: {}", count, d.subject, sent.error().to_string());
@@ -52,23 +60,39 @@ expected<void> outbox::publish_batch(destination& d) {
 }
 
 expected<void> outbox::send(const member_id& to, const remote_envelope& e) {
+  thread_local envelope_encoder encoder; // a sender's envelopes mostly repeat the last one's fields
   auto& encoded = scratch();
-  encode_envelope_to(encoded, e);
+  encoder.encode(encoded, e);
   const std::string_view json{encoded.data(), encoded.size()};
   std::unique_lock lock{mutex_};
-  auto& d = at(to);
+  auto* d = &at(to);
   if (e.kind != remote_kind::tell) {
     // What was gathered for `to` leaves first.
-    (void)publish_batch(d);
-    return publish(d.subject, json, 1);
+    std::lock_guard publishing{publish_mutex_};
+    hand_over(*d);
+    lock.unlock();
+    (void)publish_leaving(*d);
+    return publish(d->subject, json, 1);
   }
-  // A batch never grows past the limit with a big envelope: what was
-  // gathered leaves first (a message over the server's limit would lose it all).
-  if (!d.batch.empty() && d.batch.size() + json.size() + 16 > limits_.max_bytes) (void)publish_batch(d);
-  d.batch.add_encoded(json);
-  if (d.batch.count() >= limits_.max_count || d.batch.size() >= limits_.max_bytes) {
+  if (!d->batch.empty() && d->batch.size() + json.size() + 16 > limits_.max_bytes) {
+    // A batch never grows past the limit with a big envelope: what was
+    // gathered leaves first (a message over the server's limit would lose it all).
+    {
+      std::lock_guard publishing{publish_mutex_};
+      hand_over(*d);
+      lock.unlock();
+      (void)publish_leaving(*d);
+    }
+    lock.lock();
+    d = &at(to); // it may have been forgotten meanwhile
+  }
+  d->batch.add_encoded(json);
+  if (d->batch.count() >= limits_.max_count || d->batch.size() >= limits_.max_bytes) {
     // Full: the sender publishes it (and so is held back while it cannot keep up).
-    return publish_batch(d);
+    std::lock_guard publishing{publish_mutex_};
+    hand_over(*d);
+    lock.unlock();
+    return publish_leaving(*d);
   }
   if (!flush_pending_) {
     flush_pending_ = true;
@@ -80,15 +104,23 @@ expected<void> outbox::send(const member_id& to, const remote_envelope& e) {
   return {};
 }
 
-void outbox::flush_posted() {
-  std::lock_guard lock{mutex_};
-  flush_pending_ = false;
-  for (auto& [to, d] : destinations_) (void)publish_batch(d);
-}
+void outbox::flush_posted() { flush_all(true); }
 
-void outbox::flush() {
-  std::lock_guard lock{mutex_};
-  for (auto& [to, d] : destinations_) (void)publish_batch(d);
+void outbox::flush() { flush_all(false); }
+
+void outbox::flush_all(bool posted) {
+  std::unique_lock lock{mutex_};
+  if (posted) flush_pending_ = false;
+  std::lock_guard publishing{publish_mutex_};
+  auto& leaving = leaving_; // under `publish_mutex_`
+  leaving.clear();
+  for (auto& [to, d] : destinations_) {
+    if (d.batch.empty()) continue;
+    hand_over(d);
+    leaving.push_back(&d);
+  }
+  lock.unlock();
+  for (auto* d : leaving) (void)publish_leaving(*d);
 }
 
 } // namespace aether

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace aether {
 
@@ -29,6 +30,8 @@ namespace aether {
 ///
 /// A tell waits at most one flush: with an idle lane, about one thread
 /// wake-up (tens of microseconds); nothing waits for a NATS round trip.
+/// A batch is handed over under the lock and published outside it, so
+/// senders gather the next batch while one is published.
 ///
 /// Thread-safety: `send` and `flush` from any thread.
 class outbox final : public std::enable_shared_from_this<outbox> {
@@ -62,15 +65,20 @@ public:
 private:
   struct destination {
     std::string subject;
-    envelope_batch batch;
+    envelope_batch batch;   // gathering, under `mutex_`
+    envelope_batch leaving; // being published, under `publish_mutex_`
   };
 
-  /// The destination of `to`. Under the lock.
+  /// The destination of `to`. Under `mutex_`.
   destination& at(const member_id& to);
-  /// Publishes what `d` gathered. Under the lock.
-  expected<void> publish_batch(destination& d);
+  /// Hands what `d` gathered to its `leaving` batch. Under both locks.
+  static void hand_over(destination& d) noexcept;
+  /// Publishes `d.leaving`. Under `publish_mutex_` only.
+  expected<void> publish_leaving(destination& d);
   expected<void> publish(const std::string& subject, std::string_view bytes, std::size_t envelopes);
   void flush_posted();
+  /// Publishes every gathered batch; `posted`: as the posted flush.
+  void flush_all(bool posted);
 
   executor& exec_;
   std::size_t lane_;
@@ -81,8 +89,14 @@ private:
   std::atomic<std::uint64_t> envelopes_{0};
   std::atomic<std::uint64_t> lost_{0};
 
+  // Publishing (a copy into the connection's buffer, now and then a socket
+  // write) happens outside `mutex_`, so senders keep gathering meanwhile.
+  // `publish_mutex_` is taken while `mutex_` is held, so batches leave in the
+  // order they were handed over.
   std::mutex mutex_;
-  std::map<member_id, destination> destinations_;
+  std::mutex publish_mutex_;
+  std::map<member_id, destination> destinations_; // a node's entry is erased only under both locks
+  std::vector<destination*> leaving_;             // under `publish_mutex_`
   bool flush_pending_ = false;
 };
 

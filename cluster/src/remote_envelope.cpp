@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -87,14 +87,13 @@ constexpr std::size_t header_room = 21;
 /// Reads decimal digits up to a newline at `at`; moves `at` past the newline.
 /// Empty when the digits are missing, too many, or not followed by a newline.
 std::optional<std::uint64_t> read_line_number(std::string_view bytes, std::size_t& at) {
-  const auto newline = bytes.find('\n', at);
-  if (newline == std::string_view::npos || newline == at || newline - at > 12) return std::nullopt;
+  constexpr std::size_t max_digits = 12;
+  const auto end = std::min(bytes.size(), at + max_digits + 1);
   std::uint64_t n = 0;
-  const auto* first = bytes.data() + at;
-  const auto* last = bytes.data() + newline;
-  const auto [end, ec] = std::from_chars(first, last, n);
-  if (ec != std::errc{} || end != last) return std::nullopt;
-  at = newline + 1;
+  auto i = at;
+  for (; i < end && bytes[i] >= '0' && bytes[i] <= '9'; ++i) n = n * 10 + static_cast<std::uint64_t>(bytes[i] - '0');
+  if (i == at || i - at > max_digits || i == bytes.size() || bytes[i] != '\n') return std::nullopt;
+  at = i + 1;
   return n;
 }
 
@@ -118,7 +117,10 @@ std::string_view to_string(remote_kind k) noexcept {
   return "unknown";
 }
 
-void encode_envelope_to(fmt::memory_buffer& out, const remote_envelope& e) {
+namespace {
+
+/// The envelope's JSON up to the payload: `{"kind":...,"payload":`.
+void put_head(fmt::memory_buffer& out, const remote_envelope& e) {
   // The shape of `wire_envelope` as json::encode writes it (the tests compare the two).
   put(out, R"({"kind":")");
   put(out, to_string(e.kind));
@@ -137,7 +139,14 @@ void encode_envelope_to(fmt::memory_buffer& out, const remote_envelope& e) {
     json::detail::write_string(out, e.type);
   }
   put(out, R"(,"payload":)");
+}
+
+void put_payload(fmt::memory_buffer& out, const remote_envelope& e) {
   put(out, e.payload.empty() ? std::string_view{"null"} : std::string_view{e.payload});
+}
+
+/// The envelope's JSON after the payload: `,"correlation":...}`.
+void put_tail(fmt::memory_buffer& out, const remote_envelope& e) {
   put(out, R"(,"correlation":)");
   put_number(out, e.correlation);
   put(out, R"(,"timeout_ms":)");
@@ -165,6 +174,46 @@ void encode_envelope_to(fmt::memory_buffer& out, const remote_envelope& e) {
     out.push_back('}');
   }
   out.push_back('}');
+}
+
+void put_buffer(fmt::memory_buffer& out, const fmt::memory_buffer& bytes) { put(out, {bytes.data(), bytes.size()}); }
+
+} // namespace
+
+void encode_envelope_to(fmt::memory_buffer& out, const remote_envelope& e) {
+  put_head(out, e);
+  put_payload(out, e);
+  put_tail(out, e);
+}
+
+void envelope_encoder::encode(fmt::memory_buffer& out, const remote_envelope& e) {
+  if (head_.size() == 0 || e.kind != kind_ || e.target != target_ || e.sender != sender_ || e.type != type_ ||
+      e.from != from_) {
+    head_.clear();
+    put_head(head_, e);
+    kind_ = e.kind;
+    from_ = e.from;
+    target_ = e.target;
+    sender_ = e.sender;
+    type_ = e.type;
+  }
+  put_buffer(out, head_);
+  put_payload(out, e);
+  if (e.failure) {
+    put_tail(out, e);
+    return;
+  }
+  if (tail_.size() == 0 || e.correlation != correlation_ || e.timeout_ms != timeout_ms_ || e.epoch != epoch_ ||
+      e.shard != shard_ || e.hops != hops_) {
+    tail_.clear();
+    put_tail(tail_, e);
+    correlation_ = e.correlation;
+    timeout_ms_ = e.timeout_ms;
+    epoch_ = e.epoch;
+    shard_ = e.shard;
+    hops_ = e.hops;
+  }
+  put_buffer(out, tail_);
 }
 
 std::string encode_envelope(const remote_envelope& e) {
@@ -229,9 +278,9 @@ expected<actor_id> parse_id(std::string_view text, std::string* cached_text, act
   return id;
 }
 
-/// The envelope `w` describes, or why it is not one.
-expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
-  remote_envelope e;
+/// Checks the fields before the payload (kind, sending node, ids) into `e`:
+/// what `check` looks at first.
+expected<void> check_head(const wire_view& w, envelope_ids* ids, remote_envelope& e) {
   const auto kind = kind_of(w.kind);
   if (!kind) return malformed(fmt::format("unknown kind '{}'", w.kind));
   e.kind = *kind;
@@ -248,6 +297,11 @@ expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
       e.sender = std::move(*sender);
     }
   }
+  return {};
+}
+
+/// Checks the rest into `e`, whose head is checked; `type` is the head's type name.
+expected<void> check_rest(const wire_view& w, std::optional<std::string_view> type, remote_envelope& e) {
   if ((e.kind == remote_kind::ask || e.kind == remote_kind::answer || e.kind == remote_kind::not_owner) &&
       w.correlation == 0)
     return malformed("an ask or answer without a correlation");
@@ -255,10 +309,10 @@ expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
   const bool carries_value =
       e.kind == remote_kind::tell || e.kind == remote_kind::ask || (e.kind == remote_kind::answer && !w.has_failure);
   if (carries_value) {
-    if (!w.type || w.type->empty()) return malformed("a value without a type name");
+    if (!type || type->empty()) return malformed("a value without a type name");
     // Values of declared types are JSON objects.
     if (w.payload.empty() || w.payload.front() != '{') return malformed("a value without an object payload");
-    e.type.assign(*w.type);
+    e.type.assign(*type);
     e.payload.assign(w.payload);
   }
   if (w.has_failure) {
@@ -270,6 +324,14 @@ expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
   e.epoch = w.epoch;
   e.shard = w.shard;
   e.hops = w.hops.value_or(0);
+  return {};
+}
+
+/// The envelope `w` describes, or why it is not one.
+expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
+  remote_envelope e;
+  if (auto ok = check_head(w, ids, e); !ok) return ok.error();
+  if (auto ok = check_rest(w, w.type, e); !ok) return ok.error();
   return e;
 }
 
@@ -285,16 +347,23 @@ public:
   explicit fast_reader(std::string_view bytes) noexcept
       : at_{bytes.data()}, end_{bytes.data() + bytes.size()}, begin_{bytes.data()} {}
 
-  /// True when the whole input was read into `w`.
-  bool read(wire_view& w) noexcept {
-    if (!(literal(R"({"kind":)") && string(w.kind) && literal(R"(,"from_node":)") && string(w.from_node) &&
-          literal(R"(,"from_incarnation":)") && number(w.from_incarnation) && literal(R"(,"target":)") &&
-          string_or_null(w.target) && literal(R"(,"sender":)") && string_or_null(w.sender) && literal(R"(,"type":)") &&
-          string_or_null(w.type) && literal(R"(,"payload":)")))
-      return false;
-    const char* const payload = at_;
+  /// The fields before the payload, through `"payload":`.
+  bool head(wire_view& w) noexcept {
+    return literal(R"({"kind":)") && string(w.kind) && literal(R"(,"from_node":)") && string(w.from_node) &&
+           literal(R"(,"from_incarnation":)") && number(w.from_incarnation) && literal(R"(,"target":)") &&
+           string_or_null(w.target) && literal(R"(,"sender":)") && string_or_null(w.sender) && literal(R"(,"type":)") &&
+           string_or_null(w.type) && literal(R"(,"payload":)");
+  }
+
+  bool payload(wire_view& w) noexcept {
+    const char* const first = at_;
     if (!value(0)) return false;
-    w.payload = {payload, static_cast<std::size_t>(at_ - payload)};
+    w.payload = {first, static_cast<std::size_t>(at_ - first)};
+    return true;
+  }
+
+  /// The fields after the payload, through the closing brace.
+  bool tail(wire_view& w) noexcept {
     std::uint64_t shard = 0;
     if (!(literal(R"(,"correlation":)") && number(w.correlation) && literal(R"(,"timeout_ms":)") &&
           number(w.timeout_ms) && literal(R"(,"epoch":)") && number(w.epoch) && literal(R"(,"shard":)") &&
@@ -313,10 +382,16 @@ public:
             literal(R"(,"value":)") && number(w.failure_value) && literal("}")))
         return false;
     }
-    if (!literal("}") || at_ != end_) return false;
-    // Bytes above 0x7f only occur inside strings here: they must be UTF-8.
-    return (high_ & 0x80) == 0 || valid_utf8();
+    return literal("}");
   }
+
+  /// True when everything was read, and the bytes above 0x7f that were
+  /// read (they only occur inside strings here) are UTF-8.
+  [[nodiscard]] bool finished() const noexcept { return at_ == end_ && ((high_ & 0x80) == 0 || valid_utf8()); }
+
+  /// Moves past `n` bytes known to be well-formed (read before).
+  void skip(std::size_t n) noexcept { at_ += n; }
+  [[nodiscard]] std::size_t offset() const noexcept { return static_cast<std::size_t>(at_ - begin_); }
 
 private:
   static constexpr int max_depth = 64;
@@ -512,9 +587,67 @@ private:
 
 std::optional<expected<remote_envelope>> detail::decode_envelope_fast(std::string_view bytes, envelope_ids* ids) {
   if (bytes.size() > max_envelope_size) return std::nullopt;
+  fast_reader r{bytes};
   wire_view w;
-  if (!fast_reader{bytes}.read(w)) return std::nullopt;
-  return check(w, ids);
+  // Bytes that repeat the last envelope's before or after the payload say
+  // what they said then: they are neither read nor checked again.
+  auto* const head = ids != nullptr ? &ids->last_head : nullptr;
+  const bool head_known = head != nullptr && !head->text.empty() && bytes.starts_with(head->text);
+  if (head_known) {
+    r.skip(head->text.size());
+  } else if (!r.head(w)) {
+    return std::nullopt;
+  }
+  const auto head_size = r.offset();
+  if (!r.payload(w)) return std::nullopt;
+  const auto rest = bytes.substr(r.offset());
+  auto* const tail = ids != nullptr ? &ids->last_tail : nullptr;
+  const bool tail_known = tail != nullptr && !tail->text.empty() && rest == tail->text;
+  if (tail_known) {
+    r.skip(rest.size());
+    w.correlation = tail->correlation;
+    w.timeout_ms = tail->timeout_ms;
+    w.epoch = tail->epoch;
+    w.shard = tail->shard;
+    w.hops = tail->hops;
+  } else if (!r.tail(w)) {
+    return std::nullopt;
+  }
+  if (!r.finished()) return std::nullopt;
+
+  remote_envelope e;
+  std::optional<std::string_view> type = w.type;
+  if (head_known) {
+    e.kind = head->kind;
+    e.from = head->from;
+    e.target = head->target;
+    e.sender = head->sender;
+    if (head->type) type = *head->type;
+  } else {
+    if (auto ok = check_head(w, ids, e); !ok) return expected<remote_envelope>{ok.error()};
+    if (head != nullptr) {
+      head->text.assign(bytes.substr(0, head_size));
+      head->kind = e.kind;
+      head->from = e.from;
+      head->target = e.target;
+      head->sender = e.sender;
+      if (w.type) {
+        head->type.emplace(*w.type);
+      } else {
+        head->type.reset();
+      }
+    }
+  }
+  if (auto ok = check_rest(w, type, e); !ok) return expected<remote_envelope>{ok.error()};
+  if (tail != nullptr && !tail_known && !w.has_failure) {
+    tail->text.assign(rest);
+    tail->correlation = w.correlation;
+    tail->timeout_ms = w.timeout_ms;
+    tail->epoch = w.epoch;
+    tail->shard = w.shard;
+    tail->hops = w.hops;
+  }
+  return expected<remote_envelope>{std::move(e)};
 }
 
 expected<remote_envelope> decode_envelope(std::string_view bytes, envelope_ids* ids) {
@@ -570,7 +703,9 @@ std::string_view envelope_batch::only() const noexcept {
 
 std::size_t envelope_batch::size() const noexcept {
   if (count_ == 0) return 0;
-  return buffer_.size() - header_room + 2 + fmt::formatted_size("{}", count_);
+  std::size_t digits = 1;
+  for (auto n = count_; n >= 10; n /= 10) ++digits;
+  return buffer_.size() - header_room + 2 + digits;
 }
 
 std::string_view envelope_batch::finish() {

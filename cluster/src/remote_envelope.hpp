@@ -61,6 +61,31 @@ struct remote_envelope {
 /// copy of the envelope's fields on the way.
 void encode_envelope_to(fmt::memory_buffer& out, const remote_envelope& e);
 
+/// Encodes envelopes as `encode_envelope_to` does, byte for byte,
+/// remembering the bytes before the payload for the last kind, sending node,
+/// target, sender and type, and those after it for the last numbers: a
+/// node's tells to one actor mostly repeat both, and then cost two copies.
+///
+/// Thread-safety: one thread at a time.
+class envelope_encoder {
+public:
+  void encode(fmt::memory_buffer& out, const remote_envelope& e);
+
+private:
+  remote_kind kind_ = remote_kind::tell;
+  member_id from_;
+  actor_id target_;
+  actor_id sender_;
+  std::string type_;
+  fmt::memory_buffer head_; // empty: nothing remembered yet
+  std::uint64_t correlation_ = 0;
+  std::uint64_t timeout_ms_ = 0;
+  std::uint64_t epoch_ = 0;
+  std::uint32_t shard_ = 0;
+  std::uint32_t hops_ = 0;
+  fmt::memory_buffer tail_; // empty: nothing remembered yet (never one with a failure)
+};
+
 namespace detail {
 /// The JSON of `e` through the declared wire shape (`json::encode`): what
 /// `encode_envelope` must equal, for the tests.
@@ -120,9 +145,11 @@ private:
 /// the last envelope, or an envelope that does not start with '{'. Never throws.
 [[nodiscard]] expected<std::vector<std::string_view>> split_batch(std::string_view bytes);
 
-/// The actor ids the envelopes of one batch named last: a batch's envelopes
-/// mostly name the same target and sender, whose texts are then checked and
-/// parsed once. Decoding with it gives what decoding without it gives.
+/// What the envelopes of one batch said last: a batch's envelopes mostly
+/// name the same target and sender, and in the encoder's shape mostly repeat
+/// the bytes before the payload (kind, sending node, ids, type) and after it
+/// (the numbers). Those are then read and checked once. Decoding with it
+/// gives what decoding without it gives.
 ///
 /// Thread-safety: one decoding thread at a time.
 struct envelope_ids {
@@ -130,6 +157,25 @@ struct envelope_ids {
   actor_id target;
   std::string sender_text;
   actor_id sender;
+
+  /// The bytes up to the payload, and the fields they hold, checked.
+  struct head {
+    std::string text; // empty: nothing remembered
+    remote_kind kind = remote_kind::tell;
+    member_id from;
+    actor_id target;
+    actor_id sender;
+    std::optional<std::string> type;
+  } last_head;
+  /// The bytes after the payload (never with a failure), and their numbers.
+  struct tail {
+    std::string text; // empty: nothing remembered
+    std::uint64_t correlation = 0;
+    std::uint64_t timeout_ms = 0;
+    std::uint64_t epoch = 0;
+    std::uint32_t shard = 0;
+    std::optional<std::uint32_t> hops;
+  } last_tail;
 };
 
 /// Decodes and checks an envelope from the wire: `malformed_payload` (or

@@ -78,7 +78,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (decoded.empty()) return 0;
   aether::envelope_batch batch;
-  for (const auto& e : decoded) batch.add(e);
+  aether::envelope_encoder encoder; // as the outbox encodes a sender's envelopes one after another
+  for (const auto& e : decoded) {
+    batch.add(e);
+    fmt::memory_buffer remembered;
+    encoder.encode(remembered, e);
+    if (std::string_view{remembered.data(), remembered.size()} != aether::encode_envelope(e)) fail();
+  }
   auto again = aether::split_batch(batch.finish());
   if (!again || again->size() != decoded.size()) fail();
   for (std::size_t i = 0; i < decoded.size(); ++i) {
