@@ -33,7 +33,34 @@ executor::duration sweep_interval(const system_config& cfg) {
   if (idle <= executor::duration::zero()) return seconds{1}; // only per-type timeouts
   return std::clamp<executor::duration>(idle / 4, milliseconds{1}, seconds{1});
 }
+/// One mailbox's part of a barrier: the last one reached runs `done`.
+class barrier_slot final : public reply_slot {
+public:
+  struct shared {
+    std::atomic<std::size_t> remaining{0};
+    unique_function<void()> done;
+  };
+  explicit barrier_slot(std::shared_ptr<shared> all) noexcept : all_{std::move(all)} {}
+
+protected:
+  void deliver(message&&) override {
+    if (all_->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && all_->done) all_->done();
+  }
+
+private:
+  std::shared_ptr<shared> all_;
+};
 } // namespace
+
+void system_core::barrier(unique_function<void()> done) {
+  auto all = std::make_shared<barrier_slot::shared>();
+  all->remaining.store(shards.size(), std::memory_order_relaxed);
+  all->done = std::move(done);
+  for (auto& s : shards) {
+    // Unbounded: never refused for a full mailbox; a closing one passes it at once.
+    (void)s->enqueue(envelope{{}, {}, make_intrusive<barrier_slot>(all), message{}, envelope_kind::barrier}, false);
+  }
+}
 
 shard::shard(system_core& core, std::uint32_t index)
     : core_{core}, index_{index}, lane_{index % core.exec.lane_count()}, consumer_{queue_}, ctx_{*this} {
@@ -49,6 +76,10 @@ void shard::start() {
 
 expected<void> shard::enqueue(envelope&& env, bool bounded) {
   if (closing_.load(std::memory_order_acquire)) {
+    if (env.kind == envelope_kind::barrier) {
+      env.reply->complete(message{}); // nothing will be handled here any more
+      return {};
+    }
     // An answer is dropped here: its callbacks, and any promise they hold,
     // are released, which answers whoever waits on them.
     core_.fail(env, error{errc::shutting_down, env.target.to_string()});
@@ -123,11 +154,11 @@ void shard::drain() {
 }
 
 void shard::handle(envelope& env) {
-  if (closed_) {
+  if (env.kind == envelope_kind::barrier) [[unlikely]] {
+    env.reply->complete(message{}); // what was queued before it here is handled
+  } else if (closed_) {
     core_.fail(env, error{errc::shutting_down, env.target.to_string()});
-    return;
-  }
-  if (env.kind == envelope_kind::answer) {
+  } else if (env.kind == envelope_kind::answer) {
     answer(env);
   } else {
     deliver(env);
@@ -466,6 +497,11 @@ void shard::sweep() {
 void shard::discard_queued() {
   envelope env;
   while (queue_.try_dequeue(consumer_, env)) {
+    if (env.kind == envelope_kind::barrier) {
+      env.reply->complete(message{});
+      env = envelope{};
+      continue;
+    }
     core_.fail(env, error{errc::shutting_down, env.target.to_string()});
     env = envelope{};
   }

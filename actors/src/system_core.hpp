@@ -23,6 +23,7 @@ class shard;
 enum class envelope_kind : std::uint8_t {
   deliver, ///< a message for `target`; `reply` is set for an ask
   answer,  ///< the answer to an ask `target` made; `reply` is its slot
+  barrier, ///< no message: `reply` is completed when the mailbox reaches it
 };
 
 /// A message in a mailbox, with where it goes and where its answer goes.
@@ -159,10 +160,11 @@ private:
 };
 
 /// The state an actor system shares with its shards, contexts and slots.
-class system_core {
+class system_core final : public mailboxes {
 public:
   system_core(system_config cfg, executor& ex);
-  ~system_core();
+  ~system_core() override;
+  void barrier(unique_function<void()> done) override;
 
   /// Routes `env` to its target's shard. `bounded` sends respect the mailbox
   /// capacity; answers and other runtime traffic do not.

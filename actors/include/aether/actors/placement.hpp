@@ -21,6 +21,18 @@ struct outbound_message {
   executor::duration timeout{};
 };
 
+/// What the actors offer a placement about their mailboxes.
+class mailboxes {
+public:
+  virtual ~mailboxes() = default;
+  /// Calls `done` (on a runtime thread) once every mailbox has handled what
+  /// the calling thread queued in it before the call: delivered it, or
+  /// handed it to the placement. A mailbox keeps the order of one thread's
+  /// sends, not the order across threads, so this says nothing about what
+  /// other threads queued. A closed mailbox counts as passed.
+  virtual void barrier(unique_function<void()> done) = 0;
+};
+
 /// The step of the send path that decides where an actor runs. Every tell,
 /// ask and reply to an actor asks `is_local` first; a message for an actor
 /// elsewhere goes to `forward` instead of a local mailbox. Without one (the
@@ -42,6 +54,9 @@ public:
   /// only when an actor is activated; a message for an actor that may not
   /// be activated here goes to `forward`.
   [[nodiscard]] virtual bool may_activate(const actor_id& target) const noexcept { return is_local(target); }
+  /// Given the system's mailboxes when the placement is installed; valid
+  /// while it is.
+  virtual void attach(mailboxes& m) noexcept { (void)m; }
 };
 
 } // namespace aether
