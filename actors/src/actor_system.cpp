@@ -225,7 +225,10 @@ void actor_system::report_dead_letter(const actor_id& target, std::string_view t
   core_->dead_letter(target, type, reason);
 }
 
-void actor_system::set_placement(placement* p) noexcept { core_->placement_.store(p, std::memory_order_release); }
+void actor_system::set_placement(placement* p) noexcept {
+  if (p != nullptr) p->attach(*core_);
+  core_->placement_.store(p, std::memory_order_release);
+}
 
 expected<void> actor_system::deliver(const actor_id& to, const actor_id& from, message&& m,
                                      intrusive_ptr<detail::reply_slot> reply) {
