@@ -99,7 +99,9 @@ shard_router::~shard_router() = default;
 
 void shard_router::sync_states() {
   for (std::uint32_t s = 0; s < shard_count_; ++s) {
-    state_[s].store(static_cast<std::uint8_t>(handoff_.state(s)), std::memory_order_relaxed);
+    const auto st = handoff_.state(s);
+    state_[s].store(st == shard_state::serving && outs_[s].settling ? settling_state : static_cast<std::uint8_t>(st),
+                    std::memory_order_relaxed);
   }
 }
 
@@ -198,7 +200,25 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
   for (const auto& q : step.query) {
     if (needs_fence(q.first)) hold_back(q.first);
   }
+  // A shard that stops being served here while it settles: what waited to
+  // settle is older than anything its actors get from now on.
+  std::deque<remote_envelope> unsettled;
+  for (const auto* moved : {&step.drain, &step.drop}) {
+    for (auto s : *moved) {
+      auto& o = outs_[s];
+      if (!o.settling) continue;
+      o.settling = false;
+      ++o.round;
+      waiting_ -= o.settle.size();
+      for (auto& e : std::exchange(o.settle, {})) unsettled.push_back(std::move(e));
+    }
+  }
+  // Not local to the send path until it settled; its actors may activate.
+  if (mailboxes_ != nullptr) {
+    for (auto s : step.serve) outs_[s].settling = true;
+  }
   sync_states();
+  for (auto& e : unsettled) deliver_settled(std::move(e), todo);
   for (auto s : step.serve) {
     // Each sender's epochs only grow: ordered by them (stably), what a
     // sender sent by an older map (to the old owner, which sent it on)
@@ -206,7 +226,7 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
     auto held = handoff_.take_held(s);
     std::stable_sort(held.begin(), held.end(),
                      [](const remote_envelope& x, const remote_envelope& y) { return x.epoch < y.epoch; });
-    for (auto& e : held) deliver_here(std::move(e), todo);
+    settle(s, std::move(held), todo);
   }
   for (auto s : step.rehome) {
     const auto owner = owner_of(s);
@@ -236,6 +256,12 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
 
 void shard_router::run(actions&& todo) {
   for (auto& [to, e] : todo.sends) (void)send(to, e);
+  // On the thread that delivered the settling messages, behind them.
+  for (const auto& [s, round] : todo.settle) {
+    mailboxes_->barrier([weak = weak_from_this(), s = s, round = round] {
+      if (auto r = weak.lock()) r->settled(s, round);
+    });
+  }
   for (auto& [reply, err] : todo.failures) reply->complete(message{std::move(err)});
   if (!todo.drain.empty()) release_shards(std::move(todo.drain), true, {});
   if (!todo.drop.empty()) release_shards(std::move(todo.drop), false, {});
@@ -378,6 +404,12 @@ void shard_router::stop() {
         }
       }
     }
+    // What waited for its shard to settle goes to the mailboxes (in order).
+    for (std::uint32_t s = 0; s < shard_count_; ++s) {
+      auto& o = outs_[s];
+      o.settling = false;
+      for (auto& e : std::exchange(o.settle, {})) deliver_settled(std::move(e), todo);
+    }
     waiting_ = 0;
     for (auto& e : std::exchange(early_, {})) {
       if (!is_fence(e)) system_.report_dead_letter(e.target, e.type, errc::shutting_down);
@@ -411,7 +443,8 @@ bool shard_router::is_local(const actor_id& target) const noexcept {
 
 bool shard_router::may_activate(const actor_id& target) const noexcept {
   const auto s = state_[target.shard(shard_count_)].load(std::memory_order_relaxed);
-  return s == static_cast<std::uint8_t>(shard_state::serving) || s == static_cast<std::uint8_t>(shard_state::draining);
+  return s == static_cast<std::uint8_t>(shard_state::serving) ||
+         s == static_cast<std::uint8_t>(shard_state::draining) || s == settling_state;
 }
 
 member_id shard_router::owner_of(std::uint32_t shard) const {
@@ -520,8 +553,8 @@ void shard_router::route_ask(std::uint64_t correlation) {
     const auto shard = p.target.shard(shard_count_);
     owner = owner_of(shard);
     const auto st = handoff_.state(shard);
-    if (st == shard_state::serving) {
-      // The shard came here meanwhile.
+    if (st == shard_state::serving && !outs_[shard].settling) {
+      // The shard came here meanwhile (and settled: a settling one is asked again shortly).
       auto ask = std::move(p);
       pending_.erase(it);
       if (auto queued =
@@ -767,6 +800,52 @@ void shard_router::forward_held(std::uint32_t shard, const member_id& to, action
 }
 
 void shard_router::deliver_here(remote_envelope&& e, actions& todo) {
+  if (const auto s = is_fence(e) ? e.shard : e.target.shard(shard_count_); s < shard_count_ && outs_[s].settling) {
+    outs_[s].settle.push_back(std::move(e)); // behind what settles the shard, bounded by the hold limit
+    ++waiting_;
+    return;
+  }
+  deliver_settled(std::move(e), todo);
+}
+
+void shard_router::settle(std::uint32_t shard, std::deque<remote_envelope>&& held, actions& todo) {
+  auto& o = outs_[shard];
+  if (mailboxes_ == nullptr) {
+    for (auto& e : held) deliver_settled(std::move(e), todo);
+    return;
+  }
+  for (auto& e : held) o.settle.push_back(std::move(e));
+  waiting_ += held.size();
+  settle_round(shard, todo);
+}
+
+void shard_router::settle_round(std::uint32_t shard, actions& todo) {
+  auto& o = outs_[shard];
+  auto batch = std::exchange(o.settle, {});
+  waiting_ -= batch.size();
+  for (auto& e : batch) deliver_settled(std::move(e), todo);
+  todo.settle.emplace_back(shard, ++o.round);
+}
+
+void shard_router::settled(std::uint32_t shard, std::uint64_t round) {
+  actions todo;
+  {
+    std::lock_guard lock{mutex_};
+    auto& o = outs_[shard];
+    if (stopped_ || !o.settling || o.round != round) return;
+    if (o.settle.empty()) {
+      // Every message delivered while it settled is handled: the send path
+      // may queue the shard's messages straight into the mailboxes now.
+      o.settling = false;
+      sync_states();
+      return;
+    }
+    settle_round(shard, todo); // what came meanwhile, from this thread, and another barrier
+  }
+  run(std::move(todo));
+}
+
+void shard_router::deliver_settled(remote_envelope&& e, actions& todo) {
   if (is_fence(e)) {
     answer_fence(std::move(e), todo);
     return;

@@ -88,13 +88,15 @@ public:
   [[nodiscard]] bool is_local(const actor_id& target) const noexcept override;
   [[nodiscard]] bool may_activate(const actor_id& target) const noexcept override;
   expected<void> forward(outbound_message&& m) override;
+  void attach(mailboxes& m) noexcept override { mailboxes_ = &m; }
 
   /// Envelopes that did not decode (counted, logged, dropped).
   [[nodiscard]] std::uint64_t malformed_envelopes() const noexcept { return malformed_.load(); }
 
   /// What this node does with `shard` now.
   [[nodiscard]] shard_state state(std::uint32_t shard) const noexcept {
-    return static_cast<shard_state>(state_[shard].load(std::memory_order_relaxed));
+    const auto st = state_[shard].load(std::memory_order_relaxed);
+    return st == settling_state ? shard_state::serving : static_cast<shard_state>(st);
   }
   /// Messages that could not wait (the handoff buffer was full).
   [[nodiscard]] std::uint64_t overflowed() const noexcept { return overflowed_.load(); }
@@ -120,6 +122,7 @@ private:
     std::vector<std::pair<intrusive_ptr<detail::reply_slot>, error>> failures;
     std::vector<std::uint32_t> drain;
     std::vector<std::uint32_t> drop;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> settle; // (shard, round): a barrier behind what was delivered
   };
 
   /// A message on the inbox (a nats.c thread): one envelope or a batch,
@@ -153,6 +156,17 @@ private:
   void take_step(const handoff_step& step, actions& todo);
   /// Delivers `e` to the actor here (once its type is registered). Under the lock.
   void deliver_here(remote_envelope&& e, actions& todo);
+  /// Delivers `e` to the actor here now, settling or not. Under the lock.
+  void deliver_settled(remote_envelope&& e, actions& todo);
+  /// `shard` is served here from now on: what it held (`held`, in order)
+  /// goes to the mailboxes first, and until they handled it (a barrier
+  /// behind it) the shard's later messages wait here too, so that none
+  /// overtakes them by another thread's mailbox queue. Under the lock.
+  void settle(std::uint32_t shard, std::deque<remote_envelope>&& held, actions& todo);
+  /// The barrier of settling round `round` of `shard` passed.
+  void settled(std::uint32_t shard, std::uint64_t round);
+  /// Delivers what waits to settle `shard` and asks for a barrier behind it. Under the lock.
+  void settle_round(std::uint32_t shard, actions& todo);
   void deliver_now(remote_envelope&& e, actions& todo);
   /// Whether actors of `type` may be delivered to: registered, or the
   /// program had its time to register it. Delivers what waited for
@@ -172,7 +186,13 @@ private:
     member_id fenced;                    // the node the fence went to
     executor::time_point deadline{};     // when the fence is given up
     std::deque<remote_envelope> waiting; // tells behind the fence, in order
+    bool settling = false;               // served here, the held messages not handled yet
+    std::uint64_t round = 0;             // the settling barrier waited for
+    std::deque<remote_envelope> settle;  // what came meanwhile, in order
   };
+  /// `state_` of a shard served here while it settles: not local to the
+  /// send path (it goes through `forward`), but its actors may activate.
+  static constexpr std::uint8_t settling_state = 0x80;
   /// Whether `e` is a fence (a query with a correlation).
   [[nodiscard]] static bool is_fence(const remote_envelope& e) noexcept {
     return e.kind == remote_kind::query && e.correlation != 0;
@@ -221,6 +241,7 @@ private:
   /// What `send` publishes through: tells gathered per node, the rest at once.
   std::shared_ptr<outbox> outbox_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> state_;
+  mailboxes* mailboxes_ = nullptr;
   std::atomic<std::uint64_t> next_correlation_{1};
   std::atomic<std::uint64_t> malformed_{0};
   std::atomic<std::uint64_t> overflowed_{0};

@@ -24,6 +24,9 @@
 //   leads                              -> yes | no: whether this node leads the cluster now
 //   spray_wait                         -> ok <sent> failed <n> [<first error>], once every spray ended
 //   tallied                            -> how many notes this node's tally actors handled
+//   served                             -> yes | no <shard>: whether every shard this node owns in its
+//                                         newest map is served here (an ask to an account of each is
+//                                         answered here within 1 s)
 //
 // `what` names a message of the account actor below; keys are account keys.
 //
@@ -255,6 +258,19 @@ std::string run(aether::node& node, background& bg, const std::string& command) 
     bg.join_sprays();
     std::lock_guard lock{bg.mutex};
     return fmt::format("ok {} failed {} {}", bg.spray_sent.load(), bg.spray_failed.load(), bg.spray_error);
+  }
+  if (verb == "served") {
+    const auto view = node.cluster().snapshot();
+    for (auto s : view->owned_shards) {
+      aether::actor_id probe;
+      for (int i = 0;; ++i) {
+        probe = aether::actor_id{"account", "served" + std::to_string(i)};
+        if (probe.shard(view->shard_count) == s) break;
+      }
+      auto r = node.ask<balance>(probe, get_balance{}, std::chrono::seconds{1}).get();
+      if (!r || r->node != this_node) return "no " + std::to_string(s);
+    }
+    return "yes";
   }
   if (key.empty()) return "err unknown_command 0";
   if (verb == "spray") {
