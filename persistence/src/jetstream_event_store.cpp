@@ -1363,7 +1363,11 @@ struct jetstream_event_store::impl {
   /// The answer to a direct get as the synchronous gets give it: the
   /// message, `not_found` when there is none, or the error.
   static expected<nats::message> direct_answer(expected<nats::message> m, std::string_view what) {
-    if (!m) return m.error();
+    if (!m) {
+      // "No responders": no server serves the stream, which says nothing of its messages.
+      if (m.error().code() == errc::not_found) return error{errc::unavailable, m.error().detail()};
+      return m.error();
+    }
     if (!m->header("Nats-Sequence")) {
       const auto status = m->header("Status");
       if (!status || *status == "404") return error{errc::not_found, fmt::format("{}: no message", what)};

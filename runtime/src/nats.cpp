@@ -1104,7 +1104,9 @@ void connection::leader_get_last_async(std::string_view stream, std::string_view
                 [done = std::move(done),
                  what = fmt::format("reading the last message on {}", subject)](expected<message> answer) {
                   if (!answer) {
-                    done(answer.error());
+                    // Nobody answering the API is no answer about the message.
+                    done(answer.error().code() == errc::not_found ? error{errc::unavailable, answer.error().detail()}
+                                                                  : answer.error());
                     return;
                   }
                   done(stream_msg_get_answer(answer->data, what));

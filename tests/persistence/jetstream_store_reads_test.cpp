@@ -516,3 +516,15 @@ TEST_CASE("reads from a store whose server died answer each once with a typed er
     CHECK((code == static_cast<int>(errc::unavailable) || code == static_cast<int>(errc::timeout)));
   }
 }
+
+TEST_CASE("a read of a stream no server serves any more fails with a typed error: never an empty history") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  auto store = test::open_store(conn);
+  write_pair(*store, "gone", 0);
+  REQUIRE(pair_of(*store->read_wait(actor_id{"h", "0", "gone"}), 0)); // the store knows the stream
+  REQUIRE(conn->delete_stream(aether::jetstream_event_store::stream_name("gone")));
+  auto r = store->read_wait(actor_id{"h", "0", "gone"});
+  REQUIRE_FALSE(r.has_value());
+  CHECK((r.error().code() == errc::unavailable || r.error().code() == errc::timeout));
+}

@@ -276,7 +276,8 @@ public:
   /// stale, slower than a direct get); `not_found` if none.
   [[nodiscard]] expected<message> leader_get_last(std::string_view stream, std::string_view subject);
   /// `leader_get_last` without waiting, as `request_async` answers: the
-  /// message, `not_found` if none, or the error.
+  /// message, `not_found` if none (or no such stream), or the error
+  /// (`unavailable` when nobody answers the API).
   void leader_get_last_async(std::string_view stream, std::string_view subject, std::chrono::milliseconds timeout,
                              reply_callback done);
   /// The message at `sequence`; `not_found` if none.
