@@ -1332,12 +1332,14 @@ struct jetstream_event_store::impl {
     return options.replicas > 1 ? conn->leader_get_last(stream, subj) : conn->direct_get_first(stream, subj);
   }
 
-  /// Reads on the store thread: walks the writes from `start` (a version
-  /// that starts a write) by exact subject, and past `walk_limit` of them
+  static error closed_error() { return error{errc::shutting_down, "the store closed during the read"}; }
+
+  /// Walks the writes from `start` (a version that starts a write) by exact
+  /// subject, each get waiting on no thread, and past `walk_limit` of them
   /// goes on with an ordered consumer. Short histories and snapshot tails
   /// need no consumer, whose creation costs more the more writes the
-  /// namespace's stream holds.
-  static error closed_error() { return error{errc::shutting_down, "the store closed during the read"}; }
+  /// namespace's stream holds. The stream must be known (or looked up on a
+  /// reader thread).
 
   void walk(const std::shared_ptr<reading>& r, std::uint64_t start) {
     auto layout = lookup_stream(r->actor.ns());
