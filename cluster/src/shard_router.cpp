@@ -183,14 +183,11 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
   // still be on their way (sent on to it later): it waits for them behind a
   // fence. Its own tells meanwhile wait here with the shard's other messages.
   handoff_step step = given;
+  // What this node sends for the shard meanwhile waits behind the fence
+  // (`keep`): the tells it sent before may come back here first.
   const auto hold_back = [&](std::uint32_t s) {
     start_fence(s);
     handoff_.hold_back(s);
-    // What waited behind the fence to go elsewhere is older than anything
-    // held from now on: it waits here, first.
-    auto& o = outs_[s];
-    waiting_ -= o.waiting.size();
-    for (auto& e : std::exchange(o.waiting, {})) hold(s, std::move(e), todo);
   };
   std::erase_if(step.serve, [&](std::uint32_t s) {
     if (!needs_fence(s)) return false;
@@ -214,7 +211,7 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
     }
   }
   // Not local to the send path until it settled; its actors may activate.
-  if (mailboxes_ != nullptr) {
+  if (mailboxes_.load(std::memory_order_acquire) != nullptr) {
     for (auto s : step.serve) outs_[s].settling = true;
   }
   sync_states();
@@ -258,7 +255,7 @@ void shard_router::run(actions&& todo) {
   for (auto& [to, e] : todo.sends) (void)send(to, e);
   // On the thread that delivered the settling messages, behind them.
   for (const auto& [s, round] : todo.settle) {
-    mailboxes_->barrier([weak = weak_from_this(), s = s, round = round] {
+    mailboxes_.load(std::memory_order_acquire)->barrier([weak = weak_from_this(), s = s, round = round] {
       if (auto r = weak.lock()) r->settled(s, round);
     });
   }
@@ -503,13 +500,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
       if (st == shard_state::serving) {
         deliver_here(std::move(e), todo); // it became local meanwhile
       } else if (st == shard_state::incoming || owner.empty() || owner == e.from) {
-        const actor_id target = e.target;
-        const std::string type = e.type;
-        if (!handoff_.hold(shard, std::move(e))) {
-          overflowed_.fetch_add(1, std::memory_order_relaxed);
-          system_.report_dead_letter(target, type, errc::unavailable);
-          return overflow(shard);
-        }
+        sent = keep(shard, std::move(e));
       } else {
         // Sent under the lock: the shard's tells leave in the order routed.
         sent = send_on(shard, owner, std::move(e));
@@ -810,7 +801,7 @@ void shard_router::deliver_here(remote_envelope&& e, actions& todo) {
 
 void shard_router::settle(std::uint32_t shard, std::deque<remote_envelope>&& held, actions& todo) {
   auto& o = outs_[shard];
-  if (mailboxes_ == nullptr) {
+  if (mailboxes_.load(std::memory_order_acquire) == nullptr) {
     for (auto& e : held) deliver_settled(std::move(e), todo);
     return;
   }
@@ -964,11 +955,11 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
   }
 }
 
-void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& todo) {
+void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& /*todo*/) {
   const auto owner = owner_of(shard);
   const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
   if (to.empty()) {
-    hold(shard, std::move(e), todo);
+    (void)keep(shard, std::move(e));
     return;
   }
   if (e.hops >= max_hops) {
@@ -1013,6 +1004,26 @@ expected<void> shard_router::send_on(std::uint32_t shard, const member_id& to, r
   }
   o.dest = to;
   return outbox_->send(to, e);
+}
+
+expected<void> shard_router::keep(std::uint32_t shard, remote_envelope&& e) {
+  const bool fenced = needs_fence(shard);
+  if (fenced) start_fence(shard);
+  if (waiting_ + handoff_.held() >= hold_limit_) {
+    overflowed_.fetch_add(1, std::memory_order_relaxed);
+    if (is_fence(e)) return {};
+    system_.report_dead_letter(e.target, e.type, errc::unavailable);
+    return overflow(shard);
+  }
+  if (fenced) {
+    // Tells for the shard that went elsewhere may come back here: what
+    // this node keeps now comes after them.
+    outs_[shard].waiting.push_back(std::move(e));
+    ++waiting_;
+  } else {
+    (void)handoff_.hold(shard, std::move(e));
+  }
+  return {};
 }
 
 void shard_router::start_fence(std::uint32_t shard) {

@@ -88,7 +88,7 @@ public:
   [[nodiscard]] bool is_local(const actor_id& target) const noexcept override;
   [[nodiscard]] bool may_activate(const actor_id& target) const noexcept override;
   expected<void> forward(outbound_message&& m) override;
-  void attach(mailboxes& m) noexcept override { mailboxes_ = &m; }
+  void attach(mailboxes& m) noexcept override { mailboxes_.store(&m, std::memory_order_release); }
 
   /// Envelopes that did not decode (counted, logged, dropped).
   [[nodiscard]] std::uint64_t malformed_envelopes() const noexcept { return malformed_.load(); }
@@ -205,6 +205,11 @@ private:
   /// not `to`. `unavailable` when it could not wait (the buffer is full;
   /// a dead letter is counted), or the publish's error.
   expected<void> send_on(std::uint32_t shard, const member_id& to, remote_envelope&& e);
+  /// Keeps tell or fence `e` for `shard` here (no node to send it to, or
+  /// the shard is on its way here): behind the shard's fence while tells it
+  /// sent elsewhere may come back, else with what the shard holds.
+  /// `unavailable` when it could not wait (a dead letter is counted). Under the lock.
+  expected<void> keep(std::uint32_t shard, remote_envelope&& e);
   /// Sends a fence for `shard` to where its tells went last, unless one is
   /// on its way. Under the lock.
   void start_fence(std::uint32_t shard);
@@ -241,7 +246,7 @@ private:
   /// What `send` publishes through: tells gathered per node, the rest at once.
   std::shared_ptr<outbox> outbox_;
   std::unique_ptr<std::atomic<std::uint8_t>[]> state_;
-  mailboxes* mailboxes_ = nullptr;
+  std::atomic<mailboxes*> mailboxes_{nullptr}; // set once the system installs the router
   std::atomic<std::uint64_t> next_correlation_{1};
   std::atomic<std::uint64_t> malformed_{0};
   std::atomic<std::uint64_t> overflowed_{0};
