@@ -81,7 +81,7 @@ struct holder {
 
 } // namespace
 
-TEST_CASE("an asynchronous request gets its reply once; many in flight each get their own") {
+TEST_CASE("an asynchronous request gets its reply once, and many in flight each get their own") {
   nats_server server;
   auto conn = connect(server.url());
   auto sub = conn->subscribe(
