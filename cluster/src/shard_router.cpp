@@ -183,11 +183,14 @@ void shard_router::take_step(const handoff_step& given, actions& todo) {
   // still be on their way (sent on to it later): it waits for them behind a
   // fence. Its own tells meanwhile wait here with the shard's other messages.
   handoff_step step = given;
-  // What this node sends for the shard meanwhile waits behind the fence
-  // (`keep`): the tells it sent before may come back here first.
   const auto hold_back = [&](std::uint32_t s) {
     start_fence(s);
     handoff_.hold_back(s);
+    // What waited behind the fence to go elsewhere is older than anything
+    // held from now on: it waits here, first.
+    auto& o = outs_[s];
+    waiting_ -= o.waiting.size();
+    for (auto& e : std::exchange(o.waiting, {})) hold(s, std::move(e), todo);
   };
   std::erase_if(step.serve, [&](std::uint32_t s) {
     if (!needs_fence(s)) return false;
@@ -500,7 +503,13 @@ expected<void> shard_router::forward(outbound_message&& m) {
       if (st == shard_state::serving) {
         deliver_here(std::move(e), todo); // it became local meanwhile
       } else if (st == shard_state::incoming || owner.empty() || owner == e.from) {
-        sent = keep(shard, std::move(e));
+        const actor_id target = e.target;
+        const std::string type = e.type;
+        if (!handoff_.hold(shard, std::move(e))) {
+          overflowed_.fetch_add(1, std::memory_order_relaxed);
+          system_.report_dead_letter(target, type, errc::unavailable);
+          return overflow(shard);
+        }
       } else {
         // Sent under the lock: the shard's tells leave in the order routed.
         sent = send_on(shard, owner, std::move(e));
@@ -955,11 +964,11 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
   }
 }
 
-void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& /*todo*/) {
+void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& todo) {
   const auto owner = owner_of(shard);
   const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
   if (to.empty()) {
-    (void)keep(shard, std::move(e));
+    hold(shard, std::move(e), todo);
     return;
   }
   if (e.hops >= max_hops) {
@@ -1004,26 +1013,6 @@ expected<void> shard_router::send_on(std::uint32_t shard, const member_id& to, r
   }
   o.dest = to;
   return outbox_->send(to, e);
-}
-
-expected<void> shard_router::keep(std::uint32_t shard, remote_envelope&& e) {
-  const bool fenced = needs_fence(shard);
-  if (fenced) start_fence(shard);
-  if (waiting_ + handoff_.held() >= hold_limit_) {
-    overflowed_.fetch_add(1, std::memory_order_relaxed);
-    if (is_fence(e)) return {};
-    system_.report_dead_letter(e.target, e.type, errc::unavailable);
-    return overflow(shard);
-  }
-  if (fenced) {
-    // Tells for the shard that went elsewhere may come back here: what
-    // this node keeps now comes after them.
-    outs_[shard].waiting.push_back(std::move(e));
-    ++waiting_;
-  } else {
-    (void)handoff_.hold(shard, std::move(e));
-  }
-  return {};
 }
 
 void shard_router::start_fence(std::uint32_t shard) {

@@ -205,11 +205,6 @@ private:
   /// not `to`. `unavailable` when it could not wait (the buffer is full;
   /// a dead letter is counted), or the publish's error.
   expected<void> send_on(std::uint32_t shard, const member_id& to, remote_envelope&& e);
-  /// Keeps tell or fence `e` for `shard` here (no node to send it to, or
-  /// the shard is on its way here): behind the shard's fence while tells it
-  /// sent elsewhere may come back, else with what the shard holds.
-  /// `unavailable` when it could not wait (a dead letter is counted). Under the lock.
-  expected<void> keep(std::uint32_t shard, remote_envelope&& e);
   /// Sends a fence for `shard` to where its tells went last, unless one is
   /// on its way. Under the lock.
   void start_fence(std::uint32_t shard);
