@@ -226,7 +226,7 @@ void actor_system::report_dead_letter(const actor_id& target, std::string_view t
 }
 
 void actor_system::set_placement(placement* p) noexcept {
-  if (p != nullptr) p->attach(*core_);
+  if (p != nullptr) p->attach(core_->mailboxes);
   core_->placement_.store(p, std::memory_order_release);
 }
 

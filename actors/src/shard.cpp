@@ -52,6 +52,8 @@ private:
 };
 } // namespace
 
+void system_mailboxes::barrier(unique_function<void()> done) { core_.barrier(std::move(done)); }
+
 void system_core::barrier(unique_function<void()> done) {
   auto all = std::make_shared<barrier_slot::shared>();
   all->remaining.store(shards.size(), std::memory_order_relaxed);
@@ -154,14 +156,14 @@ void shard::drain() {
 }
 
 void shard::handle(envelope& env) {
-  if (env.kind == envelope_kind::barrier) [[unlikely]] {
+  if (env.kind == envelope_kind::deliver && !closed_) [[likely]] {
+    deliver(env);
+  } else if (env.kind == envelope_kind::barrier) {
     env.reply->complete(message{}); // what was queued before it here is handled
   } else if (closed_) {
     core_.fail(env, error{errc::shutting_down, env.target.to_string()});
-  } else if (env.kind == envelope_kind::answer) {
-    answer(env);
   } else {
-    deliver(env);
+    answer(env);
   }
 }
 

@@ -159,12 +159,26 @@ private:
   system_core* core_;
 };
 
+class system_core;
+
+/// The mailboxes as a placement sees them (kept out of `system_core`, whose
+/// layout the hot path reads, so that it needs no virtual table).
+class system_mailboxes final : public mailboxes {
+public:
+  explicit system_mailboxes(system_core& core) noexcept : core_{core} {}
+  void barrier(unique_function<void()> done) override;
+
+private:
+  system_core& core_;
+};
+
 /// The state an actor system shares with its shards, contexts and slots.
-class system_core final : public mailboxes {
+class system_core {
 public:
   system_core(system_config cfg, executor& ex);
-  ~system_core() override;
-  void barrier(unique_function<void()> done) override;
+  ~system_core();
+  /// See `mailboxes::barrier`.
+  void barrier(unique_function<void()> done);
 
   /// Routes `env` to its target's shard. `bounded` sends respect the mailbox
   /// capacity; answers and other runtime traffic do not.
@@ -203,6 +217,7 @@ public:
 
   mutable std::shared_mutex types_mutex;
   std::unordered_map<std::string, std::unique_ptr<type_entry>> types;
+  system_mailboxes mailboxes{*this};
 };
 
 } // namespace aether::detail
