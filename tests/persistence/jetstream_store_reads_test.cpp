@@ -107,6 +107,20 @@ struct answer {
   std::atomic<int> code{0};
 };
 
+/// Starts one read of the stuck namespace (actors `s/x{i}`, never written)
+/// per answer; `right` means the empty history they have.
+void read_stuck(aether::jetstream_event_store& store, std::vector<answer>& answers) {
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    store.read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
+               [&a = answers[i]](aether::expected<std::vector<aether::event>> r) {
+                 a.ok = r.has_value();
+                 a.right = r && r->empty();
+                 if (!r) a.code = static_cast<int>(r.error().code());
+                 a.count.fetch_add(1);
+               });
+  }
+}
+
 } // namespace
 
 TEST_CASE("reads run beside each other: thousands of histories read at once while a stuck read waits") {
@@ -124,14 +138,7 @@ TEST_CASE("reads run beside each other: thousands of histories read at once whil
   stuck_namespace stuck{conn, *store};
 
   // Reads of the stuck namespace are in progress first.
-  for (std::size_t i = 0; i < slow.size(); ++i) {
-    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
-                [&a = slow[i]](aether::expected<std::vector<aether::event>> r) {
-                  a.ok = r.has_value();
-                  a.right = r && r->empty();
-                  a.count.fetch_add(1);
-                });
-  }
+  read_stuck(*store, slow);
   AETHER_EVENTUALLY(stuck.taken() >= 1, 30s);
 
   // Then every actor is read at once, as a node activating them all would.
@@ -179,14 +186,7 @@ TEST_CASE("a store closing with thousands of reads queued answers each once, pro
   stuck_namespace stuck{conn, *store};
 
   // Reads of the stuck namespace take the readers and queue behind them.
-  for (int i = 0; i < stuck_reads; ++i) {
-    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
-                [&a = slow[static_cast<std::size_t>(i)]](aether::expected<std::vector<aether::event>> r) {
-                  a.ok = r.has_value();
-                  if (!r) a.code = static_cast<int>(r.error().code());
-                  a.count.fetch_add(1);
-                });
-  }
+  read_stuck(*store, slow);
   AETHER_EVENTUALLY(stuck.taken() >= 1, 30s);
   for (int i = 0; i < actors; ++i) {
     const actor_id a{"h", std::to_string(i), "fast"};
@@ -444,14 +444,7 @@ TEST_CASE("a store closing with reads in flight answers each once, shutting_down
   o.readers = 2;
   auto store = test::open_store(conn, o);
   stuck_namespace stuck{conn, *store};
-  for (int i = 0; i < reads; ++i) {
-    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
-                [&a = slow[static_cast<std::size_t>(i)]](aether::expected<std::vector<aether::event>> r) {
-                  a.ok = r.has_value();
-                  if (!r) a.code = static_cast<int>(r.error().code());
-                  a.count.fetch_add(1);
-                });
-  }
+  read_stuck(*store, slow);
   // Each read's get waits at the server at the same time.
   AETHER_EVENTUALLY(stuck.taken() == reads, 30s);
   for (const auto& a : slow) CHECK(a.count.load() == 0);
@@ -478,14 +471,7 @@ TEST_CASE("a read whose get is answered after its deadline fails timeout once, a
   o.ack_timeout = 500ms; // a per-actor get waits this long
   auto store = test::open_store(conn, o);
   stuck_namespace stuck{conn, *store};
-  for (int i = 0; i < reads; ++i) {
-    store->read(actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 1, 0,
-                [&a = slow[static_cast<std::size_t>(i)]](aether::expected<std::vector<aether::event>> r) {
-                  a.ok = r.has_value();
-                  if (!r) a.code = static_cast<int>(r.error().code());
-                  a.count.fetch_add(1);
-                });
-  }
+  read_stuck(*store, slow);
   AETHER_EVENTUALLY(std::all_of(slow.begin(), slow.end(), [](const answer& a) { return a.count.load() > 0; }), 30s);
   CHECK(stuck.taken() == reads);
   stuck.answer_all(); // "not found": a read would take it for the end of a history
