@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 
 namespace aether {
 
@@ -188,6 +189,20 @@ struct jetstream_event_store::impl {
     }
   };
 
+  /// A `latest_version` in flight: the get of the actor's last write (and,
+  /// per actor, of the write it expected), each waiting on no thread.
+  struct version_query {
+    actor_id actor;
+    std::atomic<bool> answered{false};
+    std::weak_ptr<impl> owner;
+    std::uint64_t id = 0; // among the reads in flight
+    version_callback done;
+  };
+
+  /// A history read or a version query: each takes a place among the
+  /// `reads_in_flight`.
+  using admitted = std::variant<std::shared_ptr<reading>, std::shared_ptr<version_query>>;
+
   std::shared_ptr<nats::connection> conn;
   std::shared_ptr<nats::connection> quick; // send-asap, for writes when few are in flight
   jetstream_store_options options;
@@ -212,10 +227,11 @@ struct jetstream_event_store::impl {
   std::unordered_map<std::string, std::vector<write>> waiting;
   std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads;
   std::uint64_t next_read = 1;
-  // History reads started and not answered (at most `reads_in_flight`),
-  // each waiting on a request without a thread, and those waiting their turn.
-  std::unordered_map<std::uint64_t, std::shared_ptr<reading>> reads_started;
-  std::deque<std::shared_ptr<reading>> reads_waiting;
+  // History reads and version queries started and not answered (at most
+  // `reads_in_flight`), each waiting on a request without a thread, and
+  // those waiting their turn.
+  std::unordered_map<std::uint64_t, admitted> reads_started;
+  std::deque<admitted> reads_waiting;
   /// Work for one of the store's threads, and how it answers its caller
   /// instead when the store closes before it runs.
   struct job {
@@ -230,10 +246,10 @@ struct jetstream_event_store::impl {
   };
   // The store's thread: stream set-up, version checks, deadlines (in `run`).
   job_queue work;
-  // The steps of reads that wait on a request holding a thread (looking up
-  // a namespace's stream, creating an ordered consumer) and
-  // `latest_version`, `options.readers` at a time: a flood of them never
-  // holds the appends.
+  // The steps of reads and version queries that wait on a request holding
+  // a thread (looking up a namespace's stream, creating an ordered
+  // consumer, finding the end of a history whose last write is a stray),
+  // `options.readers` at a time: a flood of them never holds the appends.
   job_queue reading_lane;
   // Read-backs of writes whose outcome the acknowledgements did not tell.
   job_queue settling;
@@ -303,30 +319,41 @@ struct jetstream_event_store::impl {
       r->sub.unsubscribe();
       finish(*r, error{errc::shutting_down, "the store closed during a replay"});
     }
-    // Reads waiting on a direct get: their answer, when it comes, finds them
-    // finished and is dropped.
-    std::unordered_map<std::uint64_t, std::shared_ptr<reading>> started;
-    std::deque<std::shared_ptr<reading>> not_started;
+    // Reads and version queries waiting on a get: its answer, when it
+    // comes, finds them answered and is dropped.
+    std::unordered_map<std::uint64_t, admitted> started;
+    std::deque<admitted> not_started;
     {
       std::lock_guard lock{mutex};
       started.swap(reads_started);
       not_started.swap(reads_waiting);
     }
-    for (auto& [id, r] : started) finish(*r, closed_error());
-    for (auto& r : not_started) finish(*r, error{errc::shutting_down, "the store closed before the read started"});
+    for (auto& [id, a] : started) answer_closed(a, closed_error());
+    for (auto& a : not_started)
+      answer_closed(a, error{errc::shutting_down, "the store closed before the read started"});
   }
 
-  /// Starts `r` once fewer than `reads_in_flight` reads are in flight; until
+  static void answer_closed(const admitted& a, const error& e) {
+    if (const auto* r = std::get_if<std::shared_ptr<reading>>(&a)) {
+      finish(**r, e);
+    } else {
+      finish(*std::get<std::shared_ptr<version_query>>(a), e);
+    }
+  }
+
+  /// Starts `a` once fewer than `reads_in_flight` reads are in flight; until
   /// then it waits behind those queued before it.
-  void admit(std::shared_ptr<reading> r) {
+  void admit(admitted a) {
+    bool queued = false;
     {
       std::lock_guard lock{mutex};
       if (!stopping) {
-        reads_waiting.push_back(std::move(r));
+        reads_waiting.push_back(a);
+        queued = true;
       }
     }
-    if (r) {
-      finish(*r, error{errc::shutting_down, "the store is closed"});
+    if (!queued) {
+      answer_closed(a, error{errc::shutting_down, "the store is closed"});
       return;
     }
     pump();
@@ -349,19 +376,24 @@ struct jetstream_event_store::impl {
     const auto* outer = pumping;
     pumping = this;
     for (;;) {
-      std::shared_ptr<reading> r;
+      admitted a;
       {
         std::lock_guard lock{mutex};
         if (stopping || reads_waiting.empty() ||
             reads_started.size() >= static_cast<std::size_t>(options.reads_in_flight)) {
           break;
         }
-        r = std::move(reads_waiting.front());
+        a = std::move(reads_waiting.front());
         reads_waiting.pop_front();
-        r->id = next_read++;
-        reads_started.emplace(r->id, r);
+        const auto id = next_read++;
+        std::visit([id](const auto& call) { call->id = id; }, a);
+        reads_started.emplace(id, a);
       }
-      begin(r);
+      if (const auto* r = std::get_if<std::shared_ptr<reading>>(&a)) {
+        begin(*r);
+      } else {
+        begin(std::get<std::shared_ptr<version_query>>(a));
+      }
     }
     pumping = outer;
   }
@@ -378,6 +410,127 @@ struct jetstream_event_store::impl {
         [r] {
           finish(*r, error{errc::shutting_down, "the store closed before the read started"});
         });
+  }
+
+  /// A version query's first step: the namespace's stream, known already
+  /// or looked up on a reader thread, then the get of the actor's last write.
+  void begin(const std::shared_ptr<version_query>& q) {
+    if (streams.known(q->actor.ns())) {
+      get_last(q);
+      return;
+    }
+    enqueue(
+        reading_lane, [this, q] { get_last(q); },
+        [q] {
+          finish(*q, error{errc::shutting_down, "the store closed before the read started"});
+        });
+  }
+
+  /// Answers a version query once (a late answer after close is dropped).
+  static void finish(version_query& q, expected<std::uint64_t> version) {
+    if (q.answered.exchange(true)) return;
+    q.done(std::move(version));
+  }
+
+  /// The get of the actor's last write (through the stream leader when
+  /// replicated: a direct get may be answered by a replica that lags behind
+  /// a write the leader acknowledged), waiting on no thread; its answer
+  /// takes the next step. None: version 0.
+  void get_last(const std::shared_ptr<version_query>& q) {
+    if (closing.load()) {
+      finish(*q, closed_error());
+      return;
+    }
+    auto layout = lookup_stream(q->actor.ns());
+    if (!layout) {
+      finish(*q, layout.error());
+      return;
+    }
+    if (!*layout) {
+      finish(*q, std::uint64_t{0}); // no stream: nothing was ever written in this namespace
+      return;
+    }
+    const bool by_actor = **layout == detail::stream_layout::per_actor;
+    const auto stream = stream_name(q->actor.ns());
+    const auto filter = by_actor ? actor_subject(q->actor) : actor_filter(q->actor);
+    std::weak_ptr<impl> weak = q->owner;
+    auto next = [weak, q, by_actor](expected<nats::message> m) {
+      auto self = weak.lock();
+      if (!self || q->answered.load()) {
+        finish(*q, closed_error());
+        return;
+      }
+      if (!m) {
+        finish(*q,
+               m.error().code() == errc::not_found ? expected<std::uint64_t>{0} : expected<std::uint64_t>{m.error()});
+        return;
+      }
+      self->check_last(q, by_actor, std::move(*m));
+    };
+    if (options.replicas > 1) {
+      conn->leader_get_last_async(stream, filter, direct_get_timeout, std::move(next));
+    } else {
+      conn->request_async(fmt::format("$JS.API.DIRECT.GET.{}", stream),
+                          fmt::format(R"({{"last_by_subj":"{}"}})", filter), direct_get_timeout,
+                          [next = std::move(next), filter](expected<nats::message> m) mutable {
+                            next(direct_answer(std::move(m), filter));
+                          });
+    }
+  }
+
+  /// Answers a version query from the actor's last write `m` when it ends
+  /// the history (see `check_last_write`; per actor this may take one more
+  /// get, of the write it expected, waiting on no thread); else the end is
+  /// read write by write on a reader thread.
+  void check_last(const std::shared_ptr<version_query>& q, bool by_actor, nats::message m) {
+    const auto c = check_last_write(q->actor, by_actor, m);
+    if (!c.clean) {
+      end_by_reading(q, by_actor);
+      return;
+    }
+    if (c.before == 0) {
+      answer_end(*q, by_actor, m);
+      return;
+    }
+    std::weak_ptr<impl> weak = q->owner;
+    auto last = std::make_shared<const nats::message>(std::move(m));
+    const auto what = fmt::format("message {} of {}", c.before, stream_name(q->actor.ns()));
+    conn->request_async(fmt::format("$JS.API.DIRECT.GET.{}", stream_name(q->actor.ns())),
+                        fmt::format(R"({{"seq":{}}})", c.before), direct_get_timeout,
+                        [weak, q, by_actor, last, first = c.first, what](expected<nats::message> answer) {
+                          auto self = weak.lock();
+                          if (!self || q->answered.load()) {
+                            finish(*q, closed_error());
+                            return;
+                          }
+                          auto before = direct_answer(std::move(answer), what);
+                          if (!before && before.error().code() != errc::not_found) {
+                            finish(*q, before.error());
+                          } else if (before && ends_before(q->actor, *before, *last, first)) {
+                            answer_end(*q, by_actor, *last);
+                          } else {
+                            self->end_by_reading(q, by_actor); // the write it expected is gone or another
+                          }
+                        });
+  }
+
+  static void answer_end(version_query& q, bool by_actor, const nats::message& m) {
+    auto end = end_of(q.actor, by_actor, m);
+    finish(q, end ? expected<std::uint64_t>{end->version} : expected<std::uint64_t>{end.error()});
+  }
+
+  /// The end of a history whose last write is a stray, read write by write
+  /// on a reader thread (`read_end`); rare: only writes stored outside the
+  /// rules lead here.
+  void end_by_reading(const std::shared_ptr<version_query>& q, bool by_actor) {
+    enqueue(
+        reading_lane,
+        [this, q, by_actor] {
+          error failure{errc::unavailable};
+          const auto end = read_end(q->actor, by_actor, &failure);
+          finish(*q, end ? expected<std::uint64_t>{end->version} : expected<std::uint64_t>{failure});
+        },
+        [q] { finish(*q, closed_error()); });
   }
 
   /// Queues `run` for `l`'s threads; once the store is closing, `cancel`
@@ -877,20 +1030,28 @@ struct jetstream_event_store::impl {
     // A last write stored outside the rules (a stray) may not end the
     // history a read returns: then the history is read to find its end.
     if (!follows_cleanly(actor, by_actor, *m)) return read_end(actor, by_actor, failure);
-    std::optional<std::uint64_t> v;
-    if (auto h = m->header(last_version_header)) v = to_number(*h);
-    if (!v && by_actor) {
-      if (auto batch = detail::decode_batch_own_versions(actor, m->sequence, m->data)) v = batch->back().version;
-    }
-    if (!v && !by_actor) v = last_number(m->subject);
-    if (!v) {
-      if (failure) {
-        *failure = error{errc::replay_failed, fmt::format("{}: the last write (stream sequence {}) names no version",
-                                                          actor.to_string(), m->sequence)};
-      }
+    auto end = end_of(actor, by_actor, *m);
+    if (!end) {
+      if (failure) *failure = end.error();
       return std::nullopt;
     }
-    return actor_end{*v, m->sequence};
+    return *end;
+  }
+
+  /// The version an actor's last write `m`, which ends its history, ends
+  /// at, and its stream sequence.
+  static expected<actor_end> end_of(const actor_id& actor, bool by_actor, const nats::message& m) {
+    std::optional<std::uint64_t> v;
+    if (auto h = m.header(last_version_header)) v = to_number(*h);
+    if (!v && by_actor) {
+      if (auto batch = detail::decode_batch_own_versions(actor, m.sequence, m.data)) v = batch->back().version;
+    }
+    if (!v && !by_actor) v = last_number(m.subject);
+    if (!v) {
+      return error{errc::replay_failed, fmt::format("{}: the last write (stream sequence {}) names no version",
+                                                    actor.to_string(), m.sequence)};
+    }
+    return actor_end{*v, m.sequence};
   }
 
   /// Whether an actor's last stored write `m` ends the history a read
@@ -902,20 +1063,41 @@ struct jetstream_event_store::impl {
   /// without the check (a writer with plain NATS), or one that skips ahead
   /// or repeats a version, does not.
   bool follows_cleanly(const actor_id& actor, bool by_actor, const nats::message& m) {
+    const auto c = check_last_write(actor, by_actor, m);
+    if (!c.clean || c.before == 0) return c.clean;
+    auto before = conn->direct_get(stream_name(actor.ns()), c.before);
+    return before && ends_before(actor, *before, m, c.first);
+  }
+
+  /// What `m` alone shows for `follows_cleanly`: it does not (`clean`
+  /// false), it does (`before` 0), or it does if the write at stream
+  /// sequence `before` ends where `m` starts, at version `first` (`ends_before`).
+  struct last_write_check {
+    bool clean = false;
+    std::uint64_t before = 0;
+    std::uint64_t first = 0;
+  };
+  static last_write_check check_last_write(const actor_id& actor, bool by_actor, const nats::message& m) {
     const auto expected_header = m.header("Nats-Expected-Last-Subject-Sequence");
     const auto expected = expected_header ? to_number(*expected_header) : std::nullopt;
-    if (!expected) return false;
-    if (!by_actor) return true; // the server found its subject empty: its version was free
+    if (!expected) return {};
+    if (!by_actor) return {true}; // the server found its subject empty: its version was free
     auto batch = detail::decode_batch_own_versions(actor, m.sequence, m.data);
-    if (!batch) return false;
+    if (!batch) return {};
     const auto first = batch->front().version;
-    if (*expected == 0) return first == 1;
-    auto before = conn->direct_get(stream_name(actor.ns()), *expected);
-    if (!before || before->subject != m.subject) return false;
+    if (*expected == 0) return {first == 1};
+    return {true, *expected, first};
+  }
+
+  /// Whether `before`, the write the actor's last write `m` expected, is on
+  /// the same subject and ends at version `first` - 1.
+  static bool ends_before(const actor_id& actor, const nats::message& before, const nats::message& m,
+                          std::uint64_t first) {
+    if (before.subject != m.subject) return false;
     std::optional<std::uint64_t> last;
-    if (auto h = before->header(last_version_header)) last = to_number(*h);
+    if (auto h = before.header(last_version_header)) last = to_number(*h);
     if (!last) {
-      if (auto b = detail::decode_batch_own_versions(actor, before->sequence, before->data)) last = b->back().version;
+      if (auto b = detail::decode_batch_own_versions(actor, before.sequence, before.data)) last = b->back().version;
     }
     return last && first == *last + 1;
   }
@@ -1688,20 +1870,19 @@ void jetstream_event_store::start_read(const actor_id& actor, std::uint64_t from
 }
 
 void jetstream_event_store::latest_version(const actor_id& actor, version_callback done) {
-  auto held = std::make_shared<version_callback>(std::move(done));
-  impl_->enqueue(
-      impl_->reading_lane,
-      [p = impl_.get(), actor, held] {
-        error failure{errc::unavailable};
-        if (auto v = p->latest(actor, &failure)) {
-          (*held)(v->version);
-        } else {
-          (*held)(failure);
-        }
-      },
-      [held] {
-        (*held)(error{errc::shutting_down, "the store closed before the read started"});
-      });
+  if (actor.empty()) {
+    done(error{errc::invalid_id, "the actor id is empty"});
+    return;
+  }
+  auto q = std::make_shared<impl::version_query>();
+  q->actor = actor;
+  q->owner = impl_;
+  // Its place among the reads in flight goes to the next one when it ends.
+  q->done = [done = std::move(done), raw = q.get()](expected<std::uint64_t> v) mutable {
+    done(std::move(v));
+    if (auto p = raw->owner.lock()) p->read_ended(raw->id);
+  };
+  impl_->admit(std::move(q));
 }
 
 } // namespace aether

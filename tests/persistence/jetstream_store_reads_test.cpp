@@ -1,5 +1,6 @@
-// The JetStream store under many reads at once and at close, and the
-// read-back of writes whose acknowledgement a paused server held back.
+// The JetStream store under many reads and version queries at once, at a
+// paused or dead server and at close, and the read-back of writes whose
+// acknowledgement a paused server held back.
 #include "store_fixtures.hpp"
 #include "support/eventually.hpp"
 
@@ -341,51 +342,85 @@ void read_into(aether::jetstream_event_store& store, std::string_view ns, int i,
              });
 }
 
-} // namespace
+/// Starts a `latest_version` of `a` that records its answer in `into`:
+/// right when it is `expected`.
+void latest_into(aether::jetstream_event_store& store, const actor_id& a, std::uint64_t expected, answer& into) {
+  store.latest_version(a, [&into, expected](aether::expected<std::uint64_t> v) {
+    into.ok = v.has_value();
+    into.right = v && *v == expected;
+    if (!v) into.code = static_cast<int>(v.error().code());
+    into.count.fetch_add(1);
+  });
+}
 
-TEST_CASE("R3: reads of a stream whose leader is paused hold up no read of a stream led elsewhere") {
+/// Whether every answer came.
+bool all_answered(const std::vector<answer>& answers) {
+  return std::all_of(answers.begin(), answers.end(), [](const answer& a) { return a.count.load() > 0; });
+}
+
+/// Two namespaces' R3 streams led by different servers, `stuck_reads`
+/// actors `h/{i}` written in the one whose leader a test pauses, `h/0` in the
+/// other, and a store connected to the other's leader that knows both streams.
+struct two_leaders {
+  static constexpr int stuck_reads = 12; // three times the store's readers
   aether::testing::nats_cluster cluster;
   const std::string ns_stuck = "paused";
   const std::string ns_fine = "fine";
-  const auto stream_stuck = aether::jetstream_event_store::stream_name(ns_stuck);
-  const auto stream_fine = aether::jetstream_event_store::stream_name(ns_fine);
-  aether::jetstream_store_options o;
-  o.replicas = 3;
-  auto admin = test::connect(cluster.urls());
-  auto writer = test::open_store(admin, o);
-  REQUIRE(writer->prepare(ns_stuck));
-  REQUIRE(writer->prepare(ns_fine));
-
-  // The two streams get different leaders: the fine one steps down until so.
   std::optional<std::size_t> leader_stuck;
   std::optional<std::size_t> leader_fine;
-  AETHER_EVENTUALLY((leader_stuck = cluster.stream_leader(stream_stuck)).has_value(), 30s);
-  AETHER_EVENTUALLY((leader_fine = cluster.stream_leader(stream_fine)).has_value(), 30s);
-  for (int tries = 0; *leader_fine == *leader_stuck; ++tries) {
-    REQUIRE(tries < 20);
-    const auto before = *leader_fine;
-    auto r = admin->request(fmt::format("$JS.API.STREAM.LEADER.STEPDOWN.{}", stream_fine), "", 10s);
-    REQUIRE_MESSAGE(r, r.error().to_string());
-    AETHER_EVENTUALLY((leader_fine = cluster.stream_leader(stream_fine)).has_value() && *leader_fine != before, 30s);
+  std::shared_ptr<aether::jetstream_event_store> writer;
+  std::shared_ptr<aether::jetstream_event_store> store;
+
+  two_leaders() {
+    const auto stream_stuck = aether::jetstream_event_store::stream_name(ns_stuck);
+    const auto stream_fine = aether::jetstream_event_store::stream_name(ns_fine);
+    aether::jetstream_store_options o;
+    o.replicas = 3;
+    auto admin = test::connect(cluster.urls());
+    writer = test::open_store(admin, o);
+    REQUIRE(writer->prepare(ns_stuck));
+    REQUIRE(writer->prepare(ns_fine));
+
+    // The two streams get different leaders: the fine one steps down until so.
     AETHER_EVENTUALLY((leader_stuck = cluster.stream_leader(stream_stuck)).has_value(), 30s);
+    AETHER_EVENTUALLY((leader_fine = cluster.stream_leader(stream_fine)).has_value(), 30s);
+    for (int tries = 0; *leader_fine == *leader_stuck; ++tries) {
+      REQUIRE(tries < 20);
+      const auto before = *leader_fine;
+      auto r = admin->request(fmt::format("$JS.API.STREAM.LEADER.STEPDOWN.{}", stream_fine), "", 10s);
+      REQUIRE_MESSAGE(r, r.error().to_string());
+      AETHER_EVENTUALLY((leader_fine = cluster.stream_leader(stream_fine)).has_value() && *leader_fine != before, 30s);
+      AETHER_EVENTUALLY((leader_stuck = cluster.stream_leader(stream_stuck)).has_value(), 30s);
+    }
+    MESSAGE("stream leaders: " << *leader_stuck << " (to be paused) and " << *leader_fine);
+
+    for (int i = 0; i < stuck_reads; ++i) write_pair(*writer, ns_stuck, i);
+    write_pair(*writer, ns_fine, 0);
+
+    // The reading store is connected to the fine stream's leader, which stays up.
+    aether::jetstream_store_options ro = o;
+    ro.readers = 4;
+    store = test::open_store(test::connect(cluster.server(*leader_fine).url()), ro);
+    // It knows both streams and reads both.
+    REQUIRE(store->read_wait(actor_id{"h", "0", ns_stuck})->size() == 2);
+    REQUIRE(store->read_wait(actor_id{"h", "0", ns_fine})->size() == 2);
   }
-  MESSAGE("stream leaders: " << *leader_stuck << " (to be paused) and " << *leader_fine);
+};
 
-  constexpr int stuck_reads = 12; // three times the store's readers
-  for (int i = 0; i < stuck_reads; ++i) write_pair(*writer, ns_stuck, i);
-  write_pair(*writer, ns_fine, 0);
+} // namespace
 
+TEST_CASE("R3: reads of a stream whose leader is paused hold up no read of a stream led elsewhere") {
+  two_leaders t;
+  constexpr int stuck_reads = two_leaders::stuck_reads;
+  const auto& ns_stuck = t.ns_stuck;
+  const auto& ns_fine = t.ns_fine;
+  auto& cluster = t.cluster;
+  const auto& leader_stuck = t.leader_stuck;
   // What the reads answered, declared first: the store closes before they go.
   std::vector<answer> stuck(stuck_reads);
   answer fine;
   std::atomic<int> stuck_answered_before_fine{-1};
-  // The reading store is connected to the fine stream's leader, which stays up.
-  aether::jetstream_store_options ro = o;
-  ro.readers = 4;
-  auto store = test::open_store(test::connect(cluster.server(*leader_fine).url()), ro);
-  // It knows both streams and reads both.
-  REQUIRE(store->read_wait(actor_id{"h", "0", ns_stuck})->size() == 2);
-  REQUIRE(store->read_wait(actor_id{"h", "0", ns_fine})->size() == 2);
+  auto store = std::move(t.store);
 
   cluster.server(*leader_stuck).pause();
   for (int i = 0; i < stuck_reads; ++i) read_into(*store, ns_stuck, i, stuck[static_cast<std::size_t>(i)]);
@@ -429,9 +464,10 @@ TEST_CASE("R3: reads of a stream whose leader is paused hold up no read of a str
     }
   }
   MESSAGE(failed << " of " << stuck_reads << " reads of the paused stream failed with timeout or unavailable");
-  // After the pause every history reads whole again.
-  AETHER_EVENTUALLY(store->read_wait(actor_id{"h", "3", ns_stuck}).has_value(), 60s);
-  CHECK(pair_of(*store->read_wait(actor_id{"h", "3", ns_stuck}), 3));
+  // After the pause (and the elections it may cause) every history reads whole again.
+  aether::expected<std::vector<aether::event>> after = aether::error{errc::unavailable};
+  AETHER_EVENTUALLY((after = store->read_wait(actor_id{"h", "3", ns_stuck})).has_value(), 60s);
+  CHECK(pair_of(*after, 3));
 }
 
 TEST_CASE("a store closing with reads in flight answers each once, shutting_down, without waiting for them") {
@@ -513,4 +549,154 @@ TEST_CASE("a read of a stream no server serves any more fails with a typed error
   auto r = store->read_wait(actor_id{"h", "0", "gone"});
   REQUIRE_FALSE(r.has_value());
   CHECK((r.error().code() == errc::unavailable || r.error().code() == errc::timeout));
+}
+
+TEST_CASE("R3: latest_version of a stream whose leader is paused holds up none of a stream led elsewhere") {
+  two_leaders t;
+  // What the queries answered, declared first: the store closes before they go.
+  std::vector<answer> stuck(two_leaders::stuck_reads);
+  answer fine;
+  std::atomic<int> stuck_answered_before_fine{-1};
+  auto store = std::move(t.store);
+
+  t.cluster.server(*t.leader_stuck).pause();
+  for (int i = 0; i < two_leaders::stuck_reads; ++i) {
+    latest_into(*store, actor_id{"h", std::to_string(i), t.ns_stuck}, 2, stuck[static_cast<std::size_t>(i)]);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  store->latest_version(actor_id{"h", "0", t.ns_fine}, [&](aether::expected<std::uint64_t> v) {
+    int answered = 0;
+    for (const auto& a : stuck) answered += a.count.load();
+    stuck_answered_before_fine = answered;
+    fine.ok = v.has_value();
+    fine.right = v && *v == 2;
+    if (!v) fine.code = static_cast<int>(v.error().code());
+    fine.count.fetch_add(1);
+  });
+  AETHER_EVENTUALLY(fine.count.load() == 1, 60s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  MESSAGE("latest_version of the fine stream took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms with "
+          << two_leaders::stuck_reads << " of the paused one waiting");
+  CHECK_MESSAGE(fine.right.load(), "answered " << (fine.ok ? "a wrong version" : "an error ") << fine.code);
+  // A store whose readers (4) wait on the paused leader answers it only
+  // after some of those time out (5 s each); here none has yet.
+  CHECK(stuck_answered_before_fine.load() == 0);
+  CHECK(took < 2500ms); // half a get's timeout
+
+  // Past their gets' timeout the paused ones fail, typed; then the leader
+  // resumes. None answered a wrong version.
+  std::this_thread::sleep_for(6s);
+  t.cluster.server(*t.leader_stuck).resume();
+  AETHER_EVENTUALLY(all_answered(stuck), 60s);
+  int failed = 0;
+  for (int i = 0; i < two_leaders::stuck_reads; ++i) {
+    const auto& a = stuck[static_cast<std::size_t>(i)];
+    REQUIRE(a.count.load() == 1);
+    if (a.ok.load()) {
+      REQUIRE_MESSAGE(a.right.load(), "actor " << i << ": a wrong version");
+    } else {
+      ++failed;
+      const auto code = a.code.load();
+      REQUIRE_MESSAGE((code == static_cast<int>(errc::timeout) || code == static_cast<int>(errc::unavailable)),
+                      "actor " << i << ": " << code);
+    }
+  }
+  MESSAGE(failed << " of " << two_leaders::stuck_reads << " queries of the paused stream failed typed");
+  // After the pause (and the elections it may cause) the first answer is right.
+  aether::expected<std::uint64_t> after = aether::error{errc::unavailable};
+  AETHER_EVENTUALLY((after = store->latest_version_wait(actor_id{"h", "3", t.ns_stuck})).has_value(), 60s);
+  CHECK(*after == 2);
+}
+
+TEST_CASE("latest_version is 0 for an actor without events and the last version of one with events") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  for (const auto layout : {aether::event_layout::per_actor, aether::event_layout::per_write}) {
+    const std::string ns = layout == aether::event_layout::per_actor ? "byactor" : "bywrite";
+    CAPTURE(ns);
+    aether::jetstream_store_options o;
+    o.layout = layout;
+    auto store = test::open_store(conn, o);
+    const actor_id a{"acct", "a", ns};
+    CHECK(*store->latest_version_wait(a) == 0); // no stream yet
+    REQUIRE(store->append_wait(a, 0, {make_event("noted")}));
+    REQUIRE(store->append_wait(a, 1, {make_event("noted"), make_event("noted")}));
+    REQUIRE(store->append_wait(a, 3, {make_event("noted")}));
+    CHECK(*store->latest_version_wait(a) == 4);
+    CHECK(*store->latest_version_wait(actor_id{"acct", "nobody", ns}) == 0);
+    // A store that knows nothing of them reads the same.
+    auto fresh = test::open_store(test::connect(server.url()), o);
+    CHECK(*fresh->latest_version_wait(a) == 4);
+    CHECK(*fresh->latest_version_wait(actor_id{"acct", "nobody", ns}) == 0);
+    CHECK(test::layout_of(*fresh, ns) == layout);
+  }
+  auto store = test::open_store(conn);
+  CHECK(store->latest_version_wait(actor_id{}).error().code() == errc::invalid_id);
+}
+
+TEST_CASE("latest_version from a store whose server died answers each once with a typed error") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  auto store = test::open_store(conn);
+  write_pair(*store, "fast", 0);
+  REQUIRE(*store->latest_version_wait(actor_id{"h", "0", "fast"}) == 2);
+  server.kill();
+  std::vector<answer> answers(10);
+  for (auto& a : answers) latest_into(*store, actor_id{"h", "0", "fast"}, 2, a);
+  AETHER_EVENTUALLY(all_answered(answers), 60s);
+  for (const auto& a : answers) {
+    REQUIRE(a.count.load() == 1);
+    REQUIRE_FALSE(a.ok.load());
+    const auto code = a.code.load();
+    CHECK((code == static_cast<int>(errc::unavailable) || code == static_cast<int>(errc::timeout)));
+  }
+}
+
+TEST_CASE("a store closing with version queries in flight answers each once, shutting_down, without waiting") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  constexpr int queries = 20; // more than the store's readers, all in flight at once
+  std::vector<answer> slow(queries);
+  aether::jetstream_store_options o;
+  o.readers = 2;
+  auto store = test::open_store(conn, o);
+  stuck_namespace stuck{conn, *store};
+  for (int i = 0; i < queries; ++i) {
+    latest_into(*store, actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 0,
+                slow[static_cast<std::size_t>(i)]);
+  }
+  // Each query's get waits at the server at the same time.
+  AETHER_EVENTUALLY(stuck.taken() == queries, 30s);
+  for (const auto& a : slow) CHECK(a.count.load() == 0);
+  store.reset();
+  for (const auto& a : slow) {
+    REQUIRE(a.count.load() == 1);
+    CHECK_FALSE(a.ok.load());
+    CHECK(a.code.load() == static_cast<int>(errc::shutting_down));
+  }
+  // The answers that come now reach nobody.
+  stuck.answer_all();
+  std::this_thread::sleep_for(200ms);
+  for (const auto& a : slow) CHECK(a.count.load() == 1);
+}
+
+TEST_CASE("a version query whose get nobody answers fails timeout once, and the late answer is dropped") {
+  aether::testing::nats_server server;
+  auto conn = test::connect(server.url());
+  std::vector<answer> slow(4);
+  auto store = test::open_store(conn);
+  stuck_namespace stuck{conn, *store};
+  for (std::size_t i = 0; i < slow.size(); ++i) {
+    latest_into(*store, actor_id{"s", fmt::format("x{}", i), std::string{stuck_namespace::ns}}, 0, slow[i]);
+  }
+  AETHER_EVENTUALLY(all_answered(slow), 30s); // a get waits 5 s
+  CHECK(stuck.taken() == slow.size());
+  stuck.answer_all(); // "not found": version 0, had it come in time
+  std::this_thread::sleep_for(300ms);
+  for (const auto& a : slow) {
+    CHECK(a.count.load() == 1);
+    CHECK_FALSE(a.ok.load());
+    CHECK(a.code.load() == static_cast<int>(errc::timeout));
+  }
 }

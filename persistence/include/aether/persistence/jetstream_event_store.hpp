@@ -35,10 +35,12 @@ struct jetstream_store_options {
   int max_attempts = 3;
   /// Threads of the store for the steps of a read that wait holding one
   /// (1 to 64): looking up a namespace's stream not seen yet, creating the
-  /// ordered consumer of a long history, and `latest_version`. A read's
-  /// gets of single writes wait on no thread. Appends never wait for reads.
+  /// ordered consumer of a long history, and finding the end of a history
+  /// whose last write is a stray. A read's gets of single writes, and
+  /// `latest_version`'s gets, wait on no thread. Appends never wait for reads.
   int readers = 4;
-  /// History reads in progress at once; more wait in order.
+  /// History reads and `latest_version` calls in progress at once; more
+  /// wait in order.
   int reads_in_flight = 1024;
   /// How long a replay may wait for the next message.
   std::chrono::milliseconds read_timeout{30'000};
@@ -89,10 +91,11 @@ struct jetstream_store_stats {
 /// (a failed send, "no responders", a reconnect since); the read-back of an
 /// unacknowledged write tries several times, each waiting longer.
 ///
-/// Reads run beside the appends, `reads_in_flight` at a time; a read
-/// waiting on a slow or stopped server holds no thread, so it does not hold
-/// up reads of other streams. Closing the store answers the reads and
-/// version checks still queued, and the reads in progress, `shutting_down`.
+/// Reads and `latest_version` run beside the appends, `reads_in_flight` at
+/// a time; one waiting on a slow or stopped server holds no thread, so it
+/// does not hold up reads of other streams. Closing the store answers the
+/// reads, version queries and version checks still queued, and the reads
+/// and version queries in progress, `shutting_down`.
 ///
 /// Thread-safety: every member from any thread; callbacks run on nats.c or
 /// store threads.
