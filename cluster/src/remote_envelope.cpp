@@ -13,31 +13,43 @@ namespace aether {
 namespace {
 
 /// An error as it travels: its code's name, detail and value.
-struct wire_error {
-  std::string code;
-  std::string detail;
+template <class Text>
+struct basic_wire_error {
+  Text code;
+  Text detail;
   std::uint64_t value = 0;
 };
-AETHER_JSON_FIELDS(wire_error, code, detail, value)
 
-/// The JSON shape of `remote_envelope`; ids as text, checked on decode.
-struct wire_envelope {
-  std::string kind;
-  std::string from_node;
+/// The JSON shape of `remote_envelope`, ids as text, checked on decode;
+/// over the type of its text: owning (`wire_envelope`, for `json::encode`
+/// and the general decoder) or views into the input (`wire_view`, for the
+/// fast reader). Both end in the same checks (`check`), so they decide alike.
+template <class Text, class Raw>
+struct basic_wire_envelope {
+  Text kind;
+  Text from_node;
   std::uint64_t from_incarnation = 0;
-  std::optional<std::string> target;
-  std::optional<std::string> sender;
-  std::optional<std::string> type;
-  json::raw payload;
+  std::optional<Text> target;
+  std::optional<Text> sender;
+  std::optional<Text> type;
+  Raw payload;
   std::uint64_t correlation = 0;
   std::uint64_t timeout_ms = 0;
   std::uint64_t epoch = 0;
   std::uint32_t shard = 0;
   std::optional<std::uint32_t> hops;
-  std::optional<wire_error> failure;
+  std::optional<basic_wire_error<Text>> failure;
 };
+
+using wire_error = basic_wire_error<std::string>;
+AETHER_JSON_FIELDS(wire_error, code, detail, value)
+using wire_envelope = basic_wire_envelope<std::string, json::raw>;
 AETHER_JSON_FIELDS(wire_envelope, kind, from_node, from_incarnation, target, sender, type, payload, correlation,
                    timeout_ms, epoch, shard, hops, failure)
+using wire_view = basic_wire_envelope<std::string_view, std::string_view>;
+
+std::string_view text_of(const json::raw& payload) noexcept { return payload.text; }
+std::string_view text_of(std::string_view payload) noexcept { return payload; }
 
 std::optional<remote_kind> kind_of(std::string_view name) {
   for (auto k : {remote_kind::tell, remote_kind::ask, remote_kind::answer, remote_kind::not_owner,
@@ -245,28 +257,6 @@ std::string detail::encode_envelope_reference(const remote_envelope& e) {
 
 namespace {
 
-/// An envelope's fields as read from the wire, before they are checked:
-/// views into the input (the fast reader) or into the general decoder's
-/// strings. Both readers end in `check`, so they decide alike.
-struct wire_view {
-  std::string_view kind;
-  std::string_view from_node;
-  std::uint64_t from_incarnation = 0;
-  std::optional<std::string_view> target;
-  std::optional<std::string_view> sender;
-  std::optional<std::string_view> type;
-  std::string_view payload;
-  std::uint64_t correlation = 0;
-  std::uint64_t timeout_ms = 0;
-  std::uint64_t epoch = 0;
-  std::uint32_t shard = 0;
-  std::optional<std::uint32_t> hops;
-  bool has_failure = false;
-  std::string_view failure_code;
-  std::string_view failure_detail;
-  std::uint64_t failure_value = 0;
-};
-
 /// `text` parsed as an actor id, or the one `cached_text` names when it is the same text.
 expected<actor_id> parse_id(std::string_view text, std::string* cached_text, actor_id* cached) {
   if (cached != nullptr && !cached->empty() && text == *cached_text) return *cached;
@@ -280,7 +270,8 @@ expected<actor_id> parse_id(std::string_view text, std::string* cached_text, act
 
 /// Checks the fields before the payload (kind, sending node, ids) into `e`:
 /// what `check` looks at first.
-expected<void> check_head(const wire_view& w, envelope_ids* ids, remote_envelope& e) {
+template <class Wire>
+expected<void> check_head(const Wire& w, envelope_ids* ids, remote_envelope& e) {
   const auto kind = kind_of(w.kind);
   if (!kind) return malformed(fmt::format("unknown kind '{}'", w.kind));
   e.kind = *kind;
@@ -301,24 +292,26 @@ expected<void> check_head(const wire_view& w, envelope_ids* ids, remote_envelope
 }
 
 /// Checks the rest into `e`, whose head is checked; `type` is the head's type name.
-expected<void> check_rest(const wire_view& w, std::optional<std::string_view> type, remote_envelope& e) {
+template <class Wire>
+expected<void> check_rest(const Wire& w, std::optional<std::string_view> type, remote_envelope& e) {
   if ((e.kind == remote_kind::ask || e.kind == remote_kind::answer || e.kind == remote_kind::not_owner) &&
       w.correlation == 0)
     return malformed("an ask or answer without a correlation");
   e.correlation = w.correlation;
   const bool carries_value =
-      e.kind == remote_kind::tell || e.kind == remote_kind::ask || (e.kind == remote_kind::answer && !w.has_failure);
+      e.kind == remote_kind::tell || e.kind == remote_kind::ask || (e.kind == remote_kind::answer && !w.failure);
   if (carries_value) {
     if (!type || type->empty()) return malformed("a value without a type name");
     // Values of declared types are JSON objects.
-    if (w.payload.empty() || w.payload.front() != '{') return malformed("a value without an object payload");
+    const std::string_view payload = text_of(w.payload);
+    if (payload.empty() || payload.front() != '{') return malformed("a value without an object payload");
     e.type.assign(*type);
-    e.payload.assign(w.payload);
+    e.payload.assign(payload);
   }
-  if (w.has_failure) {
-    const auto code = errc_of(w.failure_code);
-    if (!code) return malformed(fmt::format("unknown error code '{}'", w.failure_code));
-    e.failure.emplace(*code, std::string{w.failure_detail}, w.failure_value);
+  if (w.failure) {
+    const auto code = errc_of(w.failure->code);
+    if (!code) return malformed(fmt::format("unknown error code '{}'", w.failure->code));
+    e.failure.emplace(*code, std::string{w.failure->detail}, w.failure->value);
   }
   e.timeout_ms = w.timeout_ms;
   e.epoch = w.epoch;
@@ -328,10 +321,13 @@ expected<void> check_rest(const wire_view& w, std::optional<std::string_view> ty
 }
 
 /// The envelope `w` describes, or why it is not one.
-expected<remote_envelope> check(const wire_view& w, envelope_ids* ids) {
+template <class Wire>
+expected<remote_envelope> check(const Wire& w, envelope_ids* ids) {
   remote_envelope e;
   if (auto ok = check_head(w, ids, e); !ok) return ok.error();
-  if (auto ok = check_rest(w, w.type, e); !ok) return ok.error();
+  std::optional<std::string_view> type;
+  if (w.type) type = *w.type;
+  if (auto ok = check_rest(w, type, e); !ok) return ok.error();
   return e;
 }
 
@@ -377,9 +373,9 @@ public:
     }
     if (!literal(R"(,"failure":)")) return false;
     if (!literal("null")) {
-      w.has_failure = true;
-      if (!(literal(R"({"code":)") && string(w.failure_code) && literal(R"(,"detail":)") && string(w.failure_detail) &&
-            literal(R"(,"value":)") && number(w.failure_value) && literal("}")))
+      auto& f = w.failure.emplace();
+      if (!(literal(R"({"code":)") && string(f.code) && literal(R"(,"detail":)") && string(f.detail) &&
+            literal(R"(,"value":)") && number(f.value) && literal("}")))
         return false;
     }
     return literal("}");
@@ -639,7 +635,7 @@ std::optional<expected<remote_envelope>> detail::decode_envelope_fast(std::strin
     }
   }
   if (auto ok = check_rest(w, type, e); !ok) return expected<remote_envelope>{ok.error()};
-  if (tail != nullptr && !tail_known && !w.has_failure) {
+  if (tail != nullptr && !tail_known && !w.failure) {
     tail->text.assign(rest);
     tail->correlation = w.correlation;
     tail->timeout_ms = w.timeout_ms;
@@ -658,26 +654,7 @@ expected<remote_envelope> decode_envelope(std::string_view bytes, envelope_ids* 
 expected<remote_envelope> detail::decode_envelope_general(std::string_view bytes, envelope_ids* ids) {
   auto w = json::decode<wire_envelope>(bytes, max_envelope_size);
   if (!w) return w.error();
-  wire_view v;
-  v.kind = w->kind;
-  v.from_node = w->from_node;
-  v.from_incarnation = w->from_incarnation;
-  v.target = w->target;
-  v.sender = w->sender;
-  v.type = w->type;
-  v.payload = w->payload.text;
-  v.correlation = w->correlation;
-  v.timeout_ms = w->timeout_ms;
-  v.epoch = w->epoch;
-  v.shard = w->shard;
-  v.hops = w->hops;
-  if (w->failure) {
-    v.has_failure = true;
-    v.failure_code = w->failure->code;
-    v.failure_detail = w->failure->detail;
-    v.failure_value = w->failure->value;
-  }
-  return check(v, ids);
+  return check(*w, ids);
 }
 
 envelope_batch::envelope_batch() { buffer_.resize(header_room); }
