@@ -190,6 +190,7 @@ void handoff::serve(std::uint32_t shard, handoff_step& step) {
   }
   p.state = shard_state::serving;
   p.ready = false;
+  p.forward_to = member_id{};
   step.serve.push_back(shard);
 }
 
@@ -223,7 +224,10 @@ void handoff::waiting(std::uint32_t shard, const member_id& from) {
 
 void handoff::learned_owner(std::uint32_t shard, const member_id& to) {
   if (shard >= shards_.size() || !view_ || to == view_->self) return;
-  shards_[shard].forward_to = to;
+  // Only of a shard this node hands over: one it waits for or serves itself
+  // has no owner elsewhere to learn (a node's first map asks everyone).
+  auto& p = shards_[shard];
+  if (p.state == shard_state::remote || p.state == shard_state::draining) p.forward_to = to;
 }
 
 bool handoff::hold(std::uint32_t shard, remote_envelope&& e) {

@@ -181,16 +181,13 @@ void shard_router::apply(const cluster_snapshot& view) {
 void shard_router::take_step(const handoff_step& given, actions& todo) {
   // A shard this node is to serve while tells it sent elsewhere for it may
   // still be on their way (sent on to it later): it waits for them behind a
-  // fence. Its own tells meanwhile wait here with the shard's other messages.
+  // fence. Its own tells meanwhile wait behind that fence too.
   handoff_step step = given;
+  // What waits behind the fence stays there: tells sent before it may still
+  // come back here, and go first.
   const auto hold_back = [&](std::uint32_t s) {
     start_fence(s);
     handoff_.hold_back(s);
-    // What waited behind the fence to go elsewhere is older than anything
-    // held from now on: it waits here, first.
-    auto& o = outs_[s];
-    waiting_ -= o.waiting.size();
-    for (auto& e : std::exchange(o.waiting, {})) hold(s, std::move(e), todo);
   };
   std::erase_if(step.serve, [&](std::uint32_t s) {
     if (!needs_fence(s)) return false;
@@ -321,11 +318,18 @@ void shard_router::release_round(const std::shared_ptr<release_task>& task) {
     }
     if (task->phase == 0) {
       task->phase = 1;
+      actions todo;
       {
         std::lock_guard lock{self->mutex_};
         const bool leaving = self->handoff_.leaving();
         for (auto s : task->shards) {
           auto to = self->handoff_.drained(s);
+          // What came for the shard while it drained goes ahead of the
+          // release, to the new owner (a node that leaves knows it once
+          // that owner asked; until then it waits here for the question).
+          if (const auto next = to ? *to : self->handoff_.forward_to(s); !next.empty()) {
+            self->forward_held(s, next, todo);
+          }
           if (!task->notify) continue;
           if (to) {
             task->to_notify.emplace_back(*to, s);
@@ -338,6 +342,7 @@ void shard_router::release_round(const std::shared_ptr<release_task>& task) {
         }
         self->sync_states();
       }
+      self->run(std::move(todo));
       self->release_round(task);
       return;
     }
@@ -472,8 +477,16 @@ expected<void> shard_router::forward(outbound_message&& m) {
   const auto stopping = [](const actor_id& target) {
     return error{errc::shutting_down, "this node is stopping and no other node serves " + target.to_string()};
   };
+  std::string type;
   std::string payload;
-  if (auto encoded = encode_wire(m.payload, payload); !encoded) {
+  if (auto* w = m.payload.get_if<wire_message>()) {
+    // One that came from another node and was handed back by the mailbox
+    // (its actor's shard moved on meanwhile) travels on as it came.
+    type = std::move(w->name);
+    payload = std::move(w->json);
+  } else if (auto encoded = encode_wire(m.payload, payload); encoded) {
+    type = std::string{m.payload.type_name()};
+  } else {
     std::lock_guard lock{mutex_};
     if (no_one_to_send_to()) return stopping(m.target);
     return encoded.error();
@@ -484,7 +497,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
     e.kind = remote_kind::tell;
     e.target = std::move(m.target);
     e.sender = std::move(m.sender);
-    e.type = std::string{m.payload.type_name()};
+    e.type = std::move(type);
     e.payload = std::move(payload);
     e.shard = shard;
     member_id owner;
@@ -503,13 +516,7 @@ expected<void> shard_router::forward(outbound_message&& m) {
       if (st == shard_state::serving) {
         deliver_here(std::move(e), todo); // it became local meanwhile
       } else if (st == shard_state::incoming || owner.empty() || owner == e.from) {
-        const actor_id target = e.target;
-        const std::string type = e.type;
-        if (!handoff_.hold(shard, std::move(e))) {
-          overflowed_.fetch_add(1, std::memory_order_relaxed);
-          system_.report_dead_letter(target, type, errc::unavailable);
-          return overflow(shard);
-        }
+        sent = keep(shard, std::move(e));
       } else {
         // Sent under the lock: the shard's tells leave in the order routed.
         sent = send_on(shard, owner, std::move(e));
@@ -522,9 +529,8 @@ expected<void> shard_router::forward(outbound_message&& m) {
   {
     std::lock_guard lock{mutex_};
     if (no_one_to_send_to()) return stopping(m.target);
-    pending_.emplace(correlation,
-                     pending_ask{std::move(m.reply), std::move(m.target), std::move(m.sender),
-                                 std::string{m.payload.type_name()}, std::move(payload), exec_.now() + m.timeout});
+    pending_.emplace(correlation, pending_ask{std::move(m.reply), std::move(m.target), std::move(m.sender),
+                                              std::move(type), std::move(payload), exec_.now() + m.timeout});
   }
   route_ask(correlation);
   return {};
@@ -937,8 +943,12 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
   if (shard >= shard_count_) return; // a fence for no shard
   switch (handoff_.state(shard)) {
   case shard_state::serving:
-  case shard_state::draining:
     deliver_here(std::move(e), todo); // a fence is answered there
+    break;
+  case shard_state::draining:
+    // The mailboxes finish what they hold for the shard; what comes now
+    // goes to the new owner, in order, before its release.
+    hold(shard, std::move(e), todo);
     break;
   case shard_state::incoming:
     if (is_fence(e) && e.from == view_->self) {
@@ -958,17 +968,17 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
       no.from = view_->self;
       todo.sends.emplace_back(e.from, std::move(no));
     } else {
-      route_on(shard, std::move(e), todo);
+      route_on(shard, std::move(e));
     }
     break;
   }
 }
 
-void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& todo) {
+void shard_router::route_on(std::uint32_t shard, remote_envelope&& e) {
   const auto owner = owner_of(shard);
   const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
   if (to.empty()) {
-    hold(shard, std::move(e), todo);
+    (void)keep(shard, std::move(e));
     return;
   }
   if (e.hops >= max_hops) {
@@ -1013,6 +1023,26 @@ expected<void> shard_router::send_on(std::uint32_t shard, const member_id& to, r
   }
   o.dest = to;
   return outbox_->send(to, e);
+}
+
+expected<void> shard_router::keep(std::uint32_t shard, remote_envelope&& e) {
+  const bool fenced = needs_fence(shard);
+  if (waiting_ + handoff_.held() >= hold_limit_) {
+    overflowed_.fetch_add(1, std::memory_order_relaxed);
+    if (is_fence(e)) return {};
+    system_.report_dead_letter(e.target, e.type, errc::unavailable);
+    return overflow(shard);
+  }
+  if (!fenced) {
+    (void)handoff_.hold(shard, std::move(e));
+    return {};
+  }
+  // Tells for the shard that this node sent elsewhere may come back here:
+  // what it keeps now goes after them.
+  start_fence(shard);
+  outs_[shard].waiting.push_back(std::move(e));
+  ++waiting_;
+  return {};
 }
 
 void shard_router::start_fence(std::uint32_t shard) {
@@ -1065,9 +1095,9 @@ void shard_router::fence_passed(std::uint32_t shard, std::uint64_t correlation, 
   for (auto& e : waiting) {
     switch (handoff_.state(shard)) {
     case shard_state::serving:
-    case shard_state::draining:
       deliver_here(std::move(e), todo);
       break;
+    case shard_state::draining:
     case shard_state::incoming:
       hold(shard, std::move(e), todo);
       break;

@@ -31,7 +31,8 @@ namespace aether {
 ///
 /// Shards move by the `handoff`: a node that loses a shard to a live node
 /// finishes what is queued for it, passivates its actors and sends the new
-/// owner `released`; the new owner holds messages for the shard (bounded)
+/// owner what reached its inbox for the shard meanwhile, then `released`;
+/// the new owner holds messages for the shard (bounded)
 /// until then, or until the release timeout, and delivers them in order.
 /// A node that stops serving (it fenced itself) passivates its actors and
 /// answers asks for them with `not_owner`.
@@ -42,15 +43,18 @@ namespace aether {
 /// tells it sent to a node that still runs may be on their way, it sends
 /// that node a fence (behind those tells) and holds the shard's tells
 /// (bounded) until the fence passed: delivered where the tells before it
-/// were, or come back to this node as their new owner. A fence that does not
+/// were, or come back to this node as their new owner. Tells it keeps for
+/// the shard meanwhile (no owner known, or the shard on its way here) wait
+/// behind the fence too. A fence that does not
 /// pass within `fence_timeout` is given up (logged); the tells then go on.
 ///
 /// Asks are retried only where they were certainly not delivered: while no
 /// live node serves the shard (nothing was sent), and after the receiver
 /// answered `not_owner`; every retry uses the newest map, until the ask's
 /// deadline. Tells that find no owner, or a shard on its way here, wait in
-/// the handoff's buffer; on overflow the sender gets `unavailable` and a
-/// dead letter is counted.
+/// the handoff's buffer (or behind a fence); on overflow the sender gets
+/// `unavailable` and a dead letter is counted. A message a mailbox hands
+/// back (its shard moved on) travels on as it came from another node.
 ///
 /// Thread-safety: `is_local`, `may_activate` and `forward` from any thread;
 /// `apply` on the cluster strand; inbox messages arrive on a nats.c thread;
@@ -205,6 +209,12 @@ private:
   /// not `to`. `unavailable` when it could not wait (the buffer is full;
   /// a dead letter is counted), or the publish's error.
   expected<void> send_on(std::uint32_t shard, const member_id& to, remote_envelope&& e);
+  /// Keeps tell or fence `e` for `shard` here (no node to send it to, or
+  /// the shard on its way here): behind the shard's fence while tells this
+  /// node sent elsewhere may come back (starting one if needed), else in
+  /// the held queue. `unavailable` when the buffer is full (a dead letter
+  /// is counted). Under the lock.
+  expected<void> keep(std::uint32_t shard, remote_envelope&& e);
   /// Sends a fence for `shard` to where its tells went last, unless one is
   /// on its way. Under the lock.
   void start_fence(std::uint32_t shard);
@@ -218,7 +228,7 @@ private:
   /// behind it goes on. Under the lock.
   void fence_passed(std::uint32_t shard, std::uint64_t correlation, actions& todo);
   /// Routes a tell or fence this node sends on (a shard not served here). Under the lock.
-  void route_on(std::uint32_t shard, remote_envelope&& e, actions& todo);
+  void route_on(std::uint32_t shard, remote_envelope&& e);
 
   struct release_task {
     std::vector<std::uint32_t> shards;

@@ -175,15 +175,13 @@ void await_senders(order_node& a, order_node& b, order_node& c) {
 
 } // namespace
 
-// Missing or twice fails; an order broken is reported as a warning. Before
-// the new owner settled a shard (its held messages handled before the
-// node's own senders queue straight into the mailboxes) a loaded machine saw
-// a few pairs out of order in most runs: the held notes, queued by one
-// thread, overtaken by the sender's later notes queued by its own. Known
-// gap left: in sanitizer builds (and rarely under load) a sender's tells
-// that went to an owner that then left can come back after the tells its
-// node kept for the shard meanwhile (no owner known), which the held queue
-// delivers first.
+// Missing, twice or out of order fails. Each was seen before the router
+// kept, in order: the new owner settles a shard (its held messages handled
+// before the node's own senders queue straight into the mailboxes); a tell
+// a node keeps for a shard with no owner known waits behind the fence on
+// the tells it sent to the old owner; the old owner holds what comes while
+// it drains and sends it on ahead of its release; a tell the mailbox hands
+// back travels on as it came.
 TEST_CASE("handoff under load keeps each sender's order: senders on three nodes, many actors, a join and a leave") {
   aether::testing::nats_server server;
   order_node a{server.url(), "a", 2};
@@ -240,7 +238,7 @@ TEST_CASE("handoff under load keeps each sender's order: senders on three nodes,
   CHECK(sum.pairs == senders.size() * keys);
   CHECK(sum.missing == 0);
   CHECK(sum.twice == 0);
-  WARN(sum.inverted == 0); // the known gap above
+  CHECK(sum.inverted == 0);
 }
 
 // The same moves with actors that keep nothing and senders that barely
@@ -330,5 +328,5 @@ TEST_CASE("handoff under a fast stream keeps each sender's order: in-memory acto
   CHECK(sum.pairs == senders.size() * keys);
   CHECK(sum.missing == 0);
   CHECK(sum.twice == 0);
-  WARN(sum.inverted == 0); // the known gap above
+  CHECK(sum.inverted == 0);
 }

@@ -333,3 +333,20 @@ TEST_CASE("a shard served at once goes back to waiting when held back; one lost 
   CHECK(h.unfence(0).empty());
   CHECK(h.state(0) == shard_state::remote);
 }
+
+TEST_CASE("a node learns where a shard went only for one it hands over, not for one it waits for or serves") {
+  handoff h{1, 3s, 100};
+  // b's first map: it waits for shard 0, and a (whose first map asks
+  // everyone) asks b for it meanwhile.
+  h.apply(view(b, 1, {b}, alive({a, b})), t0);
+  REQUIRE(h.state(0) == shard_state::incoming);
+  h.learned_owner(0, a);
+  REQUIRE(h.released(0, a, 1).serve == std::vector<std::uint32_t>{0});
+  h.learned_owner(0, c); // a question while b serves it says nothing either
+  // b leaves: it knows the new owner only once that owner asks.
+  CHECK(h.leave().drain == std::vector<std::uint32_t>{0});
+  CHECK(!h.drained(0));
+  CHECK(h.forward_to(0).empty());
+  h.learned_owner(0, c);
+  CHECK(h.forward_to(0) == c);
+}

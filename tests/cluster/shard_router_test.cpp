@@ -13,8 +13,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -40,6 +42,28 @@ public:
 
 private:
   std::int64_t cents_ = 0;
+};
+
+/// Shows the order it was told deposits in: each one's cents as a digit.
+class journal : public aether::actor {
+public:
+  journal() {
+    on([this](const deposit& d) {
+      digits_ = digits_ * 10 + d.cents;
+      return balance{digits_, {}};
+    });
+  }
+
+private:
+  std::int64_t digits_ = 0;
+};
+
+/// Keeps its mailbox's thread busy: a deposit's cents in milliseconds.
+class sleeper : public aether::actor {
+public:
+  sleeper() {
+    on([](const deposit& d) { std::this_thread::sleep_for(std::chrono::milliseconds{d.cents}); });
+  }
 };
 
 } // namespace sr
@@ -109,6 +133,8 @@ struct router_fixture {
     o.send_asap = true;
     conn = aether::nats::connection::connect(o).value();
     system.register_actor<sr::account>("account");
+    system.register_actor<sr::journal>("journal");
+    system.register_actor<sr::sleeper>("sleeper");
     router = std::make_shared<aether::shard_router>(system, pool, 4, conn, cluster_name, shards,
                                                     aether::shard_router::options{});
   }
@@ -124,8 +150,9 @@ struct router_fixture {
     return c;
   }
 
-  /// Applies map `epoch` with every shard owned by `owner` (empty: none).
-  void map(std::uint64_t epoch, const member_id& owner) {
+  /// Applies map `epoch` with every shard owned by `owner` (empty: none);
+  /// the nodes the tests play are alive, or left as `left` says.
+  void map(std::uint64_t epoch, const member_id& owner, const std::vector<member_id>& left = {}) {
     aether::cluster_snapshot s;
     s.cluster = cluster_name;
     s.self = self;
@@ -133,8 +160,10 @@ struct router_fixture {
     s.serving = true;
     s.map = std::make_shared<const aether::shard_map>(epoch, 1, std::vector<member_id>(shards, owner));
     // Every node the tests play is alive.
-    for (const auto& m : {self, member_id{"b", 2}, member_id{"c", 3}})
-      s.members.push_back(aether::member{m, aether::member_status::alive});
+    for (const auto& m : {self, member_id{"b", 2}, member_id{"c", 3}}) {
+      const bool gone = std::find(left.begin(), left.end(), m) != left.end();
+      s.members.push_back(aether::member{m, gone ? aether::member_status::left : aether::member_status::alive});
+    }
     if (owner == self) {
       for (std::uint32_t i = 0; i < shards; ++i) s.owned_shards.push_back(i);
     }
@@ -279,4 +308,105 @@ TEST_CASE("a node answers asks for shards it owns, and not_owner for the others"
   CHECK(t.seen()[2].failure->code() == errc::unknown_message_type);
   CHECK(t.seen()[2].from == f.self);
   CHECK(t.malformed() == 0);
+}
+
+TEST_CASE("a message the mailbox hands back travels on to the owner as it came, not as an unknown type") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  f.map(1, b.id_);
+  // What a mailbox hands back when its actor's shard moved on: the message
+  // as it arrived from another node, never decoded here.
+  aether::outbound_message m;
+  m.target = actor_id{"account", "u"};
+  m.payload = aether::message{aether::wire_message{"wire.deposit", R"({"cents":4})"}};
+  REQUIRE(f.router->forward(std::move(m)));
+  AETHER_EVENTUALLY(b.seen().size() == 1, 10s);
+  CHECK(b.seen()[0].kind == remote_kind::tell);
+  CHECK(b.seen()[0].type == "wire.deposit");
+  CHECK(b.seen()[0].payload == R"({"cents":4})");
+  CHECK(f.system.metrics().dead_letters == 0);
+}
+
+TEST_CASE(
+    "a tell kept while no owner is known waits behind the fence on the tells sent before it, which come back first") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  const actor_id id{"journal", "j"};
+  const auto shard = id.shard(shards);
+  f.map(1, b.id_);
+  REQUIRE(f.system.tell(id, sr::deposit{1}));
+  AETHER_EVENTUALLY(b.seen().size() == 1, 10s);
+  const auto first = b.seen()[0];
+  // b leaves before a map names the shard's next owner: the next tell has
+  // no node to go to, while the first may still be at b, to come back.
+  f.map(1, b.id_, {b.id_});
+  REQUIRE(f.system.tell(id, sr::deposit{2}));
+  // This node is the next owner. b sends back what it held for the shard
+  // (the first tell, then the fence behind it), then its release.
+  f.map(2, f.self, {b.id_});
+  remote_envelope fence;
+  AETHER_EVENTUALLY(
+      [&] {
+        for (const auto& e : b.seen()) {
+          if (e.kind == remote_kind::query && e.correlation != 0) {
+            fence = e;
+            return true;
+          }
+        }
+        return false;
+      }(),
+      10s);
+  CHECK(fence.shard == shard);
+  auto back = first;
+  back.from = b.id_;
+  back.hops = 1;
+  f.send_to_self(back);
+  f.send_to_self(fence);
+  remote_envelope released;
+  released.kind = remote_kind::released;
+  released.from = b.id_;
+  released.epoch = 1;
+  released.shard = shard;
+  f.send_to_self(released);
+  AETHER_EVENTUALLY(f.router->state(shard) == aether::shard_state::serving, 10s);
+  auto r = f.system.ask<sr::balance>(id, sr::deposit{3}, 10s).get();
+  REQUIRE(r);
+  CHECK(r->cents == 123);
+}
+
+TEST_CASE("a tell that comes while the shard drains goes on to the new owner ahead of the release") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  fake_node t{*f.conn, member_id{"t", 9}};
+  const actor_id slow{"sleeper", "s"};
+  const actor_id id{"journal", "k"};
+  f.map(1, f.self);
+  AETHER_EVENTUALLY(f.router->state(id.shard(shards)) == aether::shard_state::serving, 10s);
+  // A slow handler keeps the shards draining a while.
+  REQUIRE(f.system.tell(slow, sr::deposit{500}));
+  f.map(2, b.id_);
+  remote_envelope e;
+  e.kind = remote_kind::tell;
+  e.from = t.id_;
+  e.target = id;
+  e.type = "wire.deposit";
+  e.payload = R"({"cents":7})";
+  e.epoch = 1;
+  e.shard = id.shard(shards);
+  f.send_to_self(e);
+  AETHER_EVENTUALLY(
+      [&] {
+        for (const auto& x : b.seen()) {
+          if (x.kind == remote_kind::released && x.shard == e.shard) return true;
+        }
+        return false;
+      }(),
+      20s);
+  // In order on b's inbox: the tell, then the release of its shard.
+  std::vector<remote_kind> order;
+  for (const auto& x : b.seen()) {
+    if (x.kind == remote_kind::tell && x.target == id) order.push_back(x.kind);
+    if (x.kind == remote_kind::released && x.shard == e.shard) order.push_back(x.kind);
+  }
+  CHECK(order == std::vector<remote_kind>{remote_kind::tell, remote_kind::released});
 }
