@@ -224,10 +224,11 @@ void handoff::waiting(std::uint32_t shard, const member_id& from) {
 
 void handoff::learned_owner(std::uint32_t shard, const member_id& to) {
   if (shard >= shards_.size() || !view_ || to == view_->self) return;
-  // Only of a shard this node hands over: one it waits for or serves itself
-  // has no owner elsewhere to learn (a node's first map asks everyone).
+  // Not of a shard this node waits for itself: a node's first map asks
+  // every member, the shard's next owner or not. One it serves may be asked
+  // by its next owner before it starts to drain (it leaves).
   auto& p = shards_[shard];
-  if (p.state == shard_state::remote || p.state == shard_state::draining) p.forward_to = to;
+  if (p.state != shard_state::incoming) p.forward_to = to;
 }
 
 bool handoff::hold(std::uint32_t shard, remote_envelope&& e) {

@@ -107,9 +107,9 @@ public:
   void waiting(std::uint32_t shard, const member_id& from);
   /// `to` waits for `shard` as its new owner (it sent a query): where this
   /// node sends messages for the shard once it released it, while its own
-  /// map names no other live owner (it left, and hears no newer map). Heard
-  /// only while the shard is not served or awaited here: a node's first map
-  /// asks every member, the shard's next owner or not.
+  /// map names no other live owner (it left, and hears no newer map). Not
+  /// heard while the shard is on its way here: a node's first map asks
+  /// every member, the shard's next owner or not.
   void learned_owner(std::uint32_t shard, const member_id& to);
   /// Where messages for a shard released here go when the map names no live
   /// owner (empty: unknown yet).

@@ -797,9 +797,15 @@ void shard_router::forward_held(std::uint32_t shard, const member_id& to, action
       no.correlation = e.correlation;
       todo.sends.emplace_back(e.from, std::move(no));
     } else {
-      // Keeps the epoch it was sent by: the new owner orders what it held
-      // by it. A fence keeps its sender.
-      if (!is_fence(e)) e.from = view_->self;
+      // Another node's tell keeps the epoch it was sent by: the new owner
+      // orders what it held by it. This node's own go by the map it sends
+      // them by, as its next tells will: a receiver that has not applied
+      // that map yet keeps them rather than sending them back by an older
+      // one. A fence keeps its sender.
+      if (!is_fence(e)) {
+        if (e.from == view_->self) e.epoch = view_->epoch();
+        e.from = view_->self;
+      }
       (void)send_on(shard, to, std::move(e));
     }
   }
@@ -960,7 +966,13 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
     }
     break;
   case shard_state::remote:
-    if (e.kind == remote_kind::ask) {
+    if (e.kind != remote_kind::ask && e.epoch > view_->epoch() && !handoff_.leaving()) {
+      // Sent here by a map this node has not applied yet (it names this
+      // node, or it did when the tell was sent on): it waits for that map
+      // here rather than going back by an older one, where the sender's
+      // next tells, sent here, would overtake it.
+      hold(shard, std::move(e), todo);
+    } else if (e.kind == remote_kind::ask) {
       // Certainly not delivered: the asker looks for the owner again.
       remote_envelope no;
       no.kind = remote_kind::not_owner;
@@ -968,17 +980,17 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
       no.from = view_->self;
       todo.sends.emplace_back(e.from, std::move(no));
     } else {
-      route_on(shard, std::move(e));
+      route_on(shard, std::move(e), todo);
     }
     break;
   }
 }
 
-void shard_router::route_on(std::uint32_t shard, remote_envelope&& e) {
+void shard_router::route_on(std::uint32_t shard, remote_envelope&& e, actions& todo) {
   const auto owner = owner_of(shard);
   const auto to = owner.empty() || owner == view_->self ? handoff_.forward_to(shard) : owner;
   if (to.empty()) {
-    (void)keep(shard, std::move(e));
+    hold(shard, std::move(e), todo);
     return;
   }
   if (e.hops >= max_hops) {

@@ -209,10 +209,11 @@ private:
   /// not `to`. `unavailable` when it could not wait (the buffer is full;
   /// a dead letter is counted), or the publish's error.
   expected<void> send_on(std::uint32_t shard, const member_id& to, remote_envelope&& e);
-  /// Keeps tell or fence `e` for `shard` here (no node to send it to, or
-  /// the shard on its way here): behind the shard's fence while tells this
-  /// node sent elsewhere may come back (starting one if needed), else in
-  /// the held queue. `unavailable` when the buffer is full (a dead letter
+  /// Keeps this node's own tell `e` for `shard` here (no node to send it
+  /// to, or the shard on its way here): behind the shard's fence while tells
+  /// it sent elsewhere may come back (starting one if needed), else in the
+  /// held queue (where other nodes' tells wait: the fence orders only this
+  /// node's own). `unavailable` when the buffer is full (a dead letter
   /// is counted). Under the lock.
   expected<void> keep(std::uint32_t shard, remote_envelope&& e);
   /// Sends a fence for `shard` to where its tells went last, unless one is
@@ -228,7 +229,7 @@ private:
   /// behind it goes on. Under the lock.
   void fence_passed(std::uint32_t shard, std::uint64_t correlation, actions& todo);
   /// Routes a tell or fence this node sends on (a shard not served here). Under the lock.
-  void route_on(std::uint32_t shard, remote_envelope&& e);
+  void route_on(std::uint32_t shard, remote_envelope&& e, actions& todo);
 
   struct release_task {
     std::vector<std::uint32_t> shards;

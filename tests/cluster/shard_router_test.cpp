@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -77,15 +78,17 @@ const std::string cluster_name = "rtest";
 class fake_node {
 public:
   fake_node(aether::nats::connection& conn, member_id id) : id_{std::move(id)} {
+    // The callback may still run while the node is destroyed (an
+    // unsubscribe does not wait for it): it shares what it writes.
     sub_ = conn.subscribe(aether::cluster_subjects::node_inbox(cluster_name, id_.node, id_.incarnation),
-                          [this](const aether::nats::message_view& m) {
+                          [in = in_](const aether::nats::message_view& m) {
                             // One envelope, or a batch of tells (in order).
                             std::vector<std::string_view> parts{m.data()};
-                            std::lock_guard lock{mutex_};
+                            std::lock_guard lock{in->mutex};
                             if (aether::is_batch(m.data())) {
                               auto split = aether::split_batch(m.data());
                               if (!split) {
-                                ++malformed_;
+                                ++in->malformed;
                                 return;
                               }
                               parts = std::move(*split);
@@ -93,29 +96,32 @@ public:
                             for (auto p : parts) {
                               auto e = aether::decode_envelope(p);
                               if (!e) {
-                                ++malformed_;
+                                ++in->malformed;
                                 continue;
                               }
-                              seen_.push_back(std::move(*e));
+                              in->seen.push_back(std::move(*e));
                             }
                           })
                .value();
   }
   [[nodiscard]] std::vector<remote_envelope> seen() const {
-    std::lock_guard lock{mutex_};
-    return seen_;
+    std::lock_guard lock{in_->mutex};
+    return in_->seen;
   }
   /// Envelopes that did not decode (never expected).
   [[nodiscard]] int malformed() const {
-    std::lock_guard lock{mutex_};
-    return malformed_;
+    std::lock_guard lock{in_->mutex};
+    return in_->malformed;
   }
   const member_id id_;
 
 private:
-  int malformed_ = 0;
-  mutable std::mutex mutex_;
-  std::vector<remote_envelope> seen_;
+  struct inbox {
+    std::mutex mutex;
+    int malformed = 0;
+    std::vector<remote_envelope> seen;
+  };
+  std::shared_ptr<inbox> in_ = std::make_shared<inbox>();
   aether::nats::subscription sub_;
 };
 
@@ -263,8 +269,9 @@ TEST_CASE("a tell waits while no node owns the shard and goes to the first owner
   AETHER_EVENTUALLY(b.seen().size() == 2, 10s);
   CHECK(b.seen()[0].payload == R"({"cents":1})");
   CHECK(b.seen()[1].payload == R"({"cents":2})");
-  // It keeps the epoch it was sent by: a new owner orders what it held by it.
-  CHECK(b.seen()[1].epoch == 1);
+  // It goes by the map it is sent by, as the next tells will: a node that
+  // has not applied that map yet keeps it rather than sending it back.
+  CHECK(b.seen()[1].epoch == 2);
   struct plain {};
   auto plain_sent = f.system.tell(actor_id{"account", "w"}, plain{});
   REQUIRE(!plain_sent);
@@ -409,4 +416,37 @@ TEST_CASE("a tell that comes while the shard drains goes on to the new owner ahe
     if (x.kind == remote_kind::released && x.shard == e.shard) order.push_back(x.kind);
   }
   CHECK(order == std::vector<remote_kind>{remote_kind::tell, remote_kind::released});
+}
+
+TEST_CASE("a tell sent by a map this node has not applied yet waits here for it, not sent back by the older one") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  fake_node t{*f.conn, member_id{"t", 9}};
+  const actor_id id{"journal", "n"};
+  const auto shard = id.shard(shards);
+  f.map(1, b.id_);
+  // t has map 2 already, which gives the shard to this node.
+  remote_envelope e;
+  e.kind = remote_kind::tell;
+  e.from = t.id_;
+  e.target = id;
+  e.type = "wire.deposit";
+  e.payload = R"({"cents":1})";
+  e.epoch = 2;
+  e.shard = shard;
+  f.send_to_self(e);
+  REQUIRE(f.conn->flush(5s));
+  std::this_thread::sleep_for(200ms); // what must not come: the tell sent on to b
+  f.map(2, f.self);
+  remote_envelope released;
+  released.kind = remote_kind::released;
+  released.from = b.id_;
+  released.epoch = 2;
+  released.shard = shard;
+  f.send_to_self(released);
+  AETHER_EVENTUALLY(f.router->state(shard) == aether::shard_state::serving, 10s);
+  auto r = f.system.ask<sr::balance>(id, sr::deposit{3}, 10s).get();
+  REQUIRE(r);
+  CHECK(r->cents == 13);
+  for (const auto& x : b.seen()) CHECK(x.kind != remote_kind::tell);
 }
