@@ -111,11 +111,12 @@ public:
   /// heard while the shard is on its way here: a node's first map asks
   /// every member, the shard's next owner or not.
   void learned_owner(std::uint32_t shard, const member_id& to);
-  /// Where messages for a shard released here go when the map names no live
-  /// owner (empty: unknown yet).
+  /// Where messages for a shard released (or draining) here go when the
+  /// map names no live owner (empty: unknown yet).
   [[nodiscard]] member_id forward_to(std::uint32_t shard) const {
     const auto& p = shards_[shard];
-    return p.state == shard_state::remote && p.released_here ? p.forward_to : member_id{};
+    const bool handed_over = p.state == shard_state::draining || (p.state == shard_state::remote && p.released_here);
+    return handed_over ? p.forward_to : member_id{};
   }
 
   [[nodiscard]] shard_state state(std::uint32_t shard) const noexcept { return shards_[shard].state; }

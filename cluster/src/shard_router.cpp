@@ -951,11 +951,27 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
   case shard_state::serving:
     deliver_here(std::move(e), todo); // a fence is answered there
     break;
-  case shard_state::draining:
+  case shard_state::draining: {
     // The mailboxes finish what they hold for the shard; what comes now
-    // goes to the new owner, in order, before its release.
-    hold(shard, std::move(e), todo);
+    // goes on to the new owner, which holds it until the release (or waits
+    // here, in order, until that node is known). A fence has passed once
+    // what came before it is in the mailboxes here or sent there.
+    auto to = owner_of(shard);
+    if (to.empty() || to == view_->self) to = handoff_.forward_to(shard);
+    if (to.empty() || e.kind == remote_kind::ask) {
+      hold(shard, std::move(e), todo);
+      break;
+    }
+    forward_held(shard, to, todo);
+    if (is_fence(e)) {
+      answer_fence(std::move(e), todo);
+    } else {
+      e.from = view_->self;
+      ++e.hops;
+      (void)send_on(shard, to, std::move(e));
+    }
     break;
+  }
   case shard_state::incoming:
     if (is_fence(e) && e.from == view_->self) {
       // This node's own fence came back to it as the shard's new owner:

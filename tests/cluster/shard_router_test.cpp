@@ -381,7 +381,8 @@ TEST_CASE(
   CHECK(r->cents == 123);
 }
 
-TEST_CASE("a tell that comes while the shard drains goes on to the new owner ahead of the release") {
+TEST_CASE(
+    "a tell that comes while the shard drains goes on to the new owner ahead of the release; a fence passes at once") {
   router_fixture f;
   fake_node b{*f.conn, member_id{"b", 2}};
   fake_node t{*f.conn, member_id{"t", 9}};
@@ -401,6 +402,18 @@ TEST_CASE("a tell that comes while the shard drains goes on to the new owner ahe
   e.epoch = 1;
   e.shard = id.shard(shards);
   f.send_to_self(e);
+  // t's fence behind it passes at once, while the shard still drains: what
+  // t sent before it went on to b.
+  remote_envelope fence;
+  fence.kind = remote_kind::query;
+  fence.from = t.id_;
+  fence.epoch = 1;
+  fence.shard = e.shard;
+  fence.correlation = 5;
+  f.send_to_self(fence);
+  AETHER_EVENTUALLY(!t.seen().empty(), 10s);
+  CHECK(t.seen()[0].kind == remote_kind::released);
+  CHECK(t.seen()[0].correlation == 5);
   AETHER_EVENTUALLY(
       [&] {
         for (const auto& x : b.seen()) {
