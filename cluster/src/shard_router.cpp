@@ -134,9 +134,20 @@ void shard_router::apply(const cluster_snapshot& view) {
     view_ = std::make_shared<const cluster_snapshot>(view);
     const auto step = handoff_.apply(view, exec_.now());
     take_step(step, todo);
-    // A fence to a node that died will not pass: what it fenced goes on.
     for (std::uint32_t s = 0; s < shard_count_; ++s) {
-      if (outs_[s].fence != 0 && !reachable(outs_[s].fenced)) fence_passed(s, outs_[s].fence, todo);
+      auto& o = outs_[s];
+      // A fence to a node that died will not pass: what it fenced goes on.
+      if (o.fence != 0 && !reachable(o.fenced)) fence_passed(s, o.fence, todo);
+      if (o.fence != 0 || o.dest.empty()) continue;
+      // Tells went to a node that no longer owns the shard: the fence goes
+      // now, while that node still runs (a node that left keeps its inbox
+      // open a while), not with the shard's next message, which would wait
+      // for one that can no longer pass.
+      if (!reachable(o.dest)) {
+        o.dest = member_id{};
+      } else if (o.dest != owner_of(s)) {
+        start_fence(s);
+      }
     }
     // This incarnation's inbox (a node that rejoined has a new one), unless
     // it was opened before the node joined.
