@@ -993,9 +993,11 @@ void shard_router::route_message(remote_envelope&& e, actions& todo) {
     }
     break;
   case shard_state::remote:
-    if (e.kind != remote_kind::ask && e.epoch > view_->epoch() && !handoff_.leaving()) {
+    if (e.kind != remote_kind::ask && !handoff_.leaving() &&
+        (e.epoch > view_->epoch() || (!is_fence(e) && e.from == owner_of(shard)))) {
       // Sent here by a map this node has not applied yet (it names this
-      // node, or it did when the tell was sent on): it waits for that map
+      // node, or it did when the tell was sent on; or the node this one's
+      // map names sent it on, having a newer one): it waits for that map
       // here rather than going back by an older one, where the sender's
       // next tells, sent here, would overtake it.
       hold(shard, std::move(e), todo);

@@ -463,3 +463,37 @@ TEST_CASE("a tell sent by a map this node has not applied yet waits here for it,
   CHECK(r->cents == 13);
   for (const auto& x : b.seen()) CHECK(x.kind != remote_kind::tell);
 }
+
+TEST_CASE("a tell sent on by the node this one's map names as owner waits here for the newer map") {
+  router_fixture f;
+  fake_node b{*f.conn, member_id{"b", 2}};
+  const actor_id id{"journal", "o"};
+  const auto shard = id.shard(shards);
+  f.map(1, b.id_);
+  // b drains the shard to this node by map 2 and sends on a tell it got
+  // meanwhile, sent by map 1: sent back to b it would go round.
+  remote_envelope e;
+  e.kind = remote_kind::tell;
+  e.from = b.id_;
+  e.target = id;
+  e.type = "wire.deposit";
+  e.payload = R"({"cents":1})";
+  e.epoch = 1;
+  e.shard = shard;
+  e.hops = 1;
+  f.send_to_self(e);
+  REQUIRE(f.conn->flush(5s));
+  std::this_thread::sleep_for(200ms); // what must not come: the tell sent back to b
+  f.map(2, f.self);
+  remote_envelope released;
+  released.kind = remote_kind::released;
+  released.from = b.id_;
+  released.epoch = 2;
+  released.shard = shard;
+  f.send_to_self(released);
+  AETHER_EVENTUALLY(f.router->state(shard) == aether::shard_state::serving, 10s);
+  auto r = f.system.ask<sr::balance>(id, sr::deposit{3}, 10s).get();
+  REQUIRE(r);
+  CHECK(r->cents == 13);
+  for (const auto& x : b.seen()) CHECK(x.kind != remote_kind::tell);
+}
