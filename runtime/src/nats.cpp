@@ -737,13 +737,17 @@ struct connection::impl {
     }
   }
 
-  static void on_error(natsConnection* nc, natsSubscription*, natsStatus err, void* closure) {
+  static void on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
     auto* self = static_cast<impl*>(closure);
-    const char* text = nullptr;
+    // The client hands this thread the error's own text (its last error),
+    // copied when the error came: the connection's error buffer, which the
+    // reader thread rewrites on the server's next error, is not read here.
+    natsStatus status = NATS_OK;
+    const char* text = nats_GetLastError(&status);
     if (err == NATS_SLOW_CONSUMER) {
       self->slow_consumers.fetch_add(1, std::memory_order_relaxed);
       log(log_level::warn, "a NATS subscriber fell behind and the client dropped messages");
-    } else if (err == NATS_NOT_PERMITTED && natsConnection_GetLastError(nc, &text) != NATS_OK && text != nullptr) {
+    } else if (err == NATS_NOT_PERMITTED && status == NATS_NOT_PERMITTED && text != nullptr && *text != '\0') {
       // The server's words name the subject the user may not use (no secret).
       log(log_level::warn, "NATS: {}", text);
       self->permission_violation(text);
@@ -1118,15 +1122,21 @@ expected<void> connection::check_permitted(std::string_view subject) const {
   const auto refused = [&](std::string_view text) {
     return text.find("Permissions Violation") != std::string_view::npos && text.find(quoted) != std::string_view::npos;
   };
-  // The reader thread records the latest error before it reads what the
-  // server sent next; the error handler runs later, on a thread of its own.
-  const char* last = nullptr;
-  if (natsConnection_GetLastError(impl_->nc, &last) == NATS_NOT_PERMITTED && last != nullptr && refused(last)) {
-    return error{errc::permission_denied, std::string{last}};
+  {
+    std::lock_guard lock{impl_->requests_mutex};
+    for (const auto& text : impl_->violations) {
+      if (refused(text)) return error{errc::permission_denied, text};
+    }
   }
-  std::lock_guard lock{impl_->requests_mutex};
-  for (const auto& text : impl_->violations) {
-    if (refused(text)) return error{errc::permission_denied, text};
+  // The reader thread records the latest error before it reads what the
+  // server sent next; the error handler runs later, on a thread of its own,
+  // and may not have had it yet. The client gives that record only as its
+  // own buffer, which its reader thread rewrites on the server's next error
+  // (tools/tsan.supp): it is read only when the handler has not had it.
+  const char* last = nullptr;
+  if (natsConnection_GetLastError(impl_->nc, &last) == NATS_NOT_PERMITTED && last != nullptr) {
+    std::string text{last};
+    if (refused(text)) return error{errc::permission_denied, std::move(text)};
   }
   return {};
 }
