@@ -176,6 +176,8 @@ void event_sourced_core::write(context& ctx, std::vector<event> events, std::fun
         maybe_snapshot(c, false);
       },
       [this, promise](const error& e, context& c) {
+        // A tell has nobody to hear of it: the log does.
+        log(log_level::warn, "{}: writing at version {} failed: {}", c.self().to_string(), version_, e.to_string());
         promise->deliver(e);
         // The store may hold more than this actor knows (a conflict, or a
         // write whose outcome is unknown): catch up before the next command.

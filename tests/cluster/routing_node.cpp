@@ -330,7 +330,10 @@ std::string run(aether::node& node, background& bg, const std::string& command) 
     in >> ms;
     bg.threads.emplace_back([&node, lid, from, count, ms] {
       for (std::int64_t i = 1; i <= count; ++i) {
-        (void)node.tell(lid, note{i, from});
+        if (auto sent = node.tell(lid, note{i, from}); !sent) {
+          std::fprintf(stderr, "stream %s %s: note %lld not sent: %s\n", lid.to_string().c_str(), from.c_str(),
+                       static_cast<long long>(i), sent.error().to_string().c_str());
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds{ms});
       }
     });
@@ -412,6 +415,13 @@ int main() {
   cfg->threads = 2;
   cfg->system.shard_count = 4;
   cfg->handle_signals = false;
+  // A message nobody could take is named on stderr (the test's output), so
+  // that a lost one says where it went.
+  cfg->system.on_dead_letter = [](const aether::dead_letter& d) {
+    std::fprintf(stderr, "dead letter: %s %.*s %s\n", d.target.to_string().c_str(),
+                 static_cast<int>(d.message_type.size()), d.message_type.data(),
+                 std::string{aether::to_string(d.reason)}.c_str());
+  };
   const auto expect = static_cast<std::size_t>(
       std::atoi(std::getenv("AETHER_EXPECT_NODES") ? std::getenv("AETHER_EXPECT_NODES") : "1"));
   // Messages from other nodes reach the actors on the node's threads, with
