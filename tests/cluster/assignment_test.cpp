@@ -88,7 +88,7 @@ TEST_CASE("a stable membership keeps the map as it is") {
   CHECK(assign_shards(m, live, 257) == m.owners());
 }
 
-TEST_CASE("no live member: no shard has an owner; another shard count starts afresh") {
+TEST_CASE("no live member: no shard has an owner, another shard count starts afresh") {
   const auto none = assign_shards(shard_map{}, {}, 8);
   CHECK(none.size() == 8);
   for (const auto& o : none) CHECK(o.empty());

@@ -107,7 +107,7 @@ TEST_CASE("a version stored twice fails the check") {
   CHECK(mentions(f.problems(), "b: version 2 is stored twice"));
 }
 
-TEST_CASE("an unknown operation stored twice fails the check; once, either way, passes") {
+TEST_CASE("an unknown operation stored twice fails the check, once, either way, passes") {
   fixture f;
   f.accounts["b"].events.push_back(dep(3, "u1", 7));
   f.accounts["b"].balance = 18;

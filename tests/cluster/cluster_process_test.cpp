@@ -93,7 +93,7 @@ void check_maps_exact_and_minimal(const proc::cluster& c, std::uint32_t shards) 
 
 } // namespace
 
-TEST_CASE("three nodes elect one leader; after kill -9 of the leader a new one leads a higher term; the old one "
+TEST_CASE("three nodes elect one leader, after kill -9 of the leader a new one leads a higher term, the old one "
           "restarted follows") {
   aether::testing::nats_server server;
   proc::cluster c{AETHER_CLUSTER_NODE, settings(server.url(), "c5")};
@@ -124,7 +124,7 @@ TEST_CASE("three nodes elect one leader; after kill -9 of the leader a new one l
   c.check_invariants();
 }
 
-TEST_CASE("100 shards on 3 nodes are 34/33/33 on every view; a 4th node moves 25; one leaving moves only its own") {
+TEST_CASE("100 shards on 3 nodes are 34/33/33 on every view, a 4th node moves 25, one leaving moves only its own") {
   aether::testing::nats_server server;
   proc::cluster c{AETHER_CLUSTER_NODE, settings(server.url(), "c6")};
   for (auto id : {"a", "b", "c"}) c.start(id);

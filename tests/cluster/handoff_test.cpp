@@ -66,7 +66,7 @@ void first(handoff& h, const cluster_snapshot& v) {
 
 } // namespace
 
-TEST_CASE("a node's first map waits for any release while others live; alone it serves at once") {
+TEST_CASE("a node's first map waits for any release while others live, alone it serves at once") {
   handoff alone{1, 3s, 100};
   CHECK(alone.apply(view(a, 1, {a}, alive({a})), t0).serve == std::vector<std::uint32_t>{0});
 
@@ -79,7 +79,7 @@ TEST_CASE("a node's first map waits for any release while others live; alone it 
   CHECK(h.state(1) == shard_state::serving);
 }
 
-TEST_CASE("a shard won from a live node waits for its release; held messages keep their order") {
+TEST_CASE("a shard won from a live node waits for its release, held messages keep their order") {
   handoff h{2, 3s, 100};
   first(h, view(b, 1, {a, b}, alive({a, b})));
   CHECK(h.state(1) == shard_state::serving);
@@ -116,7 +116,7 @@ TEST_CASE("an old owner that does not release in time is overtaken at the deadli
   CHECK(h.state(0) == shard_state::serving);
 }
 
-TEST_CASE("a shard of a dead node is served at once; one whose old owner dies while it waits too") {
+TEST_CASE("a shard of a dead node is served at once, one whose old owner dies while it waits too") {
   handoff h{2, 3s, 100};
   h.apply(view(b, 1, {a, a}, alive({a, b})), t0);
   // a was declared dead: map 2 gives b both shards, no wait.
@@ -154,7 +154,7 @@ TEST_CASE("a fenced node drops every shard at once, with no release") {
   CHECK(h.state(1) == shard_state::remote);
 }
 
-TEST_CASE("a release that comes before the map is remembered; a leaving node drains everything") {
+TEST_CASE("a release that comes before the map is remembered, a leaving node drains everything") {
   handoff h{1, 3s, 100};
   h.apply(view(b, 1, {a}, alive({a, b})), t0);
   CHECK(h.released(0, a, 2).serve.empty());
@@ -173,7 +173,7 @@ TEST_CASE("a release that comes before the map is remembered; a leaving node dra
   CHECK(w.state(0) == shard_state::incoming);
 }
 
-TEST_CASE("the buffer is bounded; a shard lost before it was served hands its messages on") {
+TEST_CASE("the buffer is bounded, a shard lost before it was served hands its messages on") {
   handoff h{1, 3s, 2};
   h.apply(view(b, 1, {a}, alive({a, b, c})), t0);
   h.apply(view(b, 2, {b}, alive({a, b, c})), t0);
@@ -199,7 +199,7 @@ TEST_CASE("a node that released a shard says so again to the node it released it
   CHECK_FALSE(h.released_to(0, b));
 }
 
-TEST_CASE("an old owner that answers 'wait' is never overtaken; one that stops answering is, at the next deadline") {
+TEST_CASE("an old owner that answers 'wait' is never overtaken, one that stops answering is, at the next deadline") {
   handoff h{1, 3s, 100};
   h.apply(view(b, 1, {a}, alive({a, b})), t0);
   auto step = h.apply(view(b, 2, {b}, alive({a, b})), t0);
@@ -237,7 +237,7 @@ TEST_CASE("an old owner that answers 'wait' is never overtaken; one that stops a
   CHECK(f.expire(t0 + 6s).serve == std::vector<std::uint32_t>{0});
 }
 
-TEST_CASE("a shard released early by a node that left is still asked for; the leaving node learns its new owner") {
+TEST_CASE("a shard released early by a node that left is still asked for, the leaving node learns its new owner") {
   // The new owner: a's release came before the map, but a left, so b asks
   // it again (a may hold messages for the shard) before it serves.
   handoff h{1, 3s, 100};
@@ -314,7 +314,7 @@ TEST_CASE("a shard held back for a fence is served only once released and unfenc
   CHECK(h.state(1) == shard_state::serving);
 }
 
-TEST_CASE("a shard served at once goes back to waiting when held back; one lost meanwhile forgets the fence") {
+TEST_CASE("a shard served at once goes back to waiting when held back, one lost meanwhile forgets the fence") {
   handoff h{1, 3s, 100};
   // Alone: served at once.
   CHECK(h.apply(view(b, 1, {b}, alive({b})), t0).serve == std::vector<std::uint32_t>{0});

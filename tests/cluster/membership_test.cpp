@@ -46,7 +46,7 @@ TEST_CASE("three members agree on members, leader and a 34/33/33 map") {
   w.check_invariants();
 }
 
-TEST_CASE("a fourth member takes 25 shards; a member that leaves hands over only its own") {
+TEST_CASE("a fourth member takes 25 shards, a member that leaves hands over only its own") {
   sim::world w{100};
   for (auto id : {"a", "b", "c"}) w.start(id);
   w.until([&] { return w.converged() && w.live()[0]->view()->alive_members().size() == 3; });
@@ -189,7 +189,7 @@ TEST_CASE("a node with another shard count refuses to start, naming both numbers
   CHECK(w.live()[0]->view()->alive_members().size() == 1);
 }
 
-TEST_CASE("without the control log no term or map changes; afterwards the cluster converges") {
+TEST_CASE("without the control log no term or map changes, afterwards the cluster converges") {
   sim::world w{30};
   for (auto id : {"a", "b", "c"}) w.start(id);
   w.until([&] { return w.converged() && w.live()[0]->view()->alive_members().size() == 3; });

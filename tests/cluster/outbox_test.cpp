@@ -98,7 +98,7 @@ std::string subject_of(const member_id& m) { return "outbox_test." + m.node; }
 
 } // namespace
 
-TEST_CASE("tells are gathered per node; an ask leaves after them; full batches leave at once") {
+TEST_CASE("tells are gathered per node, an ask leaves after them, full batches leave at once") {
   aether::testing::nats_server server;
   auto sender = connect(server.url());
   auto receiver = connect(server.url());
@@ -134,7 +134,7 @@ TEST_CASE("tells are gathered per node; an ask leaves after them; full batches l
   CHECK(out->lost() == 0);
 }
 
-TEST_CASE("a flush sends one message per node; a lone tell travels as its envelope") {
+TEST_CASE("a flush sends one message per node, a lone tell travels as its envelope") {
   aether::testing::nats_server server;
   auto sender = connect(server.url());
   auto receiver = connect(server.url());

@@ -169,7 +169,7 @@ void check_versions(routing_node& n, const std::string& key, std::size_t at_leas
 
 } // namespace
 
-TEST_CASE("seed C6/C7: an actor on node b answers asks through node a; b is killed; its new owner answers with the "
+TEST_CASE("seed C6/C7: an actor on node b answers asks through node a, b is killed, its new owner answers with the "
           "state intact") {
   aether::testing::nats_server server;
   routing_node a{server.url(), "a", "c67", 2};
@@ -192,7 +192,7 @@ TEST_CASE("seed C6/C7: an actor on node b answers asks through node a; b is kill
   check_versions(a, key, 3);
 }
 
-TEST_CASE("a paused owner stops serving by itself when resumed; no version is stored twice") {
+TEST_CASE("a paused owner stops serving by itself when resumed, no version is stored twice") {
   aether::testing::nats_server server;
   routing_node a{server.url(), "a", "stale", 2};
   routing_node b{server.url(), "b", "stale", 2};

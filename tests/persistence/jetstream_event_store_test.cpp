@@ -190,7 +190,7 @@ TEST_CASE("an actor appending after the version it read or wrote pays no version
   CHECK(writer->stats().version_checks == 1);
 }
 
-TEST_CASE("a write whose acknowledgement is late is stored once; on R1 it is not sent again on a live connection") {
+TEST_CASE("a write whose acknowledgement is late is stored once, on R1 it is not sent again on a live connection") {
   aether::testing::nats_server server;
   auto conn = test::connect(server.url());
   aether::jetstream_store_options o;

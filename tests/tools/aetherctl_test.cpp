@@ -264,7 +264,7 @@ AETHER_JSON_FIELDS(state_out, actor, version, time, timestamp_ns, last_version, 
 
 } // namespace
 
-TEST_CASE("aetherctl: --help and --version answer with 0; bad input is one line and exit code 2") {
+TEST_CASE("aetherctl: --help and --version answer with 0, bad input is one line and exit code 2") {
   auto help = run({"--help"});
   CHECK(help.code == 0);
   CHECK(help.out.find("Usage: aetherctl") != std::string::npos);
