@@ -88,7 +88,8 @@ shard_router::shard_router(actor_system& system, executor& exec, std::size_t lan
       release_timeout_{opts.release_timeout},
       registration_until_{exec.now() + registration_grace},
       outs_(shard_count),
-      fence_timeout_{opts.fence_timeout} {
+      fence_timeout_{opts.fence_timeout},
+      fence_limit_{std::max(opts.fence_limit, opts.fence_timeout)} {
   for (std::uint32_t s = 0; s < shard_count_; ++s) state_[s].store(static_cast<std::uint8_t>(shard_state::remote));
   outbox_ = std::make_shared<outbox>(exec_, lane_, conn_, [cluster = cluster_](const member_id& m) {
     return cluster_subjects::node_inbox(cluster, m.node, m.incarnation);
@@ -647,8 +648,18 @@ void shard_router::tick() {
     for (std::uint32_t s = 0; s < shard_count_; ++s) {
       auto& o = outs_[s];
       if (o.fence == 0 || now < o.deadline) continue;
-      log(log_level::warn, "shard {}: no answer from {} to the fence behind its tells within {} ms; {} tells go on", s,
-          o.fenced.to_string(), millis(fence_timeout_), o.waiting.size());
+      // A node that left still runs while it hands its shards over (and
+      // keeps its inbox open a while after): it answers too.
+      const bool running = reachable(o.fenced);
+      if (running && now < o.limit) {
+        // Slow, or the fence or its answer lost: ask again, wait on.
+        o.deadline = now + fence_timeout_;
+        send_fence(s);
+        continue;
+      }
+      log(log_level::warn, "shard {}: no answer from {} to the fence behind its tells ({}); {} tells go on", s,
+          o.fenced.to_string(), running ? fmt::format("within {} ms", millis(fence_limit_)) : "it is dead",
+          o.waiting.size());
       fence_passed(s, o.fence, todo);
     }
     if (!types_settled_) (void)registered({}, todo);
@@ -1092,6 +1103,12 @@ void shard_router::start_fence(std::uint32_t shard) {
   o.fence = next_correlation_.fetch_add(1, std::memory_order_relaxed);
   o.fenced = o.dest;
   o.deadline = exec_.now() + fence_timeout_;
+  o.limit = exec_.now() + fence_limit_;
+  send_fence(shard);
+}
+
+void shard_router::send_fence(std::uint32_t shard) {
+  const auto& o = outs_[shard];
   remote_envelope f;
   f.kind = remote_kind::query;
   f.from = view_->self;

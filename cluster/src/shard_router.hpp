@@ -45,8 +45,11 @@ namespace aether {
 /// (bounded) until the fence passed: delivered where the tells before it
 /// were, or come back to this node as their new owner. Tells it keeps for
 /// the shard meanwhile (no owner known, or the shard on its way here) wait
-/// behind the fence too. A fence that does not
-/// pass within `fence_timeout` is given up (logged); the tells then go on.
+/// behind the fence too. A fence that does not pass within `fence_timeout`
+/// is sent again while its node runs (alive, or left and handing its shards
+/// over: it is slow, or the fence or its answer was lost); it is given up
+/// (logged), and the tells go on, once that node is dead, or after
+/// `fence_limit` in all.
 ///
 /// Asks are retried only where they were certainly not delivered: while no
 /// live node serves the shard (nothing was sent), and after the receiver
@@ -69,6 +72,8 @@ public:
     /// How long tells for a shard wait behind a fence on the node they went
     /// to before (then they go on, in order as far as this node knows).
     executor::duration fence_timeout = std::chrono::seconds{3};
+    /// How long they wait behind a fence to a node that still runs.
+    executor::duration fence_limit = std::chrono::seconds{30};
   };
 
   shard_router(actor_system& system, executor& exec, std::size_t lane, std::shared_ptr<nats::connection> conn,
@@ -188,7 +193,8 @@ private:
     member_id dest;                      // where tells for the shard went last (empty: none since it served it)
     std::uint64_t fence = 0;             // the fence its tells wait behind (0: none)
     member_id fenced;                    // the node the fence went to
-    executor::time_point deadline{};     // when the fence is given up
+    executor::time_point deadline{};     // when the fence is sent again, or given up
+    executor::time_point limit{};        // when it is given up even to a live node
     std::deque<remote_envelope> waiting; // tells behind the fence, in order
     bool settling = false;               // served here, the held messages not handled yet
     std::uint64_t round = 0;             // the settling barrier waited for
@@ -219,6 +225,8 @@ private:
   /// Sends a fence for `shard` to where its tells went last, unless one is
   /// on its way. Under the lock.
   void start_fence(std::uint32_t shard);
+  /// Sends shard's fence (again) to the node it waits on. Under the lock.
+  void send_fence(std::uint32_t shard);
   /// Whether `shard` must not be served here before a fence passed (tells
   /// sent for it may still be on their way). Under the lock.
   [[nodiscard]] bool needs_fence(std::uint32_t shard) const;
@@ -276,6 +284,7 @@ private:
   std::vector<out_lane> outs_; // per shard
   std::size_t waiting_ = 0;    // tells behind fences, in all
   executor::duration fence_timeout_;
+  executor::duration fence_limit_;
   executor::timer_id sweep_timer_ = 0;
   std::uint64_t ticks_ = 0;
   bool stopped_ = false;

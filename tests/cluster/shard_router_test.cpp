@@ -133,7 +133,7 @@ struct router_fixture {
   std::shared_ptr<aether::shard_router> router;
   const member_id self{"a", 1};
 
-  router_fixture() {
+  explicit router_fixture(aether::shard_router::options opts = {}) {
     aether::nats::connect_options o;
     o.url = server.url();
     o.send_asap = true;
@@ -141,8 +141,7 @@ struct router_fixture {
     system.register_actor<sr::account>("account");
     system.register_actor<sr::journal>("journal");
     system.register_actor<sr::sleeper>("sleeper");
-    router = std::make_shared<aether::shard_router>(system, pool, 4, conn, cluster_name, shards,
-                                                    aether::shard_router::options{});
+    router = std::make_shared<aether::shard_router>(system, pool, 4, conn, cluster_name, shards, opts);
   }
   ~router_fixture() {
     system.set_placement(nullptr);
@@ -157,8 +156,9 @@ struct router_fixture {
   }
 
   /// Applies map `epoch` with every shard owned by `owner` (empty: none);
-  /// the nodes the tests play are alive, or left as `left` says.
-  void map(std::uint64_t epoch, const member_id& owner, const std::vector<member_id>& left = {}) {
+  /// the nodes the tests play are alive, or `gone` (left, or dead) as `left` says.
+  void map(std::uint64_t epoch, const member_id& owner, const std::vector<member_id>& left = {},
+           aether::member_status gone = aether::member_status::left) {
     aether::cluster_snapshot s;
     s.cluster = cluster_name;
     s.self = self;
@@ -167,8 +167,8 @@ struct router_fixture {
     s.map = std::make_shared<const aether::shard_map>(epoch, 1, std::vector<member_id>(shards, owner));
     // Every node the tests play is alive.
     for (const auto& m : {self, member_id{"b", 2}, member_id{"c", 3}}) {
-      const bool gone = std::find(left.begin(), left.end(), m) != left.end();
-      s.members.push_back(aether::member{m, gone ? aether::member_status::left : aether::member_status::alive});
+      const bool out = std::find(left.begin(), left.end(), m) != left.end();
+      s.members.push_back(aether::member{m, out ? gone : aether::member_status::alive});
     }
     if (owner == self) {
       for (std::uint32_t i = 0; i < shards; ++i) s.owned_shards.push_back(i);
@@ -258,7 +258,7 @@ TEST_CASE("an ask that may have been delivered is never sent twice: it times out
   CHECK(b.seen().size() == 1);
 }
 
-TEST_CASE("a tell waits while no node owns the shard and goes to the first owner; one without a wire form fails") {
+TEST_CASE("a tell waits while no node owns the shard and goes to the first owner, one without a wire form fails") {
   router_fixture f;
   fake_node b{*f.conn, member_id{"b", 2}};
   f.map(1, member_id{});
@@ -382,7 +382,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a tell that comes while the shard drains goes on to the new owner ahead of the release; a fence passes at once") {
+    "a tell that comes while the shard drains goes on to the new owner ahead of the release, a fence passes at once") {
   router_fixture f;
   fake_node b{*f.conn, member_id{"b", 2}};
   fake_node t{*f.conn, member_id{"t", 9}};
@@ -496,4 +496,90 @@ TEST_CASE("a tell sent on by the node this one's map names as owner waits here f
   REQUIRE(r);
   CHECK(r->cents == 13);
   for (const auto& x : b.seen()) CHECK(x.kind != remote_kind::tell);
+}
+
+TEST_CASE("a fence a live node does not answer in time is sent again, and the tells behind it wait for its answer") {
+  aether::shard_router::options o;
+  o.fence_timeout = 300ms;
+  router_fixture f{o};
+  fake_node b{*f.conn, member_id{"b", 2}};
+  fake_node c{*f.conn, member_id{"c", 3}};
+  const actor_id id{"journal", "f"};
+  f.map(1, b.id_);
+  REQUIRE(f.system.tell(id, sr::deposit{1}));
+  AETHER_EVENTUALLY(b.seen().size() == 1, 10s);
+  // The shard moves to c; b, alive but slow, does not answer the fence.
+  f.map(2, c.id_);
+  REQUIRE(f.system.tell(id, sr::deposit{2}));
+  const auto fences = [&] {
+    std::vector<remote_envelope> out;
+    for (const auto& e : b.seen()) {
+      if (e.kind == remote_kind::query && e.correlation != 0) out.push_back(e);
+    }
+    return out;
+  };
+  AETHER_EVENTUALLY(fences().size() >= 3, 10s);
+  CHECK(fences()[0].correlation == fences()[2].correlation);
+  CHECK(fences()[2].shard == id.shard(shards));
+  // Well past the fence timeout, the tell still waits for the answer.
+  CHECK(c.seen().empty());
+  // b answers (once per fence it got): the tell goes on to c, once.
+  remote_envelope passed;
+  passed.kind = remote_kind::released;
+  passed.from = b.id_;
+  passed.shard = id.shard(shards);
+  passed.correlation = fences()[0].correlation;
+  f.send_to_self(passed);
+  f.send_to_self(passed);
+  AETHER_EVENTUALLY(!c.seen().empty(), 10s);
+  std::this_thread::sleep_for(300ms);
+  REQUIRE(c.seen().size() == 1);
+  CHECK(c.seen()[0].kind == remote_kind::tell);
+  CHECK(c.seen()[0].payload.find("2") != std::string::npos);
+}
+
+TEST_CASE("a fence to a node that left is given up only at its limit, one to a node declared dead at once") {
+  aether::shard_router::options o;
+  o.fence_timeout = 300ms;
+  o.fence_limit = 5s;
+  router_fixture f{o};
+  fake_node b{*f.conn, member_id{"b", 2}};
+  fake_node c{*f.conn, member_id{"c", 3}};
+  const actor_id id{"journal", "g"};
+  f.map(1, b.id_);
+  REQUIRE(f.system.tell(id, sr::deposit{1}));
+  AETHER_EVENTUALLY(b.seen().size() == 1, 10s);
+  // Left (it still hands its shards over) and silent: the tell goes on to
+  // c at the limit (5 s), not before.
+  const auto start = std::chrono::steady_clock::now();
+  f.map(2, c.id_, {b.id_});
+  REQUIRE(f.system.tell(id, sr::deposit{2}));
+  AETHER_EVENTUALLY(!c.seen().empty(), 10s);
+  CHECK(std::chrono::steady_clock::now() - start >= 4900ms);
+  // A fence to b that b never answers, then b is declared dead: the tell
+  // behind the fence goes on at once.
+  const auto queries = [&] {
+    const auto seen = b.seen();
+    return std::count_if(seen.begin(), seen.end(), [](const remote_envelope& e) {
+      return e.kind == remote_kind::query && e.correlation != 0;
+    });
+  };
+  const actor_id other{"journal", "h"};
+  f.map(3, b.id_);
+  REQUIRE(f.system.tell(other, sr::deposit{1}));
+  AETHER_EVENTUALLY(
+      [&] {
+        const auto seen = b.seen();
+        return std::any_of(seen.begin(), seen.end(), [&](const remote_envelope& e) { return e.target == other; });
+      }(),
+      10s);
+  const auto before = c.seen().size();
+  const auto fences = queries();
+  f.map(4, c.id_);
+  REQUIRE(f.system.tell(other, sr::deposit{2}));
+  AETHER_EVENTUALLY(queries() > fences, 10s);
+  const auto dead_at = std::chrono::steady_clock::now();
+  f.map(5, c.id_, {b.id_}, aether::member_status::dead);
+  AETHER_EVENTUALLY(c.seen().size() > before, 10s);
+  CHECK(std::chrono::steady_clock::now() - dead_at < 4900ms);
 }
