@@ -560,9 +560,8 @@ TEST_CASE("a fence to a node that left is given up only at its limit, one to a n
   // behind the fence goes on at once.
   const auto queries = [&] {
     const auto seen = b.seen();
-    return std::count_if(seen.begin(), seen.end(), [](const remote_envelope& e) {
-      return e.kind == remote_kind::query && e.correlation != 0;
-    });
+    return std::count_if(seen.begin(), seen.end(),
+                         [](const remote_envelope& e) { return e.kind == remote_kind::query && e.correlation != 0; });
   };
   const actor_id other{"journal", "h"};
   f.map(3, b.id_);
