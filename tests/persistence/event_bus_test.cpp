@@ -125,7 +125,7 @@ TEST_CASE_TEMPLATE("hierarchical namespaces: every pattern gets exactly the name
   CHECK(deliveries > 2 * namespaces.size());
 }
 
-TEST_CASE_TEMPLATE("seed C8: publish to 'orders'; exact and wildcard subscribers get it, filters narrow it exactly", B,
+TEST_CASE_TEMPLATE("seed C8: publish to 'orders', exact and wildcard subscribers get it, filters narrow it exactly", B,
                    BUSES) {
   B b;
   collector exact, star, all, placed, customer, both, deeper;
