@@ -108,6 +108,14 @@ public:
     std::lock_guard lock{in_->mutex};
     return in_->seen;
   }
+  /// The fences that reached it (queries with a correlation), in order.
+  [[nodiscard]] std::vector<remote_envelope> fences() const {
+    std::vector<remote_envelope> out;
+    for (auto& e : seen()) {
+      if (e.kind == remote_kind::query && e.correlation != 0) out.push_back(std::move(e));
+    }
+    return out;
+  }
   /// Envelopes that did not decode (never expected).
   [[nodiscard]] int malformed() const {
     std::lock_guard lock{in_->mutex};
@@ -511,16 +519,9 @@ TEST_CASE("a fence a live node does not answer in time is sent again, and the te
   // The shard moves to c; b, alive but slow, does not answer the fence.
   f.map(2, c.id_);
   REQUIRE(f.system.tell(id, sr::deposit{2}));
-  const auto fences = [&] {
-    std::vector<remote_envelope> out;
-    for (const auto& e : b.seen()) {
-      if (e.kind == remote_kind::query && e.correlation != 0) out.push_back(e);
-    }
-    return out;
-  };
-  AETHER_EVENTUALLY(fences().size() >= 3, 10s);
-  CHECK(fences()[0].correlation == fences()[2].correlation);
-  CHECK(fences()[2].shard == id.shard(shards));
+  AETHER_EVENTUALLY(b.fences().size() >= 3, 10s);
+  CHECK(b.fences()[0].correlation == b.fences()[2].correlation);
+  CHECK(b.fences()[2].shard == id.shard(shards));
   // Well past the fence timeout, the tell still waits for the answer.
   CHECK(c.seen().empty());
   // b answers (once per fence it got): the tell goes on to c, once.
@@ -528,7 +529,7 @@ TEST_CASE("a fence a live node does not answer in time is sent again, and the te
   passed.kind = remote_kind::released;
   passed.from = b.id_;
   passed.shard = id.shard(shards);
-  passed.correlation = fences()[0].correlation;
+  passed.correlation = b.fences()[0].correlation;
   f.send_to_self(passed);
   f.send_to_self(passed);
   AETHER_EVENTUALLY(!c.seen().empty(), 10s);
@@ -558,11 +559,6 @@ TEST_CASE("a fence to a node that left is given up only at its limit, one to a n
   CHECK(std::chrono::steady_clock::now() - start >= 4900ms);
   // A fence to b that b never answers, then b is declared dead: the tell
   // behind the fence goes on at once.
-  const auto queries = [&] {
-    const auto seen = b.seen();
-    return std::count_if(seen.begin(), seen.end(),
-                         [](const remote_envelope& e) { return e.kind == remote_kind::query && e.correlation != 0; });
-  };
   const actor_id other{"journal", "h"};
   f.map(3, b.id_);
   REQUIRE(f.system.tell(other, sr::deposit{1}));
@@ -573,10 +569,10 @@ TEST_CASE("a fence to a node that left is given up only at its limit, one to a n
       }(),
       10s);
   const auto before = c.seen().size();
-  const auto fences = queries();
+  const auto fences = b.fences().size();
   f.map(4, c.id_);
   REQUIRE(f.system.tell(other, sr::deposit{2}));
-  AETHER_EVENTUALLY(queries() > fences, 10s);
+  AETHER_EVENTUALLY(b.fences().size() > fences, 10s);
   const auto dead_at = std::chrono::steady_clock::now();
   f.map(5, c.id_, {b.id_}, aether::member_status::dead);
   AETHER_EVENTUALLY(c.seen().size() > before, 10s);
